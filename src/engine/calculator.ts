@@ -1,0 +1,193 @@
+/**
+ * The public contract between the engine and a calculator. Built-in
+ * calculators in `calculators/` use nothing but what this module exports, and
+ * so must a user's.
+ */
+import type { Timestamp } from "./timestamp.js";
+
+/** A value travelling on a stream, stamped with the timestamp it belongs to. */
+export interface Packet<T = unknown> {
+  readonly value: T;
+  readonly timestamp: Timestamp;
+}
+
+/**
+ * Names a port of the node: a tag (`"IMAGE"`, index 0), `"TAG:i"` for a
+ * later index of a tag, or a number for the i-th untagged port.
+ */
+export type PortKey = string | number;
+
+/** One declared port of a node, as the graph wired it. */
+export interface Port {
+  readonly tag: string;
+  readonly index: number;
+  /** The stream or side-packet name it is connected to. */
+  readonly name: string;
+  /** The canonical key: `"TAG"`, `"TAG:i"`, or the untagged index as a number. */
+  readonly key: PortKey;
+}
+
+/** What a calculator accepts on one tag. */
+export interface PortSpec {
+  /** The node may leave this tag unconnected. */
+  readonly optional?: boolean;
+  /** The tag may appear with indexes 0..n-1 rather than once. */
+  readonly multiple?: boolean;
+  /**
+   * A label for the packet type. When both ends of a stream declare one they
+   * must be equal; leave it out to accept anything.
+   */
+  readonly type?: string;
+}
+
+/** Ports by tag (`""` is the untagged ports), or `"any"` for any tags at all. */
+export type PortSpecs = Readonly<Record<string, PortSpec>> | "any";
+
+/** The shape of a node as written in the graph, handed to `contract.validate`. */
+export interface NodeShape {
+  readonly name: string;
+  readonly inputs: readonly Port[];
+  readonly outputs: readonly Port[];
+  readonly inputSidePackets: readonly Port[];
+  readonly outputSidePackets: readonly Port[];
+}
+
+export type InputStreamHandlerName =
+  | "DefaultInputStreamHandler"
+  | "ImmediateInputStreamHandler"
+  | "SyncSetInputStreamHandler";
+
+/** What a calculator declares about itself; checked when a graph loads. */
+export interface CalculatorContract {
+  readonly inputs?: PortSpecs;
+  readonly outputs?: PortSpecs;
+  readonly inputSidePackets?: PortSpecs;
+  readonly outputSidePackets?: PortSpecs;
+  /** Fully qualified protobuf type of the node options, e.g. `mediapipe.FlowLimiterCalculatorOptions`. */
+  readonly options?: string;
+  /** Loading fails when the node carries no options of the declared type. */
+  readonly optionsRequired?: boolean;
+  /**
+   * Where `process` prefers to run when the node names no executor:
+   * `"main"` (the default) on the event loop, `"worker"` on the engine's
+   * worker pool (for CPU-bound work; see the README for the rules).
+   */
+  readonly executor?: "main" | "worker";
+  /** Overrides the graph's handler, as MediaPipe's SetInputStreamHandler does. */
+  readonly inputStreamHandler?: InputStreamHandlerName;
+  /**
+   * MediaPipe's SetOffset: output bounds follow input bounds shifted by this
+   * much, so downstream nodes are not held up when no packet is sent.
+   */
+  readonly timestampOffset?: number;
+  /** Extra checks on how a node is wired; return an error message or nothing. */
+  validate?(node: NodeShape): string | undefined;
+}
+
+/** The input packets of one invocation. */
+export interface InputPorts {
+  readonly ports: readonly Port[];
+  /** Number of ports with this tag (`""` for untagged). */
+  count(tag?: string): number;
+  /** Whether the node has this port at all. */
+  has(key: PortKey): boolean;
+  /** The packet at the input timestamp, or undefined when the stream has none. */
+  packet<T = unknown>(key: PortKey): Packet<T> | undefined;
+  /** Shorthand for `packet(key)?.value`. */
+  value<T = unknown>(key: PortKey): T | undefined;
+  /** The stream will carry no more packets. */
+  isDone(key: PortKey): boolean;
+}
+
+/** Where a calculator sends its results. */
+export interface OutputPorts {
+  readonly ports: readonly Port[];
+  count(tag?: string): number;
+  has(key: PortKey): boolean;
+  /** Sends a packet; the timestamp defaults to the input timestamp. */
+  add(key: PortKey, value: unknown, timestamp?: Timestamp): void;
+  /** Promises no packet below `timestamp` on this stream. */
+  setNextTimestampBound(key: PortKey, timestamp: Timestamp): void;
+  /** Promises no more packets on this stream. */
+  close(key: PortKey): void;
+}
+
+export interface SidePacketReader {
+  readonly ports: readonly Port[];
+  has(key: PortKey): boolean;
+  get<T = unknown>(key: PortKey): T | undefined;
+}
+
+export interface SidePacketWriter {
+  readonly ports: readonly Port[];
+  set(key: PortKey, value: unknown): void;
+}
+
+/** Everything a calculator sees during `open`, `process` or `close`. */
+export interface CalculatorContext<Options = unknown> {
+  readonly nodeName: string;
+  readonly calculatorName: string;
+  /**
+   * The node's options message of the declared type. Unset fields read as
+   * their defaults; `Object.hasOwn(options, field)` tells whether one was set.
+   */
+  readonly options: Options;
+  /** The timestamp being processed; `Timestamp.Unstarted` in open, `Timestamp.Done` in close. */
+  readonly inputTimestamp: Timestamp;
+  readonly inputs: InputPorts;
+  readonly outputs: OutputPorts;
+  readonly inputSidePackets: SidePacketReader;
+  readonly outputSidePackets: SidePacketWriter;
+  /** Aborted when the run fails or is cancelled: long work should stop. */
+  readonly signal: AbortSignal;
+}
+
+/** Returned from `process` by a source (or any node) to say it is finished. */
+export const STOP: unique symbol = Symbol.for("graphserve.calculator.stop");
+export type ProcessResult = void | typeof STOP;
+
+/**
+ * Base class of every calculator. The engine creates one instance per graph
+ * run, calls `open` once, `process` once per input set, and `close` once if
+ * `open` succeeded, even when the run fails.
+ */
+export abstract class Calculator<Options = unknown> {
+  /** Subclasses declare their contract as a static field. */
+  static readonly contract: CalculatorContract = {};
+  /** The name graphs use; defaults to the class name. */
+  static readonly calculatorName?: string;
+
+  open?(ctx: CalculatorContext<Options>): void | Promise<void>;
+  abstract process(ctx: CalculatorContext<Options>): ProcessResult | Promise<ProcessResult>;
+  close?(ctx: CalculatorContext<Options>): void | Promise<void>;
+}
+
+/** A calculator class as the registry holds it. */
+export interface CalculatorClass<Options = unknown> {
+  new (): Calculator<Options>;
+  readonly contract: CalculatorContract;
+  readonly calculatorName?: string;
+  readonly name: string;
+}
+
+/** The name a graph refers to a calculator class by. */
+export function calculatorNameOf(cls: CalculatorClass<unknown>): string {
+  return cls.calculatorName ?? cls.name;
+}
+
+/**
+ * Parses a port key into tag and index: `"TAG"` → (TAG, 0), `"TAG:2"` →
+ * (TAG, 2), `3` → ("", 3).
+ */
+export function parsePortKey(key: PortKey): { tag: string; index: number } {
+  if (typeof key === "number") return { tag: "", index: key };
+  const colon = key.indexOf(":");
+  if (colon < 0) return { tag: key, index: 0 };
+  return { tag: key.slice(0, colon), index: Number(key.slice(colon + 1)) };
+}
+
+/** The canonical key of a (tag, index) pair; see {@link PortKey}. */
+export function portKey(tag: string, index: number): PortKey {
+  if (tag === "") return index;
+  return index === 0 ? tag : `${tag}:${index}`;
+}
