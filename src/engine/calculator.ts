@@ -44,8 +44,10 @@ export interface PortSpec {
 export type PortSpecs = Readonly<Record<string, PortSpec>> | "any";
 
 /** The shape of a node as written in the graph, handed to `contract.validate`. */
-export interface NodeShape {
+export interface NodeShape<Options = unknown> {
   readonly name: string;
+  /** The node's options of the contract's type (defaults when it gives none). */
+  readonly options: Options;
   readonly inputs: readonly Port[];
   readonly outputs: readonly Port[];
   readonly inputSidePackets: readonly Port[];
@@ -80,7 +82,11 @@ export interface CalculatorContract {
    * much, so downstream nodes are not held up when no packet is sent.
    */
   readonly timestampOffset?: number;
-  /** Extra checks on how a node is wired; return an error message or nothing. */
+  /**
+   * Extra load-time checks on how a node is wired and configured; return an
+   * error message or nothing. Runs for `graph check` too, so a bad option is
+   * reported before any request arrives.
+   */
   validate?(node: NodeShape): string | undefined;
 }
 
