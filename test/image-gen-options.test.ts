@@ -37,6 +37,10 @@ test("every field parsed", () => {
   assert.equal(s.compositeLoraAdapters[0].components[1].alpha.toFixed(2), "0.30");
 });
 
+test("the built-in default step count is lowered under a smaller maximum", () => {
+  assert.equal(checkImageGenOptions(options({ max_num_inference_steps: 40 })).defaultSteps, 40);
+});
+
 const rejects: [string, Record<string, unknown>, RegExp][] = [
   ["two devices", { device: "CPU GPU" }, /must name one device or three/],
   ["bad plugin_config", { plugin_config: "{nope" }, /plugin_config is not valid JSON/],

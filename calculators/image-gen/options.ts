@@ -135,7 +135,9 @@ export function checkImageGenOptions(o: ImageGenCalculatorOptions): ImageGenSett
   for (const field of ["max_num_images_per_prompt", "default_num_inference_steps", "max_num_inference_steps"] as const) {
     if (!(o[field] > 0)) throw new Error(`${field} must be greater than 0`);
   }
-  if (o.default_num_inference_steps > o.max_num_inference_steps) {
+  // An explicit default above the maximum is a mistake; the built-in default
+  // (50) under a lower explicit maximum is not, so it is lowered to fit.
+  if (has("default_num_inference_steps") && o.default_num_inference_steps > o.max_num_inference_steps) {
     throw new Error(`default_num_inference_steps ${o.default_num_inference_steps} exceeds max_num_inference_steps ${o.max_num_inference_steps}`);
   }
   if (has("num_images_per_prompt") && !(o.num_images_per_prompt > 0)) {
@@ -157,7 +159,7 @@ export function checkImageGenOptions(o: ImageGenCalculatorOptions): ImageGenSett
     defaultResolution,
     staticResolutions,
     maxImagesPerPrompt: isStatic && has("num_images_per_prompt") ? o.num_images_per_prompt : o.max_num_images_per_prompt,
-    defaultSteps: o.default_num_inference_steps,
+    defaultSteps: Math.min(o.default_num_inference_steps, o.max_num_inference_steps),
     maxSteps: o.max_num_inference_steps,
     staticImagesPerPrompt: has("num_images_per_prompt") ? o.num_images_per_prompt : undefined,
     staticGuidanceScale: has("guidance_scale") ? o.guidance_scale : undefined,

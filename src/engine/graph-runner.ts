@@ -1,0 +1,343 @@
+/**
+ * Runs a servable's graph per request, as OVMS does:
+ *
+ * - without a graph queue, each request gets its own GraphRun: start, one
+ *   packet per graph input stream at timestamp 0, close the inputs, wait
+ *   until done;
+ * - with `graphQueueSize` N, up to N persistent GraphRuns are started once
+ *   and reused: calculators stay open across requests, each request feeds
+ *   its packets at the instance's next timestamp and completes when every
+ *   graph output stream is bounded past it (or the instance goes idle). A
+ *   request waits for a free instance. Side packets are fixed when an
+ *   instance starts, so per-request side packets are refused. An instance
+ *   whose run fails is discarded and replaced by a fresh one on demand.
+ */
+import type { Packet } from "./calculator.js";
+import { GraphPlan, type EngineRegistry } from "./graph-plan.js";
+import { GraphRun } from "./graph-run.js";
+import type { ValidatedGraph } from "../graph/validated.js";
+
+export interface GraphRunnerOptions {
+  /** Side packets for every run (per-request runs may add to them). */
+  readonly sidePackets?: Record<string, unknown>;
+  /** Overrides the graph's queue size: 0 runs a graph per request. */
+  readonly graphQueueSize?: number;
+}
+
+export interface RunRequestOptions {
+  /** Only without a graph queue: side packets for this request's run. */
+  readonly sidePackets?: Record<string, unknown>;
+  /** Cancels the request; with a graph queue its instance is discarded. */
+  readonly signal?: AbortSignal;
+}
+
+/** Every graph output packet of one request, by output stream name. */
+export type RunOutputs = Record<string, Packet[]>;
+
+interface Request {
+  readonly inputs: Record<string, unknown>;
+  readonly signal: AbortSignal | undefined;
+  resolve(out: RunOutputs): void;
+  reject(e: unknown): void;
+  onAbort: (() => void) | undefined;
+  outputs: RunOutputs | undefined;
+}
+
+class Instance {
+  readonly run: GraphRun;
+  nextTs = 0;
+  current: Request | undefined;
+  currentTs = 0;
+  /** Discarded: its run failed, finished or was cancelled. */
+  failed = false;
+  constructor(run: GraphRun) {
+    this.run = run;
+  }
+}
+
+export class GraphRunner {
+  readonly graph: ValidatedGraph;
+  /** Persistent instances kept (0: a graph per request). */
+  readonly queueSize: number;
+  private readonly registry: EngineRegistry | undefined;
+  private readonly plan: GraphPlan;
+  private readonly sidePackets: Record<string, unknown>;
+  private readonly inputIndex: [name: string, stream: number][];
+  private readonly outputNames: string[];
+  private readonly outputIndex: Int32Array;
+  private readonly instances: Instance[] = [];
+  private readonly free: Instance[] = [];
+  private readonly waiting: Request[] = [];
+  private active = 0;
+  private pumping = false;
+  private closing: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+
+  constructor(graph: ValidatedGraph, registry?: EngineRegistry, opts: GraphRunnerOptions = {}) {
+    this.graph = graph;
+    this.registry = registry;
+    this.plan = GraphPlan.of(graph, registry);
+    this.sidePackets = opts.sidePackets ?? {};
+    this.queueSize = Math.max(0, opts.graphQueueSize ?? graph.graphQueueSize ?? 0);
+    this.inputIndex = graph.inputStreams.map((p) => [p.name, this.plan.streamIndex.get(p.name)!]);
+    this.outputNames = graph.outputStreams.map((p) => p.name);
+    this.outputIndex = Int32Array.from(graph.outputStreams, (p) => this.plan.streamIndex.get(p.name)!);
+  }
+
+  /**
+   * Runs one request: a packet per graph input stream (keyed by stream name),
+   * resolving with every graph output packet of the request.
+   */
+  run(inputs: Record<string, unknown>, opts?: RunRequestOptions): Promise<RunOutputs> {
+    if (this.closing) return Promise.reject(new Error("The graph runner is closed."));
+    for (const [name] of this.inputIndex) {
+      if (!Object.hasOwn(inputs, name)) return Promise.reject(new Error(`Input stream "${name}" was not provided.`));
+    }
+    for (const name in inputs) {
+      if (!this.inputIndex.some(([n]) => n === name)) return Promise.reject(new Error(`The graph has no input stream "${name}".`));
+    }
+    const signal = opts?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.queueSize === 0) return this.runOnce(inputs, opts?.sidePackets, signal);
+    if (opts?.sidePackets !== undefined) {
+      return Promise.reject(
+        new Error("Per-request side packets are not accepted when the graph keeps persistent instances (OVMS_GRAPH_QUEUE_MAX_SIZE); set them on the GraphRunner."),
+      );
+    }
+    return new Promise<RunOutputs>((resolve, reject) => {
+      const req: Request = { inputs, signal, resolve, reject, onAbort: undefined, outputs: undefined };
+      this.active++;
+      if (signal !== undefined) {
+        req.onAbort = () => this.abortRequest(req);
+        signal.addEventListener("abort", req.onAbort, { once: true });
+      }
+      this.waiting.push(req);
+      this.pump();
+    });
+  }
+
+  /**
+   * Waits for accepted requests, then closes every instance and ends the
+   * graph's worker pools (shared by every run of this graph: a later run
+   * starts new ones). New requests are refused.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.active > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      const runs = this.instances.splice(0).map((inst) => {
+        inst.run.closeAllInputStreams();
+        return inst.run.waitUntilDone().catch(() => undefined);
+      });
+      this.free.length = 0;
+      await Promise.all(runs);
+      await this.plan.dispose();
+    })();
+    return this.closing;
+  }
+
+  // ------------------------------------------------------- a run per request
+
+  private runOnce(inputs: Record<string, unknown>, extra: Record<string, unknown> | undefined, signal: AbortSignal | undefined): Promise<RunOutputs> {
+    const run = new GraphRun(this.graph, this.registry);
+    const sink: Packet[][] = [];
+    const outputs: RunOutputs = {};
+    for (let i = 0; i < this.outputIndex.length; i++) {
+      const list: Packet[] = [];
+      sink[this.outputIndex[i]] = list;
+      outputs[this.outputNames[i]] = list;
+    }
+    run.outputSink = sink;
+    this.active++;
+    try {
+      run.start(extra === undefined ? this.sidePackets : { ...this.sidePackets, ...extra });
+      for (const [name, s] of this.inputIndex) run.addPacketAt(s, inputs[name], 0);
+      run.closeAllInputStreams();
+    } catch (e) {
+      run.cancel(e);
+      this.requestDone();
+      return Promise.reject(run.error ?? e);
+    }
+    if (run.done) {
+      // Synchronous calculators finish inside closeAllInputStreams: no waiting.
+      this.requestDone();
+      return run.error ? Promise.reject(run.error) : Promise.resolve(outputs);
+    }
+    const onAbort = signal && (() => run.cancel(signal.reason));
+    if (onAbort) signal.addEventListener("abort", onAbort, { once: true });
+    return run.waitUntilDone().then(
+      () => {
+        if (onAbort) signal.removeEventListener("abort", onAbort);
+        this.requestDone();
+        return outputs;
+      },
+      (e: unknown) => {
+        if (onAbort) signal.removeEventListener("abort", onAbort);
+        this.requestDone();
+        throw e;
+      },
+    );
+  }
+
+  // -------------------------------------------------- persistent instances
+
+  /**
+   * Hands waiting requests to free instances. A loop rather than recursion:
+   * a synchronous graph completes a request inside dispatch(), which frees
+   * the instance for the next one, and thousands may be waiting.
+   */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.waiting.length > 0) {
+        let inst: Instance | undefined;
+        try {
+          inst = this.acquire();
+        } catch (e) {
+          // Cannot start an instance (e.g. a required side packet is missing).
+          const req = this.waiting.shift()!;
+          this.finishRequest(req);
+          req.reject(e);
+          continue;
+        }
+        if (inst === undefined) break;
+        this.dispatch(inst, this.waiting.shift()!);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private acquire(): Instance | undefined {
+    const inst = this.free.pop();
+    if (inst !== undefined) return inst;
+    if (this.instances.length >= this.queueSize) return undefined;
+    return this.startInstance();
+  }
+
+  private startInstance(): Instance {
+    const run = new GraphRun(this.graph, this.registry);
+    const inst = new Instance(run);
+    const check = (): void => this.checkComplete(inst);
+    for (let i = 0; i < this.outputIndex.length; i++) {
+      const name = this.outputNames[i];
+      run.observe(
+        name,
+        (p) => {
+          const out = inst.current?.outputs;
+          if (out !== undefined) out[name].push(p);
+        },
+        check,
+      );
+    }
+    run.idleListener = check;
+    run.start(this.sidePackets);
+    this.instances.push(inst);
+    // A failed (or cancelled) instance is dropped; its request learns why.
+    run.waitUntilDone().then(
+      () => this.discard(inst, new Error("The graph instance finished unexpectedly.")),
+      (e: unknown) => this.discard(inst, e),
+    );
+    return inst;
+  }
+
+  private dispatch(inst: Instance, req: Request): void {
+    const outputs: RunOutputs = {};
+    for (const name of this.outputNames) outputs[name] = [];
+    req.outputs = outputs;
+    inst.current = req;
+    const ts = inst.nextTs++;
+    inst.currentTs = ts;
+    try {
+      for (const [name, s] of this.inputIndex) inst.run.addPacketAt(s, req.inputs[name], ts);
+    } catch (e) {
+      // The instance is unusable (e.g. it failed opening): this request fails with its error.
+      const error = inst.run.error ?? e;
+      inst.run.cancel(error);
+      this.discard(inst, error);
+      return;
+    }
+    this.checkComplete(inst);
+  }
+
+  /** The request at ts is complete when every output stream is bounded past it, or nothing more can happen. */
+  private checkComplete(inst: Instance): void {
+    const req = inst.current;
+    const run = inst.run;
+    if (req === undefined || inst.failed) return;
+    if (run.done) {
+      // Failed: discard rejects the request. Finished cleanly (a graceful
+      // STOP): the request has all it will get; the instance still goes.
+      if (run.error === undefined) {
+        inst.current = undefined;
+        this.finishRequest(req);
+        req.resolve(req.outputs!);
+      }
+      this.discard(inst, run.error);
+      return;
+    }
+    if (run.halted) return; // winding down after an error: done() follows
+    // With no output streams only idleness tells that the request is through.
+    let bounded = this.outputIndex.length > 0;
+    for (let i = 0; i < this.outputIndex.length; i++) {
+      if (run.boundAt(this.outputIndex[i]) <= inst.currentTs) {
+        bounded = false;
+        break;
+      }
+    }
+    if (!bounded && !run.idle) return;
+    inst.current = undefined;
+    this.finishRequest(req);
+    req.resolve(req.outputs!);
+    this.release(inst);
+  }
+
+  private release(inst: Instance): void {
+    if (inst.failed) return;
+    this.free.push(inst);
+    this.pump();
+  }
+
+  private discard(inst: Instance, error: unknown): void {
+    if (inst.failed) return;
+    inst.failed = true;
+    const i = this.instances.indexOf(inst);
+    if (i >= 0) this.instances.splice(i, 1);
+    const f = this.free.indexOf(inst);
+    if (f >= 0) this.free.splice(f, 1);
+    const req = inst.current;
+    inst.current = undefined;
+    if (req !== undefined) {
+      this.finishRequest(req);
+      req.reject(error);
+    }
+    // A replacement takes over the queue.
+    this.pump();
+  }
+
+  private abortRequest(req: Request): void {
+    const w = this.waiting.indexOf(req);
+    if (w >= 0) {
+      this.waiting.splice(w, 1);
+      this.finishRequest(req);
+      req.reject(req.signal!.reason);
+      return;
+    }
+    const inst = this.instances.find((i) => i.current === req);
+    // In flight: the instance is cancelled (and replaced), which rejects the request.
+    if (inst !== undefined) inst.run.cancel(req.signal!.reason);
+  }
+
+  private finishRequest(req: Request): void {
+    if (req.onAbort !== undefined) req.signal!.removeEventListener("abort", req.onAbort);
+    this.requestDone();
+  }
+
+  private requestDone(): void {
+    if (--this.active === 0 && this.drained !== undefined) {
+      const d = this.drained;
+      this.drained = undefined;
+      d();
+    }
+  }
+}

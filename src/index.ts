@@ -1,0 +1,27 @@
+/**
+ * graphserve's public entry: what calculator authors (and hosts embedding the
+ * engine) import. Built-in calculators use nothing but this module.
+ */
+export {
+  Calculator,
+  STOP,
+  calculatorNameOf,
+  parsePortKey,
+  portKey,
+  type CalculatorClass,
+  type CalculatorContext,
+  type CalculatorContract,
+  type InputPorts,
+  type InputStreamHandlerName,
+  type NodeShape,
+  type OutputPorts,
+  type Packet,
+  type Port,
+  type PortKey,
+  type PortSpec,
+  type PortSpecs,
+  type ProcessResult,
+  type SidePacketReader,
+  type SidePacketWriter,
+} from "./engine/calculator.js";
+export { Timestamp } from "./engine/timestamp.js";

@@ -1,0 +1,71 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+async function graphserve(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], { cwd: root });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+test("graph check describes every node of the example graphs", async () => {
+  const r = await graphserve("graph", "check", "graphs/image-generation/graph.pbtxt", "graphs/flow-limited-echo/graph.pbtxt");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /graphs\/image-generation\/graph\.pbtxt: OK, 1 node/);
+  assert.match(r.stdout, /graph queue: AUTO -> \d+ instance/);
+  assert.match(r.stdout, /node 0 "ImageGenExecutor": ImageGenCalculator \[executor: main thread, handler: default\]/);
+  assert.match(r.stdout, /input_stream HTTP_REQUEST_PAYLOAD:0:input/);
+  assert.match(r.stdout, /input_side_packet IMAGE_GEN_NODE_RESOURCES:0:pipes/);
+  assert.match(r.stdout, /options mediapipe\.ImageGenCalculatorOptions \{"models_path":".\/","device":"CPU","default_resolution":"512x512","max_num_inference_steps":50\}/);
+  assert.match(r.stdout, /FlowLimiterCalculator \[executor: main thread, handler: immediate\]/);
+  assert.match(r.stdout, /input_stream FINISHED:0:out \(back edge\)/);
+  assert.match(r.stdout, /options mediapipe\.FlowLimiterCalculatorOptions \{"max_in_flight":1,"max_in_queue":0\}/);
+});
+
+test("graph check accepts OVMS exporter output and user calculators", async () => {
+  const r = await graphserve("graph", "check", "--calculators_dir", "examples/calculators",
+    "test/fixtures/graphs/ovms-cpp-export.pbtxt", "test/fixtures/graphs/ovms-v2025.2-export.pbtxt", "examples/graphs/prompt-style.pbtxt");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /PromptStyleCalculator/);
+  assert.match(r.stdout, /example\.PromptStyleOptions \{"template":"\{prompt\}, watercolour, soft light","negative_prompt":"blurry"\}/);
+});
+
+test("graph check reports located errors and exits 1", async () => {
+  const r = await graphserve("graph", "check", "test/fixtures/invalid/missing-producer.pbtxt");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /missing-producer\.pbtxt:6:3: Input Stream "frames" for node with sorted index 0 name PassThroughCalculator does not have a corresponding output stream\./);
+  const missing = await graphserve("graph", "check", "no/such/graph.pbtxt");
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /cannot read graph file "no\/such\/graph\.pbtxt": no such file/);
+});
+
+test("graph dot prints the DAG with back edges dashed", async () => {
+  const r = await graphserve("graph", "dot", "graphs/flow-limited-echo/graph.pbtxt");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^digraph "flow-limited-echo" \{/);
+  assert.match(r.stdout, /n0 \[shape=box, style=rounded, label="FlowLimiterCalculator\\nFlowLimiterCalculator"\]/);
+  assert.match(r.stdout, /n1 -> n0 \[label="out\\nFINISHED", style=dashed, constraint=false\]/);
+  assert.match(r.stdout, /in0 -> n0 \[label="in\\n0"\]/);
+  assert.match(r.stdout, /n1 -> out0/);
+});
+
+test("bad command lines exit 2 with a one-line reason", async () => {
+  for (const args of [["graph"], ["serve", "--bogus"], ["graph", "dot", "a", "b"], []]) {
+    const r = await graphserve(...args);
+    assert.equal(r.code, 2, `graphserve ${args.join(" ")}`);
+    assert.match(r.stderr, /^graphserve: .+\n$/);
+  }
+  const help = await graphserve("--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /graph check FILE/);
+  assert.match((await graphserve("--version")).stdout, /^\d+\.\d+\.\d+\n$/);
+});

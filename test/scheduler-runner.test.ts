@@ -1,0 +1,166 @@
+/**
+ * GraphRunner: a graph per request and persistent instances (graph queue),
+ * many requests at once, failures and cancellation.
+ */
+import { before, beforeEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import type { CalculatorRegistry } from "../src/engine/registry.js";
+import { GraphRunError } from "../src/engine/graph-run.js";
+import { GraphRunner } from "../src/engine/graph-runner.js";
+import { loadGraphFile } from "../src/graph/load.js";
+import { validateGraph } from "../src/graph/validate.js";
+import { events, flags, testRegistry } from "./helpers/calculators.js";
+import { buildGraph } from "./helpers/graph.js";
+
+let registry: CalculatorRegistry;
+before(async () => {
+  registry = await testRegistry();
+});
+beforeEach(() => {
+  events.length = 0;
+  flags.opens = 0;
+});
+
+const ASYNC_CHAIN = `
+  input_stream: "in"
+  output_stream: "out"
+  node { calculator: "AsyncDoubleCalculator" input_stream: "in" output_stream: "mid" }
+  node { calculator: "DoubleCalculator" input_stream: "mid" output_stream: "out" }
+`;
+
+describe("GraphRunner", () => {
+  for (const [mode, size] of [
+    ["a graph per request", 0],
+    ["4 persistent instances", 4],
+  ] as const) {
+    test(`200 concurrent requests, ${mode}: each gets its own result`, async () => {
+      const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: size });
+      const inputs = Array.from({ length: 200 }, (_, i) => i * 7);
+      const results = await Promise.all(inputs.map((v) => runner.run({ in: v })));
+      results.forEach((r, i) => {
+        assert.equal(r.out.length, 1);
+        assert.equal(r.out[0].value, inputs[i] * 4);
+      });
+      await runner.close();
+    });
+  }
+
+  test("persistent instances stay open across requests, each request at the instance's next timestamp", async () => {
+    const g = buildGraph(
+      `# OVMS_GRAPH_QUEUE_MAX_SIZE: 2
+      input_stream: "in"
+      output_stream: "out"
+      node { calculator: "StatefulCalculator" input_stream: "in" output_stream: "out" }`,
+      registry,
+    );
+    const runner = new GraphRunner(g, registry);
+    assert.equal(runner.queueSize, 2);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, v) => runner.run({ in: v })));
+    assert.equal(flags.opens, 2, "two instances, each opened once");
+    results.forEach((r, v) => assert.equal((r.out[0].value as { v: number }).v, v));
+    // Each instance numbers its calls 1, 2, … and its timestamps 0, 1, …: call n ran at timestamp n-1.
+    const calls = results.map((r) => (r.out[0].value as { calls: number }).calls);
+    assert.equal(calls.filter((c) => c === 1).length, 2);
+    results.forEach((r) => assert.equal(r.out[0].timestamp, (r.out[0].value as { calls: number }).calls - 1));
+    await runner.close();
+  });
+
+  test("thousands of requests queued on one synchronous instance", async () => {
+    const runner = new GraphRunner(
+      buildGraph(
+        `input_stream: "in"
+        output_stream: "out"
+        node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "out" }`,
+        registry,
+      ),
+      registry,
+      { graphQueueSize: 1 },
+    );
+    const results = await Promise.all(Array.from({ length: 20_000 }, (_, i) => runner.run({ in: i })));
+    results.forEach((r, i) => assert.deepEqual([r.out[0].value, r.out[0].timestamp], [i, i]));
+    await runner.close();
+  });
+
+  test("the example graph graphs/flow-limited-echo runs on its persistent instance", async () => {
+    const file = fileURLToPath(new URL("../../graphs/flow-limited-echo/graph.pbtxt", import.meta.url));
+    const runner = new GraphRunner(validateGraph(await loadGraphFile(file, registry.schema), registry), registry);
+    assert.equal(runner.queueSize, 1);
+    const results = await Promise.all(["a", "b", "c"].map((v) => runner.run({ in: v })));
+    assert.deepEqual(
+      results.map((r) => [r.out[0].value, r.out[0].timestamp, r.allowed[0].value]),
+      [["a", 0, true], ["b", 1, true], ["c", 2, true]],
+    );
+    await runner.close();
+  });
+
+  test("persistent instances refuse per-request side packets, as OVMS does", async () => {
+    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: 1 });
+    await assert.rejects(runner.run({ in: 1 }, { sidePackets: { x: 1 } }), /Per-request side packets are not accepted/);
+    await runner.close();
+  });
+
+  test("an instance whose run failed is replaced", async () => {
+    const runner = new GraphRunner(
+      buildGraph(
+        `input_stream: "in"
+        output_stream: "out"
+        node { name: "picky" calculator: "PickyCalculator" input_stream: "in" output_stream: "out" }`,
+        registry,
+      ),
+      registry,
+      { graphQueueSize: 1 },
+    );
+    assert.equal((await runner.run({ in: "a" })).out[0].value, "a");
+    const [bad, good] = await Promise.allSettled([runner.run({ in: "bad" }), runner.run({ in: "b" })]);
+    assert.equal(bad.status, "rejected");
+    assert.ok(bad.reason instanceof GraphRunError);
+    assert.equal(bad.reason.message, 'CalculatorGraph::Run() failed: \nCalculator::Process() for node "picky" failed: bad input');
+    assert.equal(good.status, "fulfilled");
+    assert.equal(good.value.out[0].value, "b");
+    assert.equal(good.value.out[0].timestamp, 0, "a fresh instance starts at timestamp 0");
+    await runner.close();
+  });
+
+  test("inputs must match the graph's input streams", async () => {
+    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry);
+    await assert.rejects(runner.run({}), { message: 'Input stream "in" was not provided.' });
+    await assert.rejects(runner.run({ in: 1, extra: 2 }), { message: 'The graph has no input stream "extra".' });
+  });
+
+  for (const size of [0, 1]) {
+    test(`a request's signal cancels it (graph queue ${size})`, async () => {
+      const runner = new GraphRunner(
+        buildGraph(
+          `input_stream: "in"
+          output_stream: "out"
+          node { name: "wait" calculator: "AbortWaitCalculator" input_stream: "in" output_stream: "out" }`,
+          registry,
+        ),
+        registry,
+        { graphQueueSize: size },
+      );
+      const first = new AbortController();
+      const second = new AbortController();
+      const p1 = runner.run({ in: 1 }, { signal: first.signal });
+      const p2 = runner.run({ in: 2 }, { signal: second.signal }); // with one instance, this one waits
+      await new Promise((r) => setImmediate(r));
+      second.abort(new Error("second gone"));
+      first.abort(new Error("first gone"));
+      await assert.rejects(p1, { message: "first gone" });
+      await assert.rejects(p2, { message: "second gone" });
+      assert.ok(events.includes("aborted(first gone):wait"));
+      await runner.close();
+      assert.ok(events.filter((e) => e === "close:wait").length >= 1);
+    });
+  }
+
+  test("close() waits for accepted requests, then refuses new ones", async () => {
+    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: 1 });
+    const pending = [runner.run({ in: 1 }), runner.run({ in: 2 })];
+    const closed = runner.close();
+    await assert.rejects(runner.run({ in: 3 }), /closed/);
+    assert.deepEqual((await Promise.all(pending)).map((r) => r.out[0].value), [4, 8]);
+    await closed;
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * Nodes on a ThreadPoolExecutor (piscina workers): process runs on another
+ * thread, buffers move when a node is a stream's only reader, side packets
+ * and options reach the worker, errors and cancellation come back.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { threadId } from "node:worker_threads";
+import { CalculatorRegistry } from "../src/engine/registry.js";
+import { disposeGraph } from "../src/engine/graph-plan.js";
+import { GraphRun, GraphRunError } from "../src/engine/graph-run.js";
+import { GraphRunner } from "../src/engine/graph-runner.js";
+import type { ValidatedGraph } from "../src/graph/validated.js";
+import { FIXTURE_URL, WORKER_CALCULATORS } from "./fixtures/calculators/worker-calcs.js";
+import { buildGraph } from "./helpers/graph.js";
+
+let registry: CalculatorRegistry;
+const graphs: ValidatedGraph[] = [];
+before(async () => {
+  registry = await CalculatorRegistry.withBuiltins();
+  for (const cls of WORKER_CALCULATORS) registry.register(cls, FIXTURE_URL);
+});
+// Pools live as long as their graph: end them so the process can exit.
+after(() => Promise.all(graphs.map((g) => disposeGraph(g))));
+
+function graph(text: string): ValidatedGraph {
+  const g = buildGraph(text, registry);
+  graphs.push(g);
+  return g;
+}
+
+const POOL = `executor { name: "pool" type: "ThreadPoolExecutor" options { [mediapipe.ThreadPoolExecutorOptions.ext] { num_threads: 2 } } }`;
+
+describe("worker executor", () => {
+  test("process runs on a worker thread of the declared pool", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "in"
+        output_stream: "out"
+        node { calculator: "ThreadIdCalculator" executor: "pool" input_stream: "in" output_stream: "out" }`),
+      registry,
+    );
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => runner.run({ in: i })));
+    results.forEach((r, i) => {
+      const v = r.out[0].value as { threadId: number; value: number };
+      assert.equal(v.value, i);
+      assert.notEqual(v.threadId, threadId, "not the main thread");
+    });
+    await runner.close();
+  });
+
+  test('a calculator preferring "worker" runs on the engine pool without naming an executor', async () => {
+    const runner = new GraphRunner(
+      graph(`input_stream: "in"
+        output_stream: "out"
+        node { calculator: "ThreadIdCalculator" input_stream: "in" output_stream: "out" }`),
+      registry,
+    );
+    const r = await runner.run({ in: "x" });
+    assert.notEqual((r.out[0].value as { threadId: number }).threadId, threadId);
+    await runner.close();
+  });
+
+  test("an input read only by the worker node is transferred (detached here); outputs come back", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "bytes"
+        output_stream: "sum"
+        output_stream: "pixels"
+        node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "bytes" output_stream: "sum" output_stream: "PIXELS:pixels" }`),
+      registry,
+    );
+    const bytes = new Uint8Array(4096).fill(1);
+    const r = await runner.run({ bytes });
+    assert.equal(bytes.byteLength, 0, "moved to the worker, not copied");
+    const sum = r.sum[0].value as { sum: number; threadId: number; length: number };
+    assert.deepEqual([sum.sum, sum.length], [4096, 4096]);
+    assert.notEqual(sum.threadId, threadId);
+    const pixels = r.pixels[0].value as { data: Float32Array; width: number };
+    assert.ok(pixels.data instanceof Float32Array);
+    assert.deepEqual([...pixels.data], [4096, 1, 2]);
+    await runner.close();
+  });
+
+  test("an input other nodes also read is copied and stays intact", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "bytes"
+        output_stream: "sum"
+        output_stream: "copy"
+        node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "bytes" output_stream: "sum" }
+        node { calculator: "PassThroughCalculator" input_stream: "bytes" output_stream: "copy" }`),
+      registry,
+    );
+    const bytes = new Uint8Array(1000).fill(2);
+    const r = await runner.run({ bytes });
+    assert.equal(bytes.byteLength, 1000);
+    assert.equal((r.sum[0].value as { sum: number }).sum, 2000);
+    assert.equal(r.copy[0].value, bytes);
+    await runner.close();
+  });
+
+  test("side packets reach the worker instance; instances are opened once per thread and closed when the pool ends", async () => {
+    const g = graph(`${POOL}
+      input_stream: "in"
+      output_stream: "out"
+      node { calculator: "WorkerScaleCalculator" executor: "pool" input_stream: "in" input_side_packet: "MODEL:model" output_stream: "out" }`);
+    const counters = new Int32Array(new SharedArrayBuffer(8));
+    const runner = new GraphRunner(g, registry, { sidePackets: { model: { counters, factor: 3 } } });
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => runner.run({ in: i })));
+    assert.deepEqual(results.map((r) => r.out[0].value), Array.from({ length: 12 }, (_, i) => i * 3));
+    const opens = Atomics.load(counters, 0);
+    assert.ok(opens >= 1 && opens <= 2, `one instance per thread that served the node, got ${opens}`);
+    assert.equal(Atomics.load(counters, 1), 0, "instances outlive runs");
+    await runner.close(); // ends the pools
+    assert.equal(Atomics.load(counters, 1), opens, "every instance closed with the pool");
+  });
+
+  test("options are rebuilt on the worker from the schema, presence included", async () => {
+    const runner = new GraphRunner(
+      graph(`input_stream: "in"
+        output_stream: "out"
+        node {
+          name: "opts" calculator: "WorkerOptionsCalculator" input_stream: "in" output_stream: "out"
+          node_options { [type.googleapis.com/mediapipe.FlowLimiterCalculatorOptions] { max_in_flight: 7 } }
+        }`),
+      registry,
+    );
+    const r = await runner.run({ in: 0 });
+    assert.deepEqual(r.out[0].value, { maxInFlight: 7, maxInQueueSet: false, maxInQueue: 0, timeout: 1_000_000, node: "opts" });
+    await runner.close();
+  });
+
+  test("a side packet that cannot cross threads fails the run naming it", async () => {
+    const run = new GraphRun(
+      graph(`${POOL}
+        input_stream: "in"
+        node { name: "scale" calculator: "WorkerScaleCalculator" executor: "pool" input_stream: "in" input_side_packet: "MODEL:model" output_stream: "out" }`),
+      registry,
+    );
+    run.start({ model: { factor: 2, counters: new Int32Array(2), callback: () => 1 } });
+    run.addPacket("in", 1, 0);
+    const e = await run.waitUntilDone().then(
+      () => assert.fail("expected a failure"),
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof GraphRunError);
+    assert.match(e.message, /^CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "scale" failed: Side packet "model" cannot be sent to a worker thread/);
+  });
+
+  test("an error thrown on the worker fails the run with MediaPipe's message", async () => {
+    const run = new GraphRun(
+      graph(`${POOL}
+        input_stream: "in"
+        node { name: "w" calculator: "WorkerFailCalculator" executor: "pool" input_stream: "in" output_stream: "out" }`),
+      registry,
+    );
+    run.start();
+    run.addPacket("in", 1, 7);
+    const e = await run.waitUntilDone().then(
+      () => assert.fail("expected a failure"),
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof GraphRunError);
+    assert.match(e.message, /^CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "w" failed: failed on thread \d+ at 7$/);
+  });
+
+  test("cancellation is cooperative: the worker's signal sees it, the thread stays usable", async () => {
+    const g = graph(`executor { name: "one" type: "ThreadPoolExecutor" options { [mediapipe.ThreadPoolExecutorOptions.ext] { num_threads: 1 } } }
+      input_stream: "in"
+      output_stream: "out"
+      node { calculator: "BusyUntilCancelledCalculator" executor: "one" input_stream: "in" output_stream: "out" }`);
+    const runner = new GraphRunner(g, registry);
+    const ac = new AbortController();
+    const pending = runner.run({ in: "spin" }, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error("stop spinning")), 50);
+    await assert.rejects(pending, { message: "stop spinning" });
+    // The pool's only thread served the cancelled call and serves the next one: it was not terminated.
+    const next = await runner.run({ in: "echo" });
+    assert.notEqual((next.out[0].value as { threadId: number }).threadId, threadId);
+    await runner.close();
+  });
+});
