@@ -39,6 +39,36 @@ test("graph check accepts OVMS exporter output and user calculators", async () =
   assert.match(r.stdout, /example\.PromptStyleOptions \{"template":"\{prompt\}, watercolour, soft light","negative_prompt":"blurry"\}/);
 });
 
+test("graph check accepts the exporters' graphs that between them set every ImageGenCalculatorOptions field", async () => {
+  const r = await graphserve("graph", "check", "test/fixtures/graphs/ovms-python-export-dynamic.pbtxt", "test/fixtures/graphs/ovms-python-export-static.pbtxt");
+  assert.equal(r.code, 0, r.stderr);
+  const decoded = [...r.stdout.matchAll(/options mediapipe\.ImageGenCalculatorOptions (.*)/g)].map((m) => JSON.parse(m[1]) as Record<string, unknown>);
+  assert.deepEqual(decoded[0], {
+    models_path: "./", device: "GPU", plugin_config: '{"NUM_STREAMS":"14","CACHE_DIR":"/cache"}',
+    max_resolution: "3000x4000", default_resolution: "300x400", max_num_images_per_prompt: 7,
+    default_num_inference_steps: 2, max_num_inference_steps: 3,
+    lora_adapters: [
+      { alias: "a", path: "loras/a.safetensors", alpha: 0.7, mode: "DYNAMIC" },
+      { alias: "b", path: "loras/b.safetensors", mode: "DYNAMIC" },
+    ],
+    composite_lora_adapters: [{ alias: "ab", components: [{ adapter_alias: "a", alpha: 0.25 }, { adapter_alias: "b" }] }],
+  });
+  assert.deepEqual(decoded[1], {
+    models_path: "./", device: "NPU NPU GPU", default_resolution: "512x512", resolution: "512x512",
+    num_images_per_prompt: 4, guidance_scale: 7.5,
+    lora_adapters: [{ alias: "a", path: "loras/a.safetensors", alpha: 0.7, mode: "STATIC" }],
+    composite_lora_adapters: [{ alias: "all", components: [{ adapter_alias: "a" }] }],
+  });
+  const fields = new Set(decoded.flatMap((d) => Object.keys(d)));
+  assert.equal(fields.size, 13, "every ImageGenCalculatorOptions field appears in one of the two");
+});
+
+test("graph check rejects option combinations OVMS refuses to load, at the options", async () => {
+  const r = await graphserve("graph", "check", "test/fixtures/graphs/ovms-python-export.pbtxt");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /ovms-python-export\.pbtxt:12:5: ImageGenCalculator: max_resolution cannot be set together with resolution/);
+});
+
 test("graph check reports located errors and exits 1", async () => {
   const r = await graphserve("graph", "check", "test/fixtures/invalid/missing-producer.pbtxt");
   assert.equal(r.code, 1);
