@@ -722,14 +722,16 @@ export class GraphRun {
     const sink = this.outputSink;
     if (sink !== undefined) sink[s]?.push(packet);
     const observers = this.packetObservers;
-    if (observers !== undefined) {
-      const list = observers[s];
-      for (let i = 0; i < list.length; i++) {
-        try {
-          list[i](packet);
-        } catch (e) {
-          this.fail(undefined, "Graph", new Error(`Observer of stream "${sp.name}" failed: ${messageOf(e)}`, { cause: e }));
-        }
+    if (observers !== undefined) this.notify(observers[s], packet, s);
+  }
+
+  /** Calls a stream's observers; one that throws fails the run instead of the engine. */
+  private notify<T>(list: readonly ((value: T) => void)[], value: T, s: number): void {
+    for (let i = 0; i < list.length; i++) {
+      try {
+        list[i](value);
+      } catch (e) {
+        this.fail(undefined, "Graph", new Error(`Observer of stream "${this.plan.streams[s].name}" failed: ${messageOf(e)}`, { cause: e }));
       }
     }
   }
@@ -739,16 +741,7 @@ export class GraphRun {
     const consumerNode = this.plan.streams[s].consumerNode;
     for (let j = 0; j < consumerNode.length; j++) this.schedule(consumerNode[j]);
     const observers = this.boundObservers;
-    if (observers !== undefined) {
-      const list = observers[s];
-      for (let i = 0; i < list.length; i++) {
-        try {
-          list[i](bound);
-        } catch (e) {
-          this.fail(undefined, "Graph", new Error(`Observer of stream "${this.plan.streams[s].name}" failed: ${messageOf(e)}`, { cause: e }));
-        }
-      }
-    }
+    if (observers !== undefined) this.notify(observers[s], bound, s);
   }
 
   /** timestampOffset: output bounds follow the input bound (+offset) without a Process call. */
