@@ -1,0 +1,244 @@
+/**
+ * One servable: a graph file loaded, validated and wrapped in a GraphRunner,
+ * lent to requests through counted leases, reloaded without downtime and
+ * retired only once its requests are done.
+ *
+ * States, as OVMS reports them in `GET /v1/config`:
+ * - START → LOADING while the first load runs;
+ * - AVAILABLE/OK once a graph serves;
+ * - LOADING/FAILED_PRECONDITION/<why> when no graph could be loaded;
+ * - AVAILABLE/FAILED_PRECONDITION/"reload failed, still serving the previous
+ *   graph: <why>" when a reload failed while an older graph keeps serving
+ *   (a broken edit never takes a working servable down);
+ * - UNLOADING/OK while retiring (no new leases), END/OK once closed.
+ */
+import { readdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import { disposeGraph } from "../engine/graph-plan.js";
+import { GraphRunner } from "../engine/graph-runner.js";
+import type { CalculatorRegistry } from "../engine/registry.js";
+import { formatDiagnostic } from "../graph/diagnostics.js";
+import { parseGraphText } from "../graph/load.js";
+import { validateGraph } from "../graph/validate.js";
+import type { ValidatedGraph } from "../graph/validated.js";
+import { contentHash, ioReason, isRemotePath, type ServableConfig } from "./config.js";
+import type { Servable, ServableErrorCode, ServableLease, ServableState, ServableStatus } from "./types.js";
+
+/** One loaded graph of a servable; a reload makes a new one while the old one drains. */
+interface Generation {
+  readonly config: ServableConfig;
+  readonly graph: ValidatedGraph;
+  readonly runner: GraphRunner;
+  inFlight: number;
+  /** Set while retiring: called when the last lease is released. */
+  onDrained: (() => void) | undefined;
+}
+
+/** The graph file's bytes, or why they could not be had. */
+type GraphSource = { readonly text: string; readonly hash: string } | { readonly error: string };
+
+export class ManagedServable implements Servable {
+  readonly name: string;
+  private readonly registry: CalculatorRegistry;
+  private readonly log: Logger;
+  /** The config of the last load attempt. */
+  private config: ServableConfig;
+  /** Paths + graph hash (or read error) of the last attempt: the same inputs are not loaded twice. */
+  private attempted: string | undefined;
+  private serving: Generation | undefined;
+  /** Generations retiring (replaced, or the whole servable retiring), until closed. */
+  private readonly draining = new Map<Generation, Promise<void>>();
+  private state: ServableState = "START";
+  private errorCode: ServableErrorCode = "OK";
+  private errorMessage = "OK";
+  private retiring: Promise<void> | undefined;
+  /** Set by forceClose(): stop waiting for leases. */
+  private forced = false;
+  private readonly forceWaiters = new Set<() => void>();
+
+  constructor(config: ServableConfig, registry: CalculatorRegistry, logger: Logger) {
+    this.name = config.name;
+    this.config = config;
+    this.registry = registry;
+    this.log = logger.child({ servable: config.name });
+  }
+
+  /** The serving graph's folder, or the configured one while none serves. */
+  get basePath(): string {
+    return (this.serving?.config ?? this.config).basePath;
+  }
+
+  get graphPath(): string {
+    return (this.serving?.config ?? this.config).graphPath;
+  }
+
+  status(): ServableStatus {
+    return { state: this.state, errorCode: this.errorCode, errorMessage: this.errorMessage };
+  }
+
+  inFlight(): number {
+    let n = this.serving?.inFlight ?? 0;
+    for (const gen of this.draining.keys()) if (gen !== this.serving) n += gen.inFlight;
+    return n;
+  }
+
+  acquire(): ServableLease | undefined {
+    const gen = this.serving;
+    if (gen === undefined || this.state !== "AVAILABLE") return undefined;
+    gen.inFlight++;
+    let released = false;
+    return {
+      runner: gen.runner,
+      graph: gen.graph,
+      release: () => {
+        // Idempotent: a double release must not let a graph close under another request.
+        if (released) return;
+        released = true;
+        if (--gen.inFlight === 0) gen.onDrained?.();
+      },
+    };
+  }
+
+  /** Retiring or retired: the manager replaces such a servable when its name comes back. */
+  isRetiring(): boolean {
+    return this.retiring !== undefined;
+  }
+
+  /**
+   * Loads `config`'s graph unless these paths and graph bytes were already
+   * tried (so re-applying a config only reloads what changed). On success new
+   * leases get the new graph and the old one retires after its requests; on
+   * failure an old graph keeps serving. Never throws; true if a load was attempted.
+   */
+  async apply(config: ServableConfig): Promise<boolean> {
+    if (this.retiring) return false;
+    if (this.state === "START") this.state = "LOADING";
+    const source = await readGraph(config);
+    const key = JSON.stringify([config.basePath, config.graphPath, "hash" in source ? source.hash : source.error]);
+    if (key === this.attempted || this.retiring) return false;
+    this.attempted = key;
+    this.config = config;
+
+    let gen: Generation;
+    try {
+      if ("error" in source) throw new Error(source.error);
+      gen = this.build(config, source.text);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      this.errorCode = "FAILED_PRECONDITION";
+      if (this.serving) {
+        this.errorMessage = `reload failed, still serving the previous graph: ${why}`;
+        this.log.error({ graph: config.graphPath }, `reload of servable "${this.name}" failed; the previous graph keeps serving:\n${why}`);
+      } else {
+        this.state = "LOADING";
+        this.errorMessage = why;
+        this.log.error({ graph: config.graphPath }, `servable "${this.name}" failed to load:\n${why}`);
+      }
+      return true;
+    }
+    const old = this.serving;
+    this.serving = gen;
+    this.state = "AVAILABLE";
+    this.errorCode = "OK";
+    this.errorMessage = "OK";
+    this.log.info({ graph: config.graphPath }, old ? `servable "${this.name}" reloaded` : `servable "${this.name}" is available`);
+    if (old) void this.retireGeneration(old);
+    return true;
+  }
+
+  /**
+   * UNLOADING (no new leases) until every lease of every generation is
+   * released and the runners are closed, then END. Idempotent.
+   */
+  retire(): Promise<void> {
+    this.retiring ??= (async () => {
+      this.state = "UNLOADING";
+      this.errorCode = "OK";
+      this.errorMessage = "OK";
+      const gen = this.serving;
+      if (gen) void this.retireGeneration(gen);
+      await Promise.all(this.draining.values());
+      this.serving = undefined;
+      this.state = "END";
+      this.log.info(`servable "${this.name}" retired`);
+    })();
+    return this.retiring;
+  }
+
+  /** Stops waiting for in-flight requests: retiring graphs are closed now (for shutdown after the grace period). */
+  forceClose(): void {
+    this.forced = true;
+    for (const wake of this.forceWaiters) wake();
+    this.forceWaiters.clear();
+  }
+
+  /** Parses and validates the graph text read for `config` (read once, so the hash matches what loads). */
+  private build(config: ServableConfig, text: string): Generation {
+    const doc = parseGraphText(text, config.graphPath, this.registry.schema);
+    for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
+    const graph = validateGraph(doc, this.registry);
+    return { config, graph, runner: new GraphRunner(graph, this.registry), inFlight: 0, onDrained: undefined };
+  }
+
+  private retireGeneration(gen: Generation): Promise<void> {
+    let done = this.draining.get(gen);
+    if (done) return done;
+    done = (async () => {
+      const drained = gen.inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (gen.onDrained = resolve));
+      // Close only once no lease is out: a lease holder may call run() well after acquire().
+      const clean = await this.untilForced(drained);
+      const closing = gen.runner.close().catch((e: unknown) => this.log.warn({ err: e }, `closing a graph of servable "${this.name}" failed`));
+      // Forced: a hung request would keep runner.close() waiting forever; ending the worker pools is what matters.
+      if (clean) await this.untilForced(closing);
+      await disposeGraph(gen.graph).catch((e: unknown) => this.log.warn({ err: e }, `disposing a graph of servable "${this.name}" failed`));
+      this.draining.delete(gen);
+    })();
+    this.draining.set(gen, done);
+    return done;
+  }
+
+  /**
+   * True once `p` settles, false if forceClose() comes first. A waiter set
+   * rather than racing one shared promise: each race would stay subscribed to
+   * it, keeping every retired graph reachable for the servable's lifetime.
+   */
+  private untilForced(p: Promise<unknown>): Promise<boolean> {
+    if (this.forced) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const wake = () => resolve(false);
+      this.forceWaiters.add(wake);
+      const done = () => {
+        this.forceWaiters.delete(wake);
+        resolve(true);
+      };
+      p.then(done, done);
+    });
+  }
+}
+
+async function readGraph(config: ServableConfig): Promise<GraphSource> {
+  if (isRemotePath(config.graphPath)) return { error: `"${config.graphPath}" is a remote URL: graphserve loads graphs from local folders only` };
+  try {
+    const text = await readFile(config.graphPath, "utf8");
+    return { text, hash: contentHash(text) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { error: code === "ENOENT" ? notFound(config) : `cannot read graph file "${config.graphPath}": ${ioReason(e)}` };
+  }
+}
+
+/** A missing graph, explained: most often base_path points at a classic OVMS model (numbered version folders). */
+function notFound({ basePath, graphPath }: ServableConfig): string {
+  const head = `graph file "${graphPath}" not found`;
+  let names: string[];
+  try {
+    names = readdirSync(basePath, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && /^\d+$/.test(d.name))
+      .map((d) => d.name);
+  } catch {
+    return `${head}: base_path "${basePath}" does not exist`;
+  }
+  if (names.length === 0) return head;
+  return `${head}: base_path "${basePath}" holds numbered version folders (${names.sort().join(", ")}), i.e. a classic OVMS model; graphserve serves MediaPipe graphs only`;
+}
