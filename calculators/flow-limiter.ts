@@ -12,8 +12,11 @@
  * - `in_flight_timeout` (timestamp units, 0 = never): a timestamp in flight
  *   is abandoned once an input arrives more than that much later, so a lost
  *   FINISHED packet cannot block the limiter forever.
- * - Uses the ImmediateInputStreamHandler: FINISHED and new input are handled
- *   as soon as either arrives.
+ * - Asks for the ImmediateInputStreamHandler, so FINISHED and new input are
+ *   handled as soon as either arrives. As in MediaPipe, a handler the graph
+ *   sets (on the node, or graph-wide) takes precedence; with one that waits
+ *   for all inputs the limiter would wait on its own FINISHED back edge, so
+ *   leave it unset (or Immediate) on this node.
  */
 import { Calculator, Timestamp, type CalculatorContext, type CalculatorContract, type NodeShape, type Packet } from "../src/index.js";
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRun, GraphRunError, StatusError } from "../src/engine/graph-run.js";
 import type { Packet } from "../src/index.js";
-import { events, flags, held, SlowSinkCalculator, testRegistry } from "./helpers/calculators.js";
+import { AsyncSourceCalculator, events, flags, held, SlowSinkCalculator, testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
 
 let registry: CalculatorRegistry;
@@ -106,6 +106,18 @@ describe("back edges: FlowLimiterCalculator", () => {
     assert.deepEqual(pairs(got.allowed), [[0, true], [1, false], [2, false], [3, false], [4, true], [5, false]]);
   });
 
+  test("the optional MAX_IN_FLIGHT side packet may be left out", async () => {
+    const text = limited("max_in_flight: 2").replace('output_stream: "gated"', 'output_stream: "gated"\n input_side_packet: "MAX_IN_FLIGHT:limit"');
+    const g = buildGraph(text, registry);
+    assert.deepEqual(g.requiredSidePackets, []);
+    const { run, got } = await started(text, ["allowed"]);
+    for (let ts = 0; ts < 3; ts++) run.addPacket("in", ts, ts);
+    assert.deepEqual(pairs(got.allowed), [[0, true], [1, true], [2, false]], "the option applies");
+    run.closeAllInputStreams();
+    await releaseHeld(run);
+    await run.waitUntilDone();
+  });
+
   test("the MAX_IN_FLIGHT side packet overrides the option", async () => {
     const text = limited("max_in_flight: 1").replace('output_stream: "gated"', 'output_stream: "gated"\n input_side_packet: "MAX_IN_FLIGHT:limit"');
     const { run, got } = await started(text, ["allowed"], { limit: 3 });
@@ -147,6 +159,24 @@ describe("sources", () => {
     setImmediate(() => (flags.stopSource = true));
     await run.waitUntilDone();
     assert.ok(got.out.length > 0);
+  });
+
+  test("after a graceful STOP a source with calls in flight is called no more", async () => {
+    flags.graphStopped = false;
+    AsyncSourceCalculator.callsAfterStop = 0;
+    const { run, got } = await started(
+      `
+      output_stream: "out"
+      node { calculator: "AsyncSourceCalculator" output_stream: "nums" max_in_flight: 2 }
+      node { calculator: "StopNowCalculator" input_stream: "nums" output_stream: "out" }
+    `,
+      ["out"],
+    );
+    await run.waitUntilDone();
+    assert.ok(flags.graphStopped);
+    assert.equal(AsyncSourceCalculator.callsAfterStop, 0);
+    // The call in flight at the STOP still delivers (the graph drains), nothing after it.
+    assert.deepEqual(pairs(got.out), [[0, 0], [1, 1]]);
   });
 
   test("STOP from a non-source closes the graph inputs and lets the rest drain", async () => {
@@ -209,6 +239,27 @@ describe("throttling (max_queue_size)", () => {
     const cause = e.errors[0].cause;
     assert.ok(cause instanceof StatusError);
     assert.equal(cause.code, "UNAVAILABLE");
+  });
+
+  test("deadlock relief still yields to the event loop: an endless source cannot hang the process", async () => {
+    flags.stopSource = false;
+    const { run, got } = await started(
+      `
+      max_queue_size: 10
+      input_stream: "other"
+      output_stream: "joined"
+      node { calculator: "UntilFlagSourceCalculator" output_stream: "nums" }
+      node { calculator: "JoinCalculator" input_stream: "A:nums" input_stream: "B:other" output_stream: "joined" }
+    `,
+      ["joined"],
+    ); // returned: start() did not loop on relief forever
+    // Only the event loop can stop the source, and relief keeps making room for it.
+    setImmediate(() => (flags.stopSource = true));
+    await run.waitUntilIdle();
+    assert.equal(got.joined.length, 0, "the join still waits for the other input");
+    run.closeAllInputStreams();
+    await run.waitUntilDone();
+    assert.ok(got.joined.length > 10, `relief let the source run past the queue limit (${got.joined.length} packets)`);
   });
 
   test("otherwise the full queue grows until the graph can move again", async () => {

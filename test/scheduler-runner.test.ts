@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRunError } from "../src/engine/graph-run.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
+import { GraphRunner, type RunOutputs } from "../src/engine/graph-runner.js";
 import { loadGraphFile } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";
 import { events, flags, testRegistry } from "./helpers/calculators.js";
@@ -121,6 +121,74 @@ describe("GraphRunner", () => {
     assert.equal(good.value.out[0].timestamp, 0, "a fresh instance starts at timestamp 0");
     await runner.close();
   });
+
+  test("persistent instance: a request completed on idle never gets a later request's packets, nor they its late ones", async () => {
+    // The gate lets even timestamps through and says nothing about odd ones,
+    // so the join cannot settle an odd timestamp until the next even packet.
+    const runner = new GraphRunner(
+      buildGraph(
+        `input_stream: "in"
+        output_stream: "out"
+        node { calculator: "SilentGateCalculator" input_stream: "in" output_stream: "gated" }
+        node { calculator: "JoinCalculator" input_stream: "A:in" input_stream: "B:gated" output_stream: "out" }`,
+        registry,
+      ),
+      registry,
+      { graphQueueSize: 1 },
+    );
+    const outs: RunOutputs[] = [];
+    for (let i = 0; i < 4; i++) outs.push(await runner.run({ in: `req${i}` }));
+    assert.deepEqual(
+      outs.map((o) => o.out.map((p) => [p.timestamp, p.value])),
+      [
+        [[0, { ts: 0, a: "req0", b: "req0" }]],
+        [], // the graph went idle unable to answer timestamp 1
+        [[2, { ts: 2, a: "req2", b: "req2" }]], // not the late answer for timestamp 1
+        [],
+      ],
+    );
+    await runner.close();
+  });
+
+  test("persistent instance: after a node's STOP, queued requests go to a fresh instance", async () => {
+    const runner = new GraphRunner(
+      buildGraph(
+        `input_stream: "in"
+        output_stream: "out"
+        node { calculator: "StopAtTwoCalculator" input_stream: "in" output_stream: "out" }`,
+        registry,
+      ),
+      registry,
+      { graphQueueSize: 1 },
+    );
+    const results = await Promise.allSettled(Array.from({ length: 7 }, (_, i) => runner.run({ in: i })));
+    assert.deepEqual(
+      results.map((r) => (r.status === "fulfilled" ? r.value.out.map((p) => [p.timestamp, p.value]) : String(r.reason))),
+      [[[0, 0]], [[1, 1]], [[2, 2]], [[0, 3]], [[1, 4]], [[2, 5]], [[0, 6]]],
+    );
+    await runner.close();
+  });
+
+  for (const size of [0, 1]) {
+    test(`an output stream named __proto__ is an ordinary key of the result (graph queue ${size})`, async () => {
+      const runner = new GraphRunner(
+        buildGraph(
+          `input_stream: "in"
+          output_stream: "__proto__"
+          node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "__proto__" }`,
+          registry,
+        ),
+        registry,
+        { graphQueueSize: size },
+      );
+      const out = await runner.run({ in: 42 });
+      assert.deepEqual(Object.keys(out), ["__proto__"]);
+      assert.ok(Object.hasOwn(out, "__proto__"));
+      assert.deepEqual(out["__proto__"].map((p) => p.value), [42]);
+      assert.equal(JSON.stringify(out), '{"__proto__":[{"value":42,"timestamp":0}]}');
+      await runner.close();
+    });
+  }
 
   test("inputs must match the graph's input streams", async () => {
     const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry);

@@ -226,6 +226,23 @@ describe("data flow", () => {
     assert.deepEqual(stamps(got.out), [0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
+  test("max_in_flight > 1: a synchronous result waits for an earlier call still running", async () => {
+    const { run, got } = await started(
+      `
+      input_stream: "in"
+      output_stream: "out"
+      node { calculator: "MixedSyncAsyncCalculator" input_stream: "in" output_stream: "out" max_in_flight: 2 }
+    `,
+      ["out"],
+    );
+    for (let ts = 0; ts < 6; ts++) run.addPacket("in", `v${ts}`, ts);
+    assert.deepEqual(stamps(got.out), [], "timestamp 1 answered at once, but 0 is still running");
+    run.closeAllInputStreams();
+    await run.waitUntilDone();
+    assert.deepEqual(stamps(got.out), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(values(got.out), ["v0", "v1", "v2", "v3", "v4", "v5"]);
+  });
+
   test("many runs of one graph at once do not share state", async () => {
     const g = graph(`
       input_stream: "in"
@@ -299,6 +316,36 @@ describe("timestamps", () => {
     await run.waitUntilDone();
     assert.equal(run.done, true);
     assert.throws(() => run.addPacket("b", 1, 2), { message: "The graph run is done." });
+  });
+
+  test("setInputStreamBound checks its argument", async () => {
+    const { run } = await started(PASS, ["out"]);
+    run.addPacket("in", "a", 5);
+    for (const bad of [Number.NaN, 7.5, Infinity]) {
+      assert.throws(() => run.setInputStreamBound("in", bad), { message: `setInputStreamBound("in", ${bad}): a timestamp bound must be an integer.` });
+    }
+    assert.throws(() => run.setInputStreamBound("in", "9" as unknown as number), { message: 'setInputStreamBound("in", 9): a timestamp bound must be an integer.' });
+    assert.throws(() => run.setInputStreamBound("in", 3), {
+      message: `setInputStreamBound("in", 3): the stream's bound is already 6, and a bound cannot move back.`,
+    });
+    run.setInputStreamBound("in", 6); // where it is: nothing happens
+    run.setInputStreamBound("in", 10);
+    assert.equal(run.streamBound("out"), 10, "PassThrough's timestamp offset carries the bound on");
+    assert.throws(() => run.addPacket("in", "b", 9), /Current minimum expected timestamp is 10 but received 9/);
+    run.setInputStreamBound("in", Number.MAX_SAFE_INTEGER); // Done: closes the stream, and the run ends
+    await run.waitUntilDone();
+    const join = await started(
+      `
+      input_stream: "a"
+      input_stream: "b"
+      node { calculator: "JoinCalculator" input_stream: "A:a" input_stream: "B:b" output_stream: "joined" }
+    `,
+      [],
+    );
+    join.run.setInputStreamBound("a", Number.MAX_SAFE_INTEGER);
+    assert.throws(() => join.run.setInputStreamBound("a", 20), { message: 'Graph input stream "a" is closed.' });
+    join.run.closeAllInputStreams();
+    await join.run.waitUntilDone();
   });
 
   test("bounds reach graph outputs: Done after close", async () => {
@@ -405,6 +452,28 @@ describe("lifecycle and errors", () => {
       ["Process", "Close"],
     );
   });
+
+  for (const [calculator, phase] of [
+    ["BadThenableProcessCalculator", "Process"],
+    ["BadThenableCloseCalculator", "Close"],
+  ] as const) {
+    test(`a thenable whose then() throws fails the run and lets it finish (${phase})`, async () => {
+      const { run } = await started(
+        `
+        input_stream: "in"
+        node { name: "bad" calculator: "${calculator}" input_stream: "in" output_stream: "out" }
+      `,
+        [],
+      );
+      run.addPacket("in", 1, 0);
+      run.closeAllInputStreams();
+      await failsWith(
+        run.waitUntilDone(),
+        `CalculatorGraph::Run() failed: \nCalculator::${phase}() for node "bad" failed: broken thenable from ${phase.toLowerCase()}`,
+      );
+      assert.ok(run.done);
+    });
+  }
 
   test("GraphRunner rejects with the run's error", async () => {
     const runner = new GraphRunner(graph(chain("FailProcessCalculator")), registry);

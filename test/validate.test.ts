@@ -249,6 +249,24 @@ describe("producers and consumers", () => {
     assert.deepEqual(graph.sidePackets.get("unused"), { name: "unused", producer: "graph", consumers: [] });
   });
 
+  test("a side packet only optional ports read is not required; one a required port reads is", () => {
+    const graph = valid([
+      'node { name: "a" calculator: "Typed" input_side_packet: "MODEL:opt" }',
+      'node { name: "b" calculator: "Typed" input_side_packet: "MODEL:both" }',
+      'node { name: "c" calculator: "Strict" input_stream: "x" input_side_packet: "MODEL:both" output_stream: "OUT:y" }',
+      'input_stream: "x"',
+    ]);
+    assert.deepEqual(graph.requiredSidePackets, ["both"]);
+    assert.deepEqual(graph.sidePackets.get("opt"), { name: "opt", producer: "graph", consumers: [{ node: 0, port: 0 }] });
+  });
+
+  test("each node records the module its calculator was registered from, and the graph its schema files", () => {
+    const graph = valid(['node { calculator: "Any" }']);
+    assert.equal(graph.nodes[0].moduleUrl, import.meta.url);
+    assert.deepEqual(graph.schemaFiles, registry.schema.files);
+    assert.ok(graph.schemaFiles.length > 0);
+  });
+
   test("external_input is the deprecated spelling of input_side_packet", () => {
     const graph = valid(["node {", '  calculator: "Any"', '  external_input: "old"', "}"]);
     assert.deepEqual(graph.nodes[0].inputSidePackets.map((p) => p.name), ["old"]);
@@ -576,16 +594,25 @@ describe("input stream handlers", () => {
   const SYNC = (...sets: string[]) =>
     `  input_stream_handler { input_stream_handler: "SyncSetInputStreamHandler" options { [mediapipe.SyncSetInputStreamHandlerOptions.ext] { ${sets.map((s) => `sync_set { ${s} }`).join(" ")} } } }`;
 
-  test("the node's, else the graph's, else default; the contract's wins", () => {
+  test("the node's, else the graph's, else the contract's, else default: what the graph sets wins over the contract", () => {
     const graph = valid([
       'input_stream_handler { input_stream_handler: "ImmediateInputStreamHandler" }',
       'node { name: "graphs" calculator: "Any" }',
       'node { name: "own" calculator: "Any" input_stream_handler { input_stream_handler: "DefaultInputStreamHandler" } }',
       'node { name: "contract" calculator: "Eager" input_stream_handler { input_stream_handler: "DefaultInputStreamHandler" } }',
     ]);
-    assert.deepEqual(graph.nodes.map((n) => [n.name, n.inputStreamHandler.kind]), [["graphs", "immediate"], ["own", "default"], ["contract", "immediate"]]);
+    assert.deepEqual(graph.nodes.map((n) => [n.name, n.inputStreamHandler.kind]), [["graphs", "immediate"], ["own", "default"], ["contract", "default"]]);
     assert.equal(graph.nodes[2].timestampOffset, 0);
     assert.equal(graph.nodes[0].timestampOffset, undefined);
+    // The graph-wide default is copied into every node that sets none, so it beats the contract too.
+    const wide = valid([
+      'input_stream_handler { input_stream_handler: "DefaultInputStreamHandler" }',
+      'node { name: "eager" calculator: "Eager" }',
+    ]);
+    assert.deepEqual(wide.nodes[0].inputStreamHandler, { kind: "default" });
+    // Only when the graph names none does the contract's apply.
+    const bare = valid(['node { name: "eager" calculator: "Eager" }', 'node { name: "any" calculator: "Any" }']);
+    assert.deepEqual(bare.nodes.map((n) => n.inputStreamHandler.kind), ["immediate", "default"]);
   });
 
   test("sync sets map to flat input indexes", () => {

@@ -1,6 +1,6 @@
 /**
  * Nodes on a ThreadPoolExecutor (piscina workers): process runs on another
- * thread, buffers move when a node is a stream's only reader, side packets
+ * thread, buffers move only when nobody else can hold them, side packets
  * and options reach the worker, errors and cancellation come back.
  */
 import { after, before, describe, test } from "node:test";
@@ -11,7 +11,7 @@ import { disposeGraph } from "../src/engine/graph-plan.js";
 import { GraphRun, GraphRunError } from "../src/engine/graph-run.js";
 import { GraphRunner } from "../src/engine/graph-runner.js";
 import type { ValidatedGraph } from "../src/graph/validated.js";
-import { FIXTURE_URL, WORKER_CALCULATORS } from "./fixtures/calculators/worker-calcs.js";
+import { FIXTURE_URL, MakeBytesCalculator, WORKER_CALCULATORS } from "./fixtures/calculators/worker-calcs.js";
 import { buildGraph } from "./helpers/graph.js";
 
 let registry: CalculatorRegistry;
@@ -61,24 +61,78 @@ describe("worker executor", () => {
     await runner.close();
   });
 
-  test("an input read only by the worker node is transferred (detached here); outputs come back", async () => {
+  test("a buffer a node produced and only the worker node reads is transferred (detached here); outputs come back", async () => {
+    MakeBytesCalculator.made = [];
     const runner = new GraphRunner(
       graph(`${POOL}
-        input_stream: "bytes"
+        input_stream: "n"
         output_stream: "sum"
         output_stream: "pixels"
+        node { calculator: "MakeBytesCalculator" input_stream: "n" output_stream: "bytes" }
         node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "bytes" output_stream: "sum" output_stream: "PIXELS:pixels" }`),
       registry,
     );
-    const bytes = new Uint8Array(4096).fill(1);
-    const r = await runner.run({ bytes });
-    assert.equal(bytes.byteLength, 0, "moved to the worker, not copied");
+    const r = await runner.run({ n: { length: 4096, fill: 1 } });
+    assert.equal(MakeBytesCalculator.made.length, 1);
+    assert.equal(MakeBytesCalculator.made[0].byteLength, 0, "moved to the worker, not copied");
     const sum = r.sum[0].value as { sum: number; threadId: number; length: number };
     assert.deepEqual([sum.sum, sum.length], [4096, 4096]);
     assert.notEqual(sum.threadId, threadId);
     const pixels = r.pixels[0].value as { data: Float32Array; width: number };
     assert.ok(pixels.data instanceof Float32Array);
     assert.deepEqual([...pixels.data], [4096, 1, 2]);
+    await runner.close();
+  });
+
+  test("a buffer passed in on a graph input stream is never moved: the caller still holds it", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "bytes"
+        output_stream: "sum"
+        node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "bytes" output_stream: "sum" }`),
+      registry,
+    );
+    const bytes = new Uint8Array(4096).fill(1);
+    const r = await runner.run({ bytes });
+    assert.equal(bytes.byteLength, 4096);
+    assert.equal((r.sum[0].value as { sum: number }).sum, 4096);
+    await runner.close();
+  });
+
+  test("a value forwarded to a graph output and on to a worker node stays intact in both places", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "n"
+        output_stream: "copy"
+        output_stream: "sum"
+        node { calculator: "MakeBytesCalculator" input_stream: "n" output_stream: "made" }
+        node { calculator: "PassThroughCalculator" input_stream: "made" output_stream: "copy" }
+        node { calculator: "PassThroughCalculator" input_stream: "copy" output_stream: "mid" }
+        node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "mid" output_stream: "sum" }`),
+      registry,
+      { graphQueueSize: 0 },
+    );
+    const r = await runner.run({ n: { length: 3, fill: 1 } });
+    assert.equal((r.sum[0].value as { length: number }).length, 3);
+    assert.equal((r.copy[0].value as Uint8Array).byteLength, 3, "the caller's copy was not detached");
+    await runner.close();
+  });
+
+  test("the same value emitted on two streams by one call is copied, not moved", async () => {
+    const runner = new GraphRunner(
+      graph(`${POOL}
+        input_stream: "n"
+        output_stream: "sum"
+        output_stream: "copy"
+        node { calculator: "MakeBytesCalculator" input_stream: "n" output_stream: "made" }
+        node { calculator: "TeeCalculator" input_stream: "made" output_stream: "A:a" output_stream: "B:b" }
+        node { calculator: "PassThroughCalculator" input_stream: "b" output_stream: "copy" }
+        node { calculator: "BufferSumCalculator" executor: "pool" input_stream: "a" output_stream: "sum" }`),
+      registry,
+    );
+    const r = await runner.run({ n: { length: 16, fill: 3 } });
+    assert.equal((r.sum[0].value as { sum: number }).sum, 48);
+    assert.equal((r.copy[0].value as Uint8Array).byteLength, 16);
     await runner.close();
   });
 
@@ -146,6 +200,41 @@ describe("worker executor", () => {
     );
     assert.ok(e instanceof GraphRunError);
     assert.match(e.message, /^CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "scale" failed: Side packet "model" cannot be sent to a worker thread/);
+  });
+
+  test("outputs from open() on a worker are refused with an error naming the node", async () => {
+    const g = graph(`${POOL}
+      input_stream: "in"
+      output_stream: "out"
+      node { name: "opener" calculator: "WorkerOpenEmitsCalculator" executor: "pool" input_stream: "in" output_stream: "out" output_side_packet: "INFO:info" }`);
+    for (let i = 0; i < 2; i++) {
+      const run = new GraphRun(g, registry);
+      run.start();
+      run.addPacket("in", i, 0);
+      run.closeAllInputStreams();
+      const e = await run.waitUntilDone().then(
+        () => assert.fail("expected a failure"),
+        (err: unknown) => err,
+      );
+      assert.ok(e instanceof GraphRunError);
+      assert.match(
+        e.message,
+        /^CalculatorGraph::Run\(\) failed: \nCalculator::Open\(\) for node "opener" failed: Node "opener" \(WorkerOpenEmitsCalculator\) emitted output side packets from open\(\), which a worker executor does not support/,
+      );
+    }
+  });
+
+  test("the plan of a graph does not depend on which registry its first run was given", async () => {
+    const g = graph(`${POOL}
+      input_stream: "in"
+      output_stream: "out"
+      node { calculator: "ThreadIdCalculator" executor: "pool" input_stream: "in" output_stream: "out" }`);
+    assert.equal(g.nodes[0].moduleUrl, FIXTURE_URL);
+    new GraphRun(g); // e.g. an inspection path that has no registry at hand
+    const runner = new GraphRunner(g, registry);
+    const r = await runner.run({ in: 5 });
+    assert.equal((r.out[0].value as { value: number }).value, 5);
+    await runner.close();
   });
 
   test("an error thrown on the worker fails the run with MediaPipe's message", async () => {

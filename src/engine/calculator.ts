@@ -75,7 +75,7 @@ export interface CalculatorContract {
    * worker pool (for CPU-bound work; see the README for the rules).
    */
   readonly executor?: "main" | "worker";
-  /** Overrides the graph's handler, as MediaPipe's SetInputStreamHandler does. */
+  /** The handler the node gets when the graph names none for it (MediaPipe's SetInputStreamHandler): a handler set on the node, or graph-wide, wins. */
   readonly inputStreamHandler?: InputStreamHandlerName;
   /**
    * MediaPipe's SetOffset: output bounds follow input bounds shifted by this

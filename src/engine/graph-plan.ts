@@ -5,18 +5,18 @@
  * handlers, priorities, throttling ancestry, and the graph's worker pools.
  * A run then only allocates its own mutable state.
  */
-import type { CalculatorClass, InputStreamHandlerName } from "./calculator.js";
+import type { CalculatorClass } from "./calculator.js";
 import { portIndexes, type PortIndexes } from "./context.js";
-import { createInputHandler, type HandlerSpec, type InputHandler } from "./input-handlers.js";
+import { createInputHandler, type InputHandler } from "./input-handlers.js";
 import { WorkerPool } from "./worker-pool.js";
 import type { WorkerNodeInit } from "./worker-protocol.js";
 import type { Schema } from "../graph/schema.js";
-import { WORKER_POOL_EXECUTOR, type ValidatedGraph, type ValidatedNode } from "../graph/validated.js";
+import type { ValidatedGraph, ValidatedNode } from "../graph/validated.js";
 
 /**
- * What the engine needs from the calculator registry: the module a
- * calculator class came from (worker threads import it) and the schema its
- * options were decoded with. CalculatorRegistry satisfies it.
+ * The registry argument GraphRun and GraphRunner still accept (a
+ * CalculatorRegistry). The engine no longer needs it: validation records
+ * each calculator's module URL and the schema files on the graph.
  */
 export interface EngineRegistry {
   readonly schema: Schema;
@@ -44,8 +44,6 @@ export interface NodePlan {
   readonly maxInFlight: number;
   /** Worker executor name, or undefined for the event loop. */
   readonly workerExecutor: string | undefined;
-  /** Per flat input: this node is the stream's only reader, so its buffers may move to a worker. */
-  readonly soleConsumer: readonly boolean[];
   /** Per flat input: the source nodes feeding that stream (throttled when its queue is full). */
   readonly throttles: readonly Int32Array[];
 }
@@ -55,7 +53,8 @@ export interface StreamPlan {
   readonly consumerNode: Int32Array;
   readonly consumerPort: Int32Array;
   readonly graphInput: boolean;
-  readonly graphOutput: boolean;
+  /** Packets on it reach more than one reader: several node inputs, or the caller (a graph output). */
+  readonly manyReaders: boolean;
 }
 
 export interface SidePacketPlan {
@@ -64,12 +63,6 @@ export interface SidePacketPlan {
   /** Consuming node per consuming port (a node reading it twice appears twice). */
   readonly consumers: Int32Array;
 }
-
-const HANDLER_KINDS: Record<InputStreamHandlerName, HandlerSpec["kind"]> = {
-  DefaultInputStreamHandler: "default",
-  ImmediateInputStreamHandler: "immediate",
-  SyncSetInputStreamHandler: "sync_set",
-};
 
 let nextPlanId = 0;
 const plans = new WeakMap<ValidatedGraph, GraphPlan>();
@@ -83,60 +76,46 @@ export class GraphPlan {
   readonly sidePackets: readonly SidePacketPlan[];
   readonly sideIndex: ReadonlyMap<string, number>;
   readonly graphInputs: Int32Array;
-  readonly graphOutputs: Int32Array;
   readonly queueLimit: number;
+  /** Some node runs on a worker executor (so runs track which buffers may move there). */
   readonly hasWorkers: boolean;
-  private readonly registry: EngineRegistry | undefined;
   private readonly pools = new Map<string, WorkerPool>();
   private readonly workerInits = new Map<number, Omit<WorkerNodeInit, "sidePackets" | "sidePresent">>();
 
   /** The shared plan of a graph (built on first use). */
-  static of(graph: ValidatedGraph, registry?: EngineRegistry): GraphPlan {
+  static of(graph: ValidatedGraph): GraphPlan {
     let plan = plans.get(graph);
     if (plan === undefined) {
-      plan = new GraphPlan(graph, registry);
+      plan = new GraphPlan(graph);
       plans.set(graph, plan);
     }
     return plan;
   }
 
-  private constructor(graph: ValidatedGraph, registry: EngineRegistry | undefined) {
+  private constructor(graph: ValidatedGraph) {
     this.id = `${process.pid}.${nextPlanId++}`;
     this.graph = graph;
-    this.registry = registry;
     this.queueLimit = graph.maxQueueSize < 0 ? Infinity : graph.maxQueueSize;
 
-    const streamNames = [...graph.streams.keys()];
-    for (const p of graph.inputStreams) if (!graph.streams.has(p.name)) streamNames.push(p.name);
-    const streamIndex = new Map(streamNames.map((n, i) => [n, i]));
-    const graphInputNames = new Set(graph.inputStreams.map((p) => p.name));
-    const graphOutputNames = new Set(graph.outputStreams.map((p) => p.name));
+    // Validation lists every stream, graph inputs included, and every side packet.
+    const streamIndex = new Map([...graph.streams.keys()].map((n, i) => [n, i]));
     this.streamIndex = streamIndex;
-    this.streams = streamNames.map((name) => {
-      const consumers = graph.streams.get(name)?.consumers ?? [];
-      return {
-        name,
-        consumerNode: Int32Array.from(consumers, (c) => c.node),
-        consumerPort: Int32Array.from(consumers, (c) => c.port),
-        graphInput: graphInputNames.has(name),
-        graphOutput: graphOutputNames.has(name) || graph.streams.get(name)?.graphOutput === true,
-      };
-    });
+    this.streams = [...graph.streams.values()].map((info) => ({
+      name: info.name,
+      consumerNode: Int32Array.from(info.consumers, (c) => c.node),
+      consumerPort: Int32Array.from(info.consumers, (c) => c.port),
+      graphInput: info.producer === "graph",
+      manyReaders: info.graphOutput || info.consumers.length > 1,
+    }));
     this.graphInputs = Int32Array.from(graph.inputStreams, (p) => streamIndex.get(p.name)!);
-    this.graphOutputs = Int32Array.from(graph.outputStreams, (p) => streamIndex.get(p.name)!);
 
-    const sideNames = [...graph.sidePackets.keys()];
-    for (const n of graph.requiredSidePackets) if (!graph.sidePackets.has(n)) sideNames.push(n);
-    const sideIndex = new Map(sideNames.map((n, i) => [n, i]));
+    const sideIndex = new Map([...graph.sidePackets.keys()].map((n, i) => [n, i]));
     this.sideIndex = sideIndex;
-    this.sidePackets = sideNames.map((name) => {
-      const info = graph.sidePackets.get(name);
-      return {
-        name,
-        fromGraph: info === undefined || info.producer === "graph",
-        consumers: Int32Array.from(info?.consumers ?? [], (c) => c.node),
-      };
-    });
+    this.sidePackets = [...graph.sidePackets.values()].map((info) => ({
+      name: info.name,
+      fromGraph: info.producer === "graph",
+      consumers: Int32Array.from(info.consumers, (c) => c.node),
+    }));
 
     // Sources feeding each node's outputs, for throttling: a full queue
     // throttles the sources upstream of its stream (back edges excluded,
@@ -148,24 +127,17 @@ export class GraphPlan {
       const feeding = new Set<number>();
       if (node.inputs.length === 0) feeding.add(node.id);
       const throttles = node.inputs.map((p, i) => {
-        const producer = graph.streams.get(p.name)?.producer;
-        if (producer === undefined || producer === "graph") return new Int32Array(0);
+        const producer = graph.streams.get(p.name)!.producer;
+        if (producer === "graph") return new Int32Array(0);
+        // A back edge's producer comes later in the order: it throttles nothing here.
         const up = sourcesOf[producer.node] ?? new Set<number>();
         if (!node.backEdge[i]) for (const s of up) feeding.add(s);
         return Int32Array.from(up);
       });
       sourcesOf[node.id] = feeding;
       const isSource = node.inputs.length === 0;
-      const contract = node.calculator.contract;
-      // The contract's handler (MediaPipe's SetInputStreamHandler) applies
-      // unless validation already resolved a non-default one for the node.
-      let handlerSpec: HandlerSpec = node.inputStreamHandler;
-      if (handlerSpec.kind === "default" && contract.inputStreamHandler !== undefined) {
-        const kind = HANDLER_KINDS[contract.inputStreamHandler];
-        handlerSpec = kind === "sync_set" ? { kind, sets: [] } : { kind };
-      }
-      const executor = node.executor === "" && contract.executor === "worker" ? WORKER_POOL_EXECUTOR : node.executor;
-      const isWorker = executor === WORKER_POOL_EXECUTOR || graph.executors.get(executor)?.type === "ThreadPoolExecutor";
+      // Validation resolved the executor (the worker pool for a calculator preferring it).
+      const isWorker = graph.executors.get(node.executor)?.type === "ThreadPoolExecutor";
       return {
         id: node.id,
         name: node.name,
@@ -173,7 +145,7 @@ export class GraphPlan {
         cls: node.calculator,
         spec: node,
         indexes: portIndexes(node),
-        handler: createInputHandler(handlerSpec, node.inputs.length),
+        handler: createInputHandler(node.inputStreamHandler, node.inputs.length),
         inStream,
         outStream: Int32Array.from(node.outputs, (p) => streamIndex.get(p.name)!),
         inSide: Int32Array.from(node.inputSidePackets, (p) => sideIndex.get(p.name)!),
@@ -182,13 +154,9 @@ export class GraphPlan {
         // Non-sources: n + id (downstream first). Sources: below zero, lower
         // source_layer first, then lower id.
         priority: isSource ? -(node.sourceLayer * n + node.id) - 1 : n + node.id,
-        offset: node.timestampOffset ?? contract.timestampOffset,
-        maxInFlight: Math.max(1, node.maxInFlight || 1),
-        workerExecutor: isWorker ? executor : undefined,
-        soleConsumer: node.inputs.map((p) => {
-          const s = this.streams[streamIndex.get(p.name)!];
-          return s.consumerNode.length === 1 && !s.graphOutput;
-        }),
+        offset: node.timestampOffset,
+        maxInFlight: node.maxInFlight,
+        workerExecutor: isWorker ? node.executor : undefined,
         throttles,
       } satisfies NodePlan;
     });
@@ -210,7 +178,7 @@ export class GraphPlan {
     let init = this.workerInits.get(id);
     if (init === undefined) {
       const node = this.nodes[id];
-      const moduleUrl = this.registry?.moduleUrlOf(node.calculatorName);
+      const moduleUrl = node.spec.moduleUrl;
       if (moduleUrl === undefined) {
         throw new Error(
           `Calculator "${node.calculatorName}" cannot run on executor "${node.workerExecutor}": its module URL is unknown (register it with registry.register(cls, import.meta.url)).`,
@@ -225,7 +193,7 @@ export class GraphPlan {
         nodeName: node.name,
         optionsType: type?.fullName.replace(/^\./, "") ?? node.cls.contract.options,
         options: options === undefined ? undefined : type ? type.toObject(options) : { ...options },
-        schemaFiles: this.registry?.schema.files ?? [],
+        schemaFiles: this.graph.schemaFiles,
         inputs: node.spec.inputs,
         outputs: node.spec.outputs,
         inputSidePackets: node.spec.inputSidePackets,

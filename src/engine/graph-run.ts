@@ -9,7 +9,8 @@
  * continues, so a graph of synchronous calculators runs with no Promise or
  * closure per packet. Only a thenable (or a worker executor) parks the node
  * until it settles; max_in_flight > 1 lets several calls overlap and
- * releases their outputs in start (timestamp) order.
+ * releases their outputs in start (timestamp) order, a synchronous result
+ * included: it waits for the calls started before it.
  *
  * Timestamps: every stream has a bound (the lowest timestamp it may still
  * carry); a packet at T moves it to T+1, `setNextTimestampBound` and `close`
@@ -18,9 +19,11 @@
  *
  * Lifecycle: a node opens once its input side packets exist; it closes when
  * all its inputs are done; `close` runs once for every node whose `open`
- * succeeded, also on error and cancel. Sources run until they return STOP
- * (yielding to the event loop between batches); STOP from any other node
- * closes the sources and graph inputs. When the graph is idle with every
+ * succeeded, also on error and cancel. Sources run until they return STOP,
+ * yielding to the event loop after every batch of source calls (counted
+ * across drains, deadlock relief included, so not even a microtask chain of
+ * async sources can starve timers and I/O); STOP from any other node closes
+ * the sources (no further calls) and graph inputs. When the graph is idle with every
  * graph input and source finished, the nodes still open (loops through back
  * edges) are closed, lowest id first.
  *
@@ -41,7 +44,7 @@ import { NOT_READY, READY_FOR_CLOSE } from "./input-handlers.js";
 import { PacketQueue } from "./packet-queue.js";
 import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
-import { collectTransferables, type WorkerProcessTask } from "./worker-protocol.js";
+import { collectTransferables, markShared, visitHeld, type WorkerProcessTask } from "./worker-protocol.js";
 
 export type RunPhase = "Open" | "Process" | "Close";
 
@@ -89,8 +92,17 @@ export type PacketObserver = (packet: Packet) => void;
 export type BoundObserver = (bound: Timestamp) => void;
 
 const DONE = Timestamp.Done;
-/** Source calls per drain before yielding to the event loop. */
+/** Source calls between yields to the event loop. */
 const SOURCE_BATCH = 64;
+
+/**
+ * Packet values (and the objects, typed arrays and buffers inside them) that
+ * someone besides the engine may hold: the caller (graph inputs, side
+ * packets, graph outputs), an observer, or more than one node. Their buffers
+ * are copied to worker threads, never moved. Only runs with worker nodes
+ * record anything.
+ */
+const shared = new WeakSet<object>();
 
 // Node lifecycle states.
 const WAITING = 0; // input side packets missing
@@ -111,15 +123,21 @@ interface Ops {
   readonly values: readonly unknown[];
   readonly stamps: readonly number[];
   readonly length: number;
+  /** Forgets them (an OutputBuffer is reused). */
+  reset?(): void;
 }
+
+/** Recorded output side packets of one call, by flat port. */
+type SideOps = { port: number; value: unknown }[];
 
 /** An in-flight call of a node running several at once (max_in_flight > 1, or a worker). */
 interface Invocation {
   readonly ctx: NodeContext | undefined;
   settled: boolean;
   result: ProcessResult;
+  /** Set once the call succeeded (always for a main-thread call). */
   ops: Ops | undefined;
-  side: readonly { port: number; value: unknown }[] | undefined;
+  side: SideOps | undefined;
   failed: RunPhase | undefined;
   error: unknown;
 }
@@ -154,9 +172,9 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
 }
 
-function nextBound(ts: number): number {
-  // A packet at Max or PreStream leaves only OneOverPostStream, i.e. the stream is done.
-  return ts >= Timestamp.Max || ts === Timestamp.PreStream ? DONE : ts + 1;
+/** A bound past PostStream (OneOverPostStream and up) leaves nothing to carry: the stream is done. */
+function doneIfPast(bound: number): number {
+  return bound > Timestamp.PostStream ? DONE : bound;
 }
 
 function mismatch(stream: string, expected: number, received: number): Error {
@@ -187,6 +205,12 @@ export class GraphRun {
   private status = NEW;
   private draining = false;
   private yielding = false;
+  /** Source calls since the last yield to the event loop. */
+  private sourceRuns = 0;
+  /** A node returned STOP: graph inputs and sources are closed, the rest drains. */
+  private gracefullyStopping = false;
+  /** Record which values others may hold (the graph has worker nodes, which may move buffers). */
+  private readonly tracking: boolean;
   /** Scheduling stopped by an error or cancel. */
   private stopped = false;
   private shutdownStarted = false;
@@ -211,9 +235,15 @@ export class GraphRun {
   /** @internal Called whenever the run goes idle while running. */
   idleListener: (() => void) | undefined;
 
+  /**
+   * @param registry Accepted for compatibility and not needed: validation
+   *   recorded what the engine needs from it (module URLs, schema files).
+   */
   constructor(graph: ValidatedGraph, registry?: EngineRegistry) {
+    void registry;
     this.graph = graph;
-    const plan = GraphPlan.of(graph, registry);
+    const plan = GraphPlan.of(graph);
+    this.tracking = plan.hasWorkers;
     this.plan = plan;
     const n = plan.nodes.length;
     this.nodes = new Array<NodeState>(n);
@@ -252,7 +282,10 @@ export class GraphRun {
         if (!sp.fromGraph) return;
         // A graph side packet the caller left out is available but empty (MediaPipe's optional side packet).
         available[i] = 1;
-        if (Object.hasOwn(sidePackets, sp.name)) this.sideValues[i] = sidePackets[sp.name];
+        if (!Object.hasOwn(sidePackets, sp.name)) return;
+        const value = sidePackets[sp.name];
+        this.sideValues[i] = value;
+        if (this.tracking) markShared(value, shared); // the caller keeps it
       });
     }
     for (let id = 0; id < this.nodes.length; id++) {
@@ -277,19 +310,35 @@ export class GraphRun {
     if (bound >= DONE) throw new Error(`Graph input stream "${this.plan.streams[s].name}" is closed.`);
     if (!(ts >= Timestamp.PreStream && ts <= Timestamp.PostStream && ts % 1 === 0)) throw illegalTimestamp(this.plan.streams[s].name, ts);
     if (ts < bound) throw mismatch(this.plan.streams[s].name, bound, ts);
+    // The caller still holds what it passes in: never moved to a worker.
+    if (this.tracking) markShared(value, shared);
     this.deliver(s, { value, timestamp: ts });
-    const b = nextBound(ts);
+    const b = doneIfPast(Timestamp.nextAllowedInStream(ts));
     if (b >= DONE) this.inputsOpen--;
     this.raiseBound(s, b);
     this.drain();
   }
 
-  /** Promises no packet below `timestamp` on a graph input stream. */
+  /**
+   * Promises no packet below `timestamp` on a graph input stream. The bound
+   * must be an integer and may not move back; past PostStream it closes the
+   * stream.
+   */
   setInputStreamBound(stream: string, timestamp: Timestamp): void {
     const s = this.graphInput(stream);
     this.checkAccepting();
-    if (timestamp <= this.bounds[s]) return;
-    const b = timestamp > Timestamp.PostStream ? DONE : timestamp;
+    const bound = this.bounds[s];
+    if (bound >= DONE) throw new Error(`Graph input stream "${stream}" is closed.`);
+    if (typeof timestamp !== "number" || !Number.isInteger(timestamp)) {
+      throw new Error(`setInputStreamBound("${stream}", ${String(timestamp)}): a timestamp bound must be an integer.`);
+    }
+    if (timestamp < bound) {
+      throw new Error(
+        `setInputStreamBound("${stream}", ${Timestamp.format(timestamp)}): the stream's bound is already ${Timestamp.format(bound)}, and a bound cannot move back.`,
+      );
+    }
+    if (timestamp === bound) return;
+    const b = doneIfPast(timestamp);
     if (b >= DONE) this.inputsOpen--;
     this.raiseBound(s, b);
     this.drain();
@@ -344,6 +393,11 @@ export class GraphRun {
   /** Scheduling stopped because the run failed or was cancelled (it may still be closing nodes). */
   get halted(): boolean {
     return this.stopped;
+  }
+
+  /** @internal The run takes input: started, not failed or cancelled, not stopped by a node's STOP. */
+  get accepting(): boolean {
+    return this.status === RUNNING && !this.stopped && !this.gracefullyStopping;
   }
 
   /** @internal The bound of a stream by index. */
@@ -506,7 +560,6 @@ export class GraphRun {
   }
 
   private runQueue(): void {
-    let sourceRuns = 0;
     while (!this.stopped) {
       if (this.openQueue.length > 0) {
         this.openNode(this.openQueue.shift()!);
@@ -514,14 +567,21 @@ export class GraphRun {
       }
       if (this.heapSize === 0) return;
       const id = this.heap[0];
-      if (this.priority[id] < 0 && ++sourceRuns > SOURCE_BATCH) {
-        // Sources never starve the event loop: timers, I/O and other runs get a turn.
-        this.yielding = true;
-        setImmediate(() => {
-          this.yielding = false;
-          this.drain();
-        });
-        return;
+      if (this.priority[id] < 0) {
+        // Only sources are left (they sort below every other node). They never
+        // starve the event loop: after a batch, timers, I/O and other runs get
+        // a turn. The count survives drains, so neither deadlock relief nor a
+        // chain of promise callbacks can keep a source going without a yield.
+        if (this.yielding) return;
+        if (++this.sourceRuns > SOURCE_BATCH) {
+          this.yielding = true;
+          setImmediate(() => {
+            this.yielding = false;
+            this.sourceRuns = 0;
+            this.drain();
+          });
+          return;
+        }
       }
       this.popHeap();
       this.step(id);
@@ -531,6 +591,11 @@ export class GraphRun {
   private step(id: number): void {
     const rt = this.nodes[id];
     if (rt.state !== OPEN) return;
+    if (rt.closeWhenIdle) {
+      // A source told to stop (its own STOP, or a graceful stop): no more calls.
+      if (rt.inFlight === 0) this.closeNode(id, rt);
+      return;
+    }
     const n = this.plan.nodes[id];
     if (rt.inFlight >= n.maxInFlight) return;
     if (n.isSource) {
@@ -564,27 +629,33 @@ export class GraphRun {
     }
     ctx.inputTimestamp = ts;
     let r: ProcessResult | Promise<ProcessResult>;
+    let async: boolean;
     try {
       r = rt.calc!.process(ctx);
+      async = isThenable(r);
     } catch (e) {
       ctx.outputs.reset();
+      ctx.outputSidePackets.pending.length = 0;
       current.fill(undefined);
+      if (n.maxInFlight !== 1) rt.spare!.push(ctx);
       this.fail(id, "Process", e);
       return;
     }
-    if (isThenable(r)) {
+    if (async) {
       rt.inFlight++;
       this.pending++;
+      // Promise.resolve: a thenable whose then() throws rejects instead of escaping.
+      const p = Promise.resolve(r);
       if (n.maxInFlight === 1) {
-        r.then(
-          (v) => this.afterAsyncProcess(id, v as ProcessResult, undefined, false),
+        p.then(
+          (v) => this.afterAsyncProcess(id, v, undefined, false),
           (e: unknown) => this.afterAsyncProcess(id, undefined, e, true),
         );
       } else {
         const inv: Invocation = { ctx, settled: false, result: undefined, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined };
-        (rt.flight ??= []).push(inv);
-        r.then(
-          (v) => this.settle(id, inv, v as ProcessResult, undefined, undefined),
+        rt.flight!.push(inv);
+        p.then(
+          (v) => this.settle(id, inv, v, undefined, undefined),
           (e: unknown) => this.settle(id, inv, undefined, "Process", e),
         );
         this.schedule(id); // room for another call in flight
@@ -592,24 +663,26 @@ export class GraphRun {
       return;
     }
     current.fill(undefined);
-    this.afterProcess(id, rt, n, ctx, r);
-    if (n.maxInFlight !== 1) rt.spare!.push(ctx);
+    if (n.maxInFlight === 1) {
+      this.afterProcess(id, rt, n, ctx, r as ProcessResult);
+      return;
+    }
+    const flight = rt.flight!;
+    if (flight.length === 0) {
+      this.afterProcess(id, rt, n, ctx, r as ProcessResult);
+      rt.spare!.push(ctx);
+      return;
+    }
+    // An earlier call is still running: this result waits its turn, so
+    // outputs leave in timestamp order.
+    rt.inFlight++;
+    this.pending++;
+    flight.push({ ctx, settled: true, result: r as ProcessResult, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined });
+    this.schedule(id);
   }
 
   private afterProcess(id: number, rt: NodeState, n: NodePlan, ctx: NodeContext, r: ProcessResult): void {
-    const out = ctx.outputs;
-    try {
-      if (out.length > 0) {
-        this.release(n, out);
-        out.reset();
-      }
-      if (ctx.outputSidePackets.pending.length > 0) this.releaseSide(n, ctx.outputSidePackets.pending);
-    } catch (e) {
-      out.reset();
-      this.fail(id, "Process", e);
-      return;
-    }
-    this.afterCall(id, rt, n, r);
+    if (this.releaseRecorded(id, n, ctx.outputs, ctx.outputSidePackets.pending, "Process")) this.afterCall(id, rt, n, r);
   }
 
   private afterCall(id: number, rt: NodeState, n: NodePlan, r: ProcessResult): void {
@@ -633,10 +706,12 @@ export class GraphRun {
     ctx.inputs.current.fill(undefined);
     if (this.stopped) {
       ctx.outputs.reset();
+      ctx.outputSidePackets.pending.length = 0;
       if (failed && !this.cancelled) this.fail(id, "Process", error);
       if (rt.state === OPEN) this.closeNode(id, rt);
     } else if (failed) {
       ctx.outputs.reset();
+      ctx.outputSidePackets.pending.length = 0;
       this.fail(id, "Process", error);
     } else {
       this.afterProcess(id, rt, n, ctx, r);
@@ -644,7 +719,11 @@ export class GraphRun {
     this.drain();
   }
 
-  /** Completes an in-flight call; releases finished calls in start order (timestamp order). */
+  /**
+   * Completes an in-flight call; releases finished calls in start (timestamp)
+   * order, up to the first one still running (a synchronous result queued
+   * behind it included).
+   */
   private settle(id: number, inv: Invocation, r: ProcessResult, failed: RunPhase | undefined, error: unknown): void {
     const rt = this.nodes[id];
     const n = this.plan.nodes[id];
@@ -659,16 +738,10 @@ export class GraphRun {
       this.pending--;
       const ctx = head.ctx;
       if (ctx !== undefined) ctx.inputs.current.fill(undefined);
-      if (this.stopped || head.failed !== undefined) {
-        if (head.failed !== undefined && !this.cancelled) this.fail(id, head.failed, head.error);
-      } else {
-        try {
-          if (head.ops !== undefined && head.ops.length > 0) this.release(n, head.ops);
-          if (head.side !== undefined && head.side.length > 0) this.releaseSide(n, head.side);
-          this.afterCall(id, rt, n, head.result);
-        } catch (e) {
-          this.fail(id, "Process", e);
-        }
+      if (head.failed !== undefined) {
+        if (!this.cancelled) this.fail(id, head.failed, head.error);
+      } else if (!this.stopped && this.releaseRecorded(id, n, head.ops!, head.side!, "Process")) {
+        this.afterCall(id, rt, n, head.result);
       }
       if (ctx !== undefined) {
         ctx.outputs.reset();
@@ -680,12 +753,36 @@ export class GraphRun {
     this.drain();
   }
 
+  /**
+   * Propagates what a finished call (open, process or close) recorded, as
+   * MediaPipe does when a call returns: its packets, bounds and closes, then
+   * its output side packets. A failure there (e.g. a timestamp mismatch)
+   * fails the node's `phase`. The recording is cleared either way; returns
+   * whether it succeeded.
+   */
+  private releaseRecorded(id: number, n: NodePlan, ops: Ops, side: SideOps, phase: RunPhase): boolean {
+    try {
+      if (ops.length > 0) {
+        this.release(n, ops);
+        ops.reset?.();
+      }
+      if (side.length > 0) this.releaseSide(n, side); // clears them
+      return true;
+    } catch (e) {
+      ops.reset?.();
+      side.length = 0;
+      this.fail(id, phase, e);
+      return false;
+    }
+  }
+
   // ---- propagation
 
   /** Applies a call's recorded outputs: packets, bounds, closes (MediaPipe's batched updates). */
   private release(n: NodePlan, ops: Ops): void {
     const len = ops.length;
     if (len === 0) return;
+    if (this.tracking && len > 1) this.markRepeated(ops);
     const outStream = n.outStream;
     const bounds = this.bounds;
     for (let k = 0; k < len; k++) {
@@ -697,9 +794,9 @@ export class GraphRun {
         const bound = bounds[s];
         if (ts < bound) throw mismatch(this.plan.streams[s].name, bound, ts);
         this.deliver(s, { value: ops.values[k], timestamp: ts });
-        this.raiseBound(s, nextBound(ts));
+        this.raiseBound(s, doneIfPast(Timestamp.nextAllowedInStream(ts)));
       } else if (kind === OP_BOUND) {
-        if (ts > bounds[s]) this.raiseBound(s, ts > Timestamp.PostStream ? DONE : ts);
+        if (ts > bounds[s]) this.raiseBound(s, doneIfPast(ts));
       } else if (bounds[s] < DONE) {
         this.raiseBound(s, DONE);
       }
@@ -722,7 +819,35 @@ export class GraphRun {
     const sink = this.outputSink;
     if (sink !== undefined) sink[s]?.push(packet);
     const observers = this.packetObservers;
+    if (this.tracking) this.track(s, packet.value);
     if (observers !== undefined) this.notify(observers[s], packet, s);
+  }
+
+  /** A value that more than one reader gets (or the caller, or an observer) may never move to a worker. */
+  private track(s: number, value: unknown): void {
+    if (value === null || typeof value !== "object") return;
+    if (this.plan.streams[s].manyReaders || (this.packetObservers?.[s].length ?? 0) > 0 || this.outputSink?.[s] !== undefined) {
+      markShared(value, shared);
+    }
+  }
+
+  /** One call emitting the same object (or buffer) in several packets hands it to several readers. */
+  private markRepeated(ops: Ops): void {
+    const owner = new Map<object, number>(); // what lies in which packet
+    for (let k = 0; k < ops.length; k++) {
+      const v = ops.values[k];
+      if (ops.kinds[k] !== OP_ADD || v === null || typeof v !== "object") continue;
+      let clash = -1;
+      visitHeld(v, (held) => {
+        const prev = owner.get(held);
+        if (prev === undefined) owner.set(held, k);
+        else if (prev !== k) clash = prev;
+      });
+      if (clash >= 0) {
+        markShared(v, shared);
+        markShared(ops.values[clash], shared);
+      }
+    }
   }
 
   /** Calls a stream's observers; one that throws fails the run instead of the engine. */
@@ -756,8 +881,8 @@ export class GraphRun {
     }
     if (min >= DONE || min === Infinity) return; // the node closes instead
     let target = min + n.offset!;
-    if (target > Timestamp.PostStream) target = DONE;
-    else if (target < Timestamp.PreStream) return;
+    if (target < Timestamp.PreStream) return;
+    target = doneIfPast(target);
     const outStream = n.outStream;
     for (let o = 0; o < outStream.length; o++) {
       const s = outStream[o];
@@ -765,9 +890,9 @@ export class GraphRun {
     }
   }
 
-  private releaseSide(n: NodePlan, pending: readonly { port: number; value: unknown }[]): void {
+  private releaseSide(n: NodePlan, pending: SideOps): void {
     for (const { port, value } of pending) this.setSidePacket(n.outSide[port], value);
-    if (Array.isArray(pending)) (pending as unknown[]).length = 0;
+    pending.length = 0;
   }
 
   private setSidePacket(i: number, value: unknown): void {
@@ -776,6 +901,7 @@ export class GraphRun {
     if (available[i] !== 0) throw new Error(`Output side packet "${sp.name}" was set twice.`);
     available[i] = 1;
     this.sideValues[i] = value;
+    if (this.tracking) markShared(value, shared); // every run's nodes read it
     for (let k = 0; k < sp.consumers.length; k++) {
       const c = sp.consumers[k];
       const rt = this.nodes[c];
@@ -882,6 +1008,7 @@ export class GraphRun {
 
   /** A non-source returned STOP: close the sources and graph inputs, let the rest drain. */
   private gracefulStop(): void {
+    this.gracefullyStopping = true;
     const inputs = this.plan.graphInputs;
     for (let i = 0; i < inputs.length; i++) this.closeInputAt(inputs[i]);
     for (let id = 0; id < this.nodes.length; id++) {
@@ -933,23 +1060,29 @@ export class GraphRun {
     rt.calc = calc;
     const ctx = this.makeContext(rt, n);
     rt.ctx = ctx;
-    if (n.maxInFlight > 1) rt.spare = [];
+    if (n.maxInFlight > 1) {
+      rt.spare = [];
+      rt.flight = [];
+    }
     if (calc.open === undefined) {
       this.afterOpen(id, rt, n);
       return;
     }
     ctx.inputTimestamp = Timestamp.Unstarted;
     let r: void | Promise<void>;
+    let async: boolean;
     try {
       r = calc.open(ctx);
+      async = isThenable(r);
     } catch (e) {
       ctx.outputs.reset();
+      ctx.outputSidePackets.pending.length = 0;
       this.openFailed(id, rt, e);
       return;
     }
-    if (isThenable(r)) {
+    if (async) {
       this.pending++;
-      r.then(
+      Promise.resolve(r).then(
         () => {
           this.pending--;
           this.afterOpen(id, rt, n);
@@ -958,6 +1091,7 @@ export class GraphRun {
         (e: unknown) => {
           this.pending--;
           ctx.outputs.reset();
+          ctx.outputSidePackets.pending.length = 0;
           this.openFailed(id, rt, e);
           this.drain();
         },
@@ -980,18 +1114,8 @@ export class GraphRun {
       this.closeNode(id, rt);
       return;
     }
-    if (rt.ctx !== undefined) {
-      try {
-        this.release(n, rt.ctx.outputs);
-        const side = rt.ctx.outputSidePackets.pending;
-        if (side.length > 0) this.releaseSide(n, side);
-      } catch (e) {
-        this.fail(id, "Open", e);
-        return;
-      } finally {
-        rt.ctx.outputs.reset();
-      }
-    }
+    const ctx = rt.ctx;
+    if (ctx !== undefined && !this.releaseRecorded(id, n, ctx.outputs, ctx.outputSidePackets.pending, "Open")) return;
     if (rt.closeWhenIdle) this.closeNode(id, rt);
     else this.schedule(id);
   }
@@ -1008,17 +1132,18 @@ export class GraphRun {
     ctx.inputTimestamp = DONE;
     ctx.inputs.current.fill(undefined);
     let r: void | Promise<void>;
+    let async: boolean;
     try {
       r = calc.close(ctx);
+      async = isThenable(r);
     } catch (e) {
-      ctx.outputs.reset();
       this.fail(id, "Close", e);
       this.finishClose(id, rt, false);
       return;
     }
-    if (isThenable(r)) {
+    if (async) {
       this.pending++;
-      r.then(
+      Promise.resolve(r).then(
         () => {
           this.pending--;
           this.finishClose(id, rt, !this.stopped);
@@ -1026,7 +1151,6 @@ export class GraphRun {
         },
         (e: unknown) => {
           this.pending--;
-          ctx.outputs.reset();
           this.fail(id, "Close", e);
           this.finishClose(id, rt, false);
           this.drain();
@@ -1039,16 +1163,14 @@ export class GraphRun {
 
   private finishClose(id: number, rt: NodeState, propagate: boolean): void {
     const n = this.plan.nodes[id];
-    if (propagate && rt.ctx !== undefined) {
-      try {
-        this.release(n, rt.ctx.outputs);
-        const side = rt.ctx.outputSidePackets.pending;
-        if (side.length > 0) this.releaseSide(n, side);
-      } catch (e) {
-        this.fail(id, "Close", e);
+    const ctx = rt.ctx;
+    if (ctx !== undefined) {
+      if (propagate) this.releaseRecorded(id, n, ctx.outputs, ctx.outputSidePackets.pending, "Close");
+      else {
+        ctx.outputs.reset();
+        ctx.outputSidePackets.pending.length = 0;
       }
     }
-    rt.ctx?.outputs.reset();
     for (let i = 0; i < rt.queues.length; i++) {
       const q = rt.queues[i];
       if (q.full) this.unmarkFull(rt, n, i, q);
@@ -1080,10 +1202,8 @@ export class GraphRun {
         values[i] = p?.value;
         present[i] = p !== undefined;
         done[i] = rt.queues[i].size === 0 && this.bounds[n.inStream[i]] >= DONE;
-        // Sole reader and nobody observing: the buffers can move instead of being copied.
-        if (p !== undefined && n.soleConsumer[i] && !(this.packetObservers?.[n.inStream[i]].length ?? 0)) {
-          collectTransferables(p.value, transfer);
-        }
+        // Buffers nobody else holds move instead of being copied.
+        if (p !== undefined) collectTransferables(p.value, transfer, shared);
       }
     }
     const inv: Invocation = { ctx: undefined, settled: false, result: undefined, ops: undefined, side: undefined, failed: undefined, error: undefined };

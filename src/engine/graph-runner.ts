@@ -6,16 +6,27 @@
  *   until done;
  * - with `graphQueueSize` N, up to N persistent GraphRuns are started once
  *   and reused: calculators stay open across requests, each request feeds
- *   its packets at the instance's next timestamp and completes when every
- *   graph output stream is bounded past it (or the instance goes idle). A
- *   request waits for a free instance. Side packets are fixed when an
+ *   its packets at the instance's next timestamp and gets the graph output
+ *   packets at that timestamp. It completes when every graph output stream
+ *   is bounded past it, or when the instance goes idle first: then the graph
+ *   cannot answer that timestamp without more input (a branch that sent
+ *   neither a packet nor a bound), and the request has all it will get. A
+ *   packet that turns up later for an earlier timestamp is dropped (logged
+ *   with NODE_DEBUG=graphserve), never handed to another request.
+ *   A request waits for a free instance. Side packets are fixed when an
  *   instance starts, so per-request side packets are refused. An instance
- *   whose run fails is discarded and replaced by a fresh one on demand.
+ *   whose run fails is discarded; one that stops taking input (a node
+ *   returned STOP) serves no further request. Either is replaced by a fresh
+ *   instance on demand.
  */
+import { debuglog } from "node:util";
 import type { Packet } from "./calculator.js";
 import { GraphPlan, type EngineRegistry } from "./graph-plan.js";
 import { GraphRun } from "./graph-run.js";
+import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
+
+const debug = debuglog("graphserve");
 
 export interface GraphRunnerOptions {
   /** Side packets for every run (per-request runs may add to them). */
@@ -31,7 +42,7 @@ export interface RunRequestOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Every graph output packet of one request, by output stream name. */
+/** Every graph output packet of one request, by output stream name (a null-prototype object). */
 export type RunOutputs = Record<string, Packet[]>;
 
 interface Request {
@@ -48,8 +59,8 @@ class Instance {
   nextTs = 0;
   current: Request | undefined;
   currentTs = 0;
-  /** Discarded: its run failed, finished or was cancelled. */
-  failed = false;
+  /** Out of service: its run failed, was cancelled, or stopped taking input. */
+  retired = false;
   constructor(run: GraphRun) {
     this.run = run;
   }
@@ -67,16 +78,19 @@ export class GraphRunner {
   private readonly outputIndex: Int32Array;
   private readonly instances: Instance[] = [];
   private readonly free: Instance[] = [];
+  /** Retired runs still winding down; close() waits for them. */
+  private readonly retiring = new Set<GraphRun>();
   private readonly waiting: Request[] = [];
   private active = 0;
   private pumping = false;
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
 
+  /** `registry` is accepted for compatibility; the validated graph carries what the engine needs. */
   constructor(graph: ValidatedGraph, registry?: EngineRegistry, opts: GraphRunnerOptions = {}) {
     this.graph = graph;
     this.registry = registry;
-    this.plan = GraphPlan.of(graph, registry);
+    this.plan = GraphPlan.of(graph);
     this.sidePackets = opts.sidePackets ?? {};
     this.queueSize = Math.max(0, opts.graphQueueSize ?? graph.graphQueueSize ?? 0);
     this.inputIndex = graph.inputStreams.map((p) => [p.name, this.plan.streamIndex.get(p.name)!]);
@@ -128,6 +142,7 @@ export class GraphRunner {
         inst.run.closeAllInputStreams();
         return inst.run.waitUntilDone().catch(() => undefined);
       });
+      for (const run of this.retiring) runs.push(run.waitUntilDone().catch(() => undefined));
       this.free.length = 0;
       await Promise.all(runs);
       await this.plan.dispose();
@@ -140,7 +155,7 @@ export class GraphRunner {
   private runOnce(inputs: Record<string, unknown>, extra: Record<string, unknown> | undefined, signal: AbortSignal | undefined): Promise<RunOutputs> {
     const run = new GraphRun(this.graph, this.registry);
     const sink: Packet[][] = [];
-    const outputs: RunOutputs = {};
+    const outputs: RunOutputs = Object.create(null) as RunOutputs;
     for (let i = 0; i < this.outputIndex.length; i++) {
       const list: Packet[] = [];
       sink[this.outputIndex[i]] = list;
@@ -208,9 +223,15 @@ export class GraphRunner {
     }
   }
 
+  /** A free instance still taking input, or a new one while there is room. */
   private acquire(): Instance | undefined {
-    const inst = this.free.pop();
-    if (inst !== undefined) return inst;
+    for (;;) {
+      const inst = this.free.pop();
+      if (inst === undefined) break;
+      if (inst.run.accepting) return inst;
+      // Finished, failed or stopped since its last request: never hand it another.
+      this.retire(inst);
+    }
     if (this.instances.length >= this.queueSize) return undefined;
     return this.startInstance();
   }
@@ -224,8 +245,12 @@ export class GraphRunner {
       run.observe(
         name,
         (p) => {
-          const out = inst.current?.outputs;
-          if (out !== undefined) out[name].push(p);
+          const req = inst.current;
+          // Only the current request's timestamp: a late packet for an
+          // earlier request (completed when the graph went idle) must not
+          // reach this one.
+          if (req !== undefined && p.timestamp === inst.currentTs) req.outputs![name].push(p);
+          else debug(`graph runner: dropped a packet on output stream "${name}" at ${Timestamp.format(p.timestamp)}, not the current request's timestamp (${req === undefined ? "none" : inst.currentTs})`);
         },
         check,
       );
@@ -233,27 +258,55 @@ export class GraphRunner {
     run.idleListener = check;
     run.start(this.sidePackets);
     this.instances.push(inst);
-    // A failed (or cancelled) instance is dropped; its request learns why.
     run.waitUntilDone().then(
-      () => this.discard(inst, new Error("The graph instance finished unexpectedly.")),
-      (e: unknown) => this.discard(inst, e),
+      () => {
+        this.retiring.delete(run);
+        // Finished cleanly (a node's STOP): the request has all it will get.
+        if (inst.current !== undefined && !inst.retired) this.complete(inst);
+        this.retire(inst);
+      },
+      (e: unknown) => {
+        this.retiring.delete(run);
+        // Failed or cancelled: its request learns why.
+        this.discard(inst, e);
+      },
     );
     return inst;
   }
 
   private dispatch(inst: Instance, req: Request): void {
-    const outputs: RunOutputs = {};
+    const run = inst.run;
+    const outputs = Object.create(null) as RunOutputs;
     for (const name of this.outputNames) outputs[name] = [];
     req.outputs = outputs;
     inst.current = req;
     const ts = inst.nextTs++;
     inst.currentTs = ts;
+    let fed = 0;
     try {
-      for (const [name, s] of this.inputIndex) inst.run.addPacketAt(s, req.inputs[name], ts);
+      for (const [name, s] of this.inputIndex) {
+        run.addPacketAt(s, req.inputs[name], ts);
+        fed++;
+      }
     } catch (e) {
+      if (!run.accepting && !run.halted && run.error === undefined) {
+        // Not a failure: a node returned STOP, which closed the graph inputs.
+        if (fed > 0) {
+          // Mid-request: the request gets what the graph makes of its input.
+          this.checkComplete(inst);
+          return;
+        }
+        // A fresh instance that stopped before its first input (acquire
+        // never hands out one that stopped): do not start another for it.
+        inst.current = undefined;
+        this.finishRequest(req);
+        req.reject(new Error("The graph stopped (a node returned STOP) before it took the request."));
+        this.retire(inst);
+        return;
+      }
       // The instance is unusable (e.g. it failed opening): this request fails with its error.
-      const error = inst.run.error ?? e;
-      inst.run.cancel(error);
+      const error = run.error ?? e;
+      run.cancel(error);
       this.discard(inst, error);
       return;
     }
@@ -264,16 +317,16 @@ export class GraphRunner {
   private checkComplete(inst: Instance): void {
     const req = inst.current;
     const run = inst.run;
-    if (req === undefined || inst.failed) return;
+    if (req === undefined || inst.retired) return;
     if (run.done) {
-      // Failed: discard rejects the request. Finished cleanly (a graceful
-      // STOP): the request has all it will get; the instance still goes.
+      // Failed: discard rejects the request. Finished cleanly (a node's
+      // STOP): the request has all it will get; the instance goes.
       if (run.error === undefined) {
-        inst.current = undefined;
-        this.finishRequest(req);
-        req.resolve(req.outputs!);
+        this.complete(inst);
+        this.retire(inst);
+      } else {
+        this.discard(inst, run.error);
       }
-      this.discard(inst, run.error);
       return;
     }
     if (run.halted) return; // winding down after an error: done() follows
@@ -285,34 +338,58 @@ export class GraphRunner {
         break;
       }
     }
+    // Idle with an output still unbounded at ts: the graph cannot answer ts
+    // without more input, so the request is through (late packets are dropped).
     if (!bounded && !run.idle) return;
-    inst.current = undefined;
-    this.finishRequest(req);
-    req.resolve(req.outputs!);
+    this.complete(inst);
     this.release(inst);
   }
 
+  /** Resolves the instance's current request with what it collected. */
+  private complete(inst: Instance): void {
+    const req = inst.current!;
+    inst.current = undefined;
+    this.finishRequest(req);
+    req.resolve(req.outputs!);
+  }
+
   private release(inst: Instance): void {
-    if (inst.failed) return;
+    if (inst.retired) return;
+    if (!inst.run.accepting) {
+      this.retire(inst);
+      return;
+    }
     this.free.push(inst);
     this.pump();
   }
 
+  /** Takes an instance without a request out of service; a replacement takes over the queue. */
+  private retire(inst: Instance): void {
+    if (inst.retired) return;
+    this.remove(inst);
+    this.pump();
+  }
+
+  /** Takes a failed instance out of service, rejecting its request with `error`. */
   private discard(inst: Instance, error: unknown): void {
-    if (inst.failed) return;
-    inst.failed = true;
-    const i = this.instances.indexOf(inst);
-    if (i >= 0) this.instances.splice(i, 1);
-    const f = this.free.indexOf(inst);
-    if (f >= 0) this.free.splice(f, 1);
+    if (inst.retired) return;
+    this.remove(inst);
     const req = inst.current;
     inst.current = undefined;
     if (req !== undefined) {
       this.finishRequest(req);
       req.reject(error);
     }
-    // A replacement takes over the queue.
     this.pump();
+  }
+
+  private remove(inst: Instance): void {
+    inst.retired = true;
+    if (!inst.run.done) this.retiring.add(inst.run);
+    const i = this.instances.indexOf(inst);
+    if (i >= 0) this.instances.splice(i, 1);
+    const f = this.free.indexOf(inst);
+    if (f >= 0) this.free.splice(f, 1);
   }
 
   private abortRequest(req: Request): void {

@@ -20,6 +20,7 @@
 import type { Packet } from "./calculator.js";
 import type { PacketQueue } from "./packet-queue.js";
 import { Timestamp } from "./timestamp.js";
+import type { InputStreamHandlerSpec } from "../graph/validated.js";
 
 /** Readiness result: no input set yet. */
 export const NOT_READY = -Infinity;
@@ -72,8 +73,8 @@ class DefaultHandler implements InputHandler {
   }
 }
 
-class ImmediateHandler implements InputHandler {
-  readiness(queues: readonly PacketQueue[], bounds: Float64Array, streamOf: Int32Array): number {
+class ImmediateHandler extends DefaultHandler {
+  override readiness(queues: readonly PacketQueue[], bounds: Float64Array, streamOf: Int32Array): number {
     // A single-stream set is ready whenever it has a packet.
     let min = Infinity;
     let allDone = true;
@@ -88,12 +89,7 @@ class ImmediateHandler implements InputHandler {
     if (min !== Infinity) return min;
     return allDone ? READY_FOR_CLOSE : NOT_READY;
   }
-  fill(ts: number, queues: readonly PacketQueue[], _b: Float64Array, _s: Int32Array, current: (Packet | undefined)[]): void {
-    for (let i = 0; i < queues.length; i++) {
-      const q = queues[i];
-      current[i] = q.size > 0 && q.peek().timestamp === ts ? q.shift() : undefined;
-    }
-  }
+  // fill: every set ready at `ts` is filled, which is the default's fill over all inputs.
 }
 
 class SyncSetHandler implements InputHandler {
@@ -123,20 +119,16 @@ class SyncSetHandler implements InputHandler {
   }
 }
 
-export type HandlerSpec =
-  | { readonly kind: "default" }
-  | { readonly kind: "immediate" }
-  | { readonly kind: "sync_set"; readonly sets: readonly (readonly number[])[] };
-
-export function createInputHandler(spec: HandlerSpec, numInputs: number): InputHandler {
+/** The handler validation chose for a node (sync sets are never empty there). */
+export function createInputHandler(spec: InputStreamHandlerSpec, numInputs: number): InputHandler {
   const all = Int32Array.from({ length: numInputs }, (_, i) => i);
   switch (spec.kind) {
     case "immediate":
-      return new ImmediateHandler();
+      return new ImmediateHandler(all);
     case "sync_set": {
       const listed = new Set(spec.sets.flat());
       const rest = [...all].filter((i) => !listed.has(i));
-      const sets = spec.sets.filter((s) => s.length > 0).map((s) => Int32Array.from(s));
+      const sets = spec.sets.map((s) => Int32Array.from(s));
       if (rest.length > 0) sets.push(Int32Array.from(rest));
       return new SyncSetHandler(sets);
     }

@@ -145,6 +145,24 @@ async function createInstance(init: WorkerNodeInit, flag: Int32Array): Promise<I
     signal.watch(opened);
     await opened;
   }
+  if (ctx.outputs.length > 0 || ctx.outputSidePackets.pending.length > 0) {
+    // This instance serves every later run on this thread, and those runs
+    // never see what open() emitted: refuse rather than answer only one run.
+    const what = ctx.outputs.length > 0 ? "output packets or bounds" : "output side packets";
+    ctx.outputs.reset();
+    ctx.outputSidePackets.pending.length = 0;
+    try {
+      ctx.inputTimestamp = Timestamp.Done;
+      await calc.close?.(ctx); // it opened: close it once
+    } catch {
+      // the open error below is the one to report
+    }
+    ctx.outputs.reset();
+    ctx.outputSidePackets.pending.length = 0;
+    throw new Error(
+      `Node "${init.nodeName}" (${init.calculatorName}) emitted ${what} from open(), which a worker executor does not support: each worker thread opens the node once and reuses it for every run, so only one run would get them. Emit them from process(), or run the node on the main thread (no executor).`,
+    );
+  }
   return { init, calc, ctx, done, signal };
 }
 

@@ -14,12 +14,26 @@
  *   run that got there first (side packets must be structured-cloneable; a
  *   non-cloneable one fails the run naming it). The instance then serves
  *   every later run on that thread; `close` runs when the pool is destroyed.
+ * - `open` may not emit output packets, bounds or output side packets: the
+ *   instance outlives the run that opened it, so only that run would see
+ *   them. Doing so fails the run's Open of the node with an error naming it.
  * - `process` sees a context that records outputs and sends them back; they
  *   are applied on the main thread when the call returns, like any node's.
- * - Packet values are structured clones. An input whose stream has this node
- *   as its only consumer (and no observer) is transferred: its whole-buffer
- *   ArrayBuffers/typed arrays move and are detached on the main side.
- *   Outputs are always transferred back. A shared input is copied.
+ * - Packet values are structured clones: copies, except that whole-buffer
+ *   ArrayBuffers/typed arrays in an input (two levels into plain objects and
+ *   arrays) are moved, detached on the main side, when the engine knows
+ *   nobody else holds them. It never moves a buffer that came from outside
+ *   the engine or may still be seen there: what came in on a graph input
+ *   stream (the caller still has it) or as a side packet, what went to a
+ *   graph output stream, an observer or a GraphRunner result, and what
+ *   reached more than one node input (a stream with several readers, or the
+ *   same object or buffer emitted several times by one call). Such values
+ *   are tracked with whatever lies up to three levels inside them, so a part
+ *   taken out of one and sent on is not moved either. So only buffers a
+ *   calculator produced and sent to a single worker node move. As in
+ *   MediaPipe, a calculator hands over what it emits: it must not keep
+ *   using, mutate or emit again a buffer it has sent.
+ *   Outputs are always transferred back (they are the worker's own).
  * - A running task is never aborted (terminating a thread inside a native
  *   call can take the process down). Cancellation is cooperative: the run's
  *   SharedArrayBuffer flag is what the worker context's `signal` reflects.

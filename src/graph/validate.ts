@@ -237,19 +237,22 @@ export function validateGraph(doc: GraphDocument, registry: CalculatorRegistry):
   const validatedNodes: ValidatedNode[] = order.map((file, id) => {
     const n = nodes[file];
     n.lists.inputs.ports.forEach((p, port) => streams.get(p.name)!.consumers.push({ node: id, port }));
+    const cls = n.cls!;
     n.lists.inputSidePackets.ports.forEach((p, port) => {
       let info = sidePackets.get(p.name);
       if (!info) sidePackets.set(p.name, (info = { name: p.name, producer: "graph", consumers: [] }));
       info.consumers.push({ node: id, port });
-      // Consumed and made by no node: the host supplies it when a run starts.
-      if (info.producer === "graph" && !requiredSidePackets.includes(p.name)) requiredSidePackets.push(p.name);
+      // Made by no node: the host supplies it when a run starts, and must
+      // when some port needs it (an optional one left out reads as undefined).
+      const optional = specOf(cls.contract.inputSidePackets, p.tag)?.optional === true;
+      if (info.producer === "graph" && !optional && !requiredSidePackets.includes(p.name)) requiredSidePackets.push(p.name);
     });
-    const cls = n.cls!;
     return {
       id,
       name: n.name,
       calculatorName: n.config.calculator,
       calculator: cls,
+      moduleUrl: registry.moduleUrlOf(n.config.calculator),
       inputs: n.lists.inputs.ports,
       outputs: n.lists.outputs.ports,
       inputSidePackets: n.lists.inputSidePackets.ports,
@@ -278,6 +281,7 @@ export function validateGraph(doc: GraphDocument, registry: CalculatorRegistry):
     maxQueueSize: queue === 0 ? DEFAULT_MAX_QUEUE_SIZE : queue < 0 ? -1 : queue,
     reportDeadlock: config.report_deadlock,
     graphQueueSize: graphQueueSize(doc),
+    schemaFiles: [...registry.schema.files],
   };
 }
 
@@ -490,7 +494,12 @@ const HANDLERS: Record<string, InputStreamHandlerSpec["kind"]> = {
   SyncSetInputStreamHandler: "sync_set",
 };
 
-/** The node's handler, else the graph's, overridden by the contract (as MediaPipe's SetInputStreamHandler does). */
+/**
+ * The handler the graph gives the node (its own, else the graph-wide default,
+ * which MediaPipe copies into every node that sets none); only when the graph
+ * names none, the one the calculator's contract asks for (MediaPipe's
+ * SetInputStreamHandler); else the default.
+ */
 function resolveHandler(
   n: NodeDraft,
   config: InputStreamHandlerConfig | undefined,
@@ -498,7 +507,7 @@ function resolveHandler(
   at: Locate,
   fail: Fail,
 ): InputStreamHandlerSpec {
-  const name = contract?.inputStreamHandler ?? (config?.input_stream_handler || "DefaultInputStreamHandler");
+  const name = config ? config.input_stream_handler || "DefaultInputStreamHandler" : (contract?.inputStreamHandler ?? "DefaultInputStreamHandler");
   const kind = Object.hasOwn(HANDLERS, name) ? HANDLERS[name] : undefined;
   if (kind === undefined) {
     fail(`Input stream handler "${name}" is not supported; use one of ${Object.keys(HANDLERS).join(", ")}.`, config ? at(config, "input_stream_handler") : at(n.config));

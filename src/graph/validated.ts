@@ -16,7 +16,7 @@ export interface Endpoint {
 export type InputStreamHandlerSpec =
   | { readonly kind: "default" }
   | { readonly kind: "immediate" }
-  /** Each set lists flat input indexes; inputs in no set form one more set. */
+  /** Each set lists flat input indexes (never empty); inputs in no set form one more set. */
   | { readonly kind: "sync_set"; readonly sets: readonly (readonly number[])[] };
 
 export interface ValidatedNode {
@@ -26,6 +26,8 @@ export interface ValidatedNode {
   readonly name: string;
   readonly calculatorName: string;
   readonly calculator: CalculatorClass<unknown>;
+  /** The module the calculator class was registered from (worker threads import it), if the registry knows it. */
+  readonly moduleUrl: string | undefined;
   /**
    * Ports in MediaPipe's flat order: tags sorted ("" first), then by index.
    * A port's position in the array is its flat index.
@@ -81,7 +83,11 @@ export interface ValidatedGraph {
   readonly inputStreams: readonly Port[];
   /** Graph `output_stream` entries, parsed. */
   readonly outputStreams: readonly Port[];
-  /** Side packets the host must supply at the start of a run (consumed, produced by no node). */
+  /**
+   * Side packets the host must supply at the start of a run: consumed by a
+   * port that is not optional, and produced by no node. An optional one the
+   * host leaves out reads as undefined.
+   */
   readonly requiredSidePackets: readonly string[];
   readonly streams: ReadonlyMap<string, StreamInfo>;
   readonly sidePackets: ReadonlyMap<string, SidePacketInfo>;
@@ -95,6 +101,8 @@ export interface ValidatedGraph {
    * (AUTO = available parallelism); undefined builds a graph per request.
    */
   readonly graphQueueSize: number | undefined;
+  /** The .proto files the node options were read against, in load order (worker threads reload them). */
+  readonly schemaFiles: readonly string[];
 }
 
 /** The executor a node gets when it names none but its calculator prefers workers. */

@@ -14,7 +14,7 @@ const log = (ctx: CalculatorContext, what: string) => events.push(`${what}:${ctx
 export const held: { ts: number; release(): void }[] = [];
 
 /** Flags tests flip from outside the graph. */
-export const flags = { stopSource: false, opens: 0 };
+export const flags = { stopSource: false, opens: 0, graphStopped: false };
 
 const ONE_IN_ONE_OUT: CalculatorContract = { inputs: { "": {} }, outputs: { "": {} } };
 
@@ -294,7 +294,76 @@ export class SyncProbeCalculator extends Calculator {
   }
 }
 
+/** Odd timestamps answer synchronously (a "cache hit"), even ones after a few event-loop turns. */
+export class MixedSyncAsyncCalculator extends Calculator {
+  static override readonly contract = ONE_IN_ONE_OUT;
+  override process(ctx: CalculatorContext): void | Promise<void> {
+    const v = ctx.inputs.value(0);
+    if (ctx.inputTimestamp % 2 === 1) {
+      ctx.outputs.add(0, v);
+      return;
+    }
+    return (async () => {
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      ctx.outputs.add(0, v);
+    })();
+  }
+}
+
+/** An async source emitting 0, 1, 2 … at those timestamps; odd calls take longer, so calls overlap with max_in_flight 2. */
+export class AsyncSourceCalculator extends Calculator {
+  static override readonly contract: CalculatorContract = { outputs: { "": {} } };
+  /** Process calls made after StopNowCalculator stopped the graph. */
+  static callsAfterStop = 0;
+  private next = 0;
+  override async process(ctx: CalculatorContext): Promise<ProcessResult> {
+    if (flags.graphStopped) AsyncSourceCalculator.callsAfterStop++;
+    const n = this.next++;
+    if (n > 100) return STOP; // a safety net: the test stops it long before
+    for (let i = 0; i < (n % 2 === 1 ? 5 : 1); i++) await new Promise((r) => setImmediate(r));
+    ctx.outputs.add(0, n, n);
+    return undefined;
+  }
+}
+
+/** Passes its first packet on and returns STOP: a graceful stop (sets flags.graphStopped). */
+export class StopNowCalculator extends Calculator {
+  static override readonly contract = ONE_IN_ONE_OUT;
+  override process(ctx: CalculatorContext): ProcessResult {
+    ctx.outputs.add(0, ctx.inputs.value(0));
+    flags.graphStopped = true;
+    return STOP;
+  }
+}
+
+/** A thenable whose then() throws. */
+const brokenThenable = (what: string) => ({
+  then() {
+    throw new Error(`broken thenable from ${what}`);
+  },
+});
+
+/** process() returns a thenable whose then() throws. */
+export class BadThenableProcessCalculator extends Calculator {
+  static override readonly contract = ONE_IN_ONE_OUT;
+  override process(): ProcessResult {
+    return brokenThenable("process") as unknown as ProcessResult;
+  }
+}
+
+/** close() returns a thenable whose then() throws. */
+export class BadThenableCloseCalculator extends LogPassCalculator {
+  override close(): void {
+    return brokenThenable("close") as unknown as void;
+  }
+}
+
 export const TEST_CALCULATORS = [
+  MixedSyncAsyncCalculator,
+  AsyncSourceCalculator,
+  StopNowCalculator,
+  BadThenableProcessCalculator,
+  BadThenableCloseCalculator,
   SyncProbeCalculator,
   LogPassCalculator,
   DoubleCalculator,
