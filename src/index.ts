@@ -25,3 +25,13 @@ export {
   type SidePacketWriter,
 } from "./engine/calculator.js";
 export { Timestamp } from "./engine/timestamp.js";
+export { HttpError, type HttpErrorOptions, type OpenAIErrorBody } from "./server/errors.js";
+export type {
+  HttpRequestPayload,
+  HttpResponseObject,
+  HttpResponsePayload,
+  HttpSseResponse,
+  MultipartBody,
+  MultipartFile,
+  SseEvent,
+} from "./server/payload.js";

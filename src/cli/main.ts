@@ -1,16 +1,20 @@
 #!/usr/bin/env node
-/** The `graphserve` command. */
+/** The `graphserve` command: the server (no command), or `graph check|dot`. */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { graphCheck, graphDot } from "./graph-command.js";
+import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
-  graphserve graph check FILE...   load and validate graph files, print what they resolve to
-  graphserve graph dot FILE        print the graph as Graphviz DOT
+  graphserve [server options]        serve graphs over HTTP, as OpenVINO Model Server does
+  graphserve graph check FILE...     load and validate graph files, print what they resolve to
+  graphserve graph dot FILE          print the graph as Graphviz DOT
 Options:
-  --calculators_dir DIR            also load user calculators (and their .proto files) from DIR
-  --help                           show this help
-  --version                        print the version`;
+  --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
+  --help                             show this help
+  --version                          print the version
+
+${SERVER_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -30,10 +34,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         help: { type: "boolean" },
         version: { type: "boolean" },
         calculators_dir: { type: "string" },
+        ...SERVER_FLAGS,
       },
     });
   } catch (e) {
-    io.err(`graphserve: ${(e as Error).message}`);
+    // parseArgs may add hint lines; the first says what is wrong.
+    io.err(`graphserve: ${(e as Error).message.split("\n", 1)[0]}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -45,6 +51,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     io.out(version());
     return 0;
   }
+  if (positionals.length === 0) return serve(values, io);
+  const serverFlag = Object.keys(values).find((k) => k !== "calculators_dir");
+  if (serverFlag !== undefined) {
+    io.err(`graphserve: --${serverFlag} is a server option; it does not apply to "${positionals.join(" ")}"`);
+    return 2;
+  }
   const [command, sub, ...files] = positionals;
   if (command === "graph" && sub === "check" && files.length > 0) {
     return graphCheck(files, values.calculators_dir, io);
@@ -52,8 +64,24 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (command === "graph" && sub === "dot" && files.length === 1) {
     return graphDot(files[0], values.calculators_dir, io);
   }
-  io.err(`graphserve: ${positionals.length === 0 ? "no command given" : `unknown command "${positionals.join(" ")}"`}; see graphserve --help`);
+  io.err(`graphserve: unknown command "${positionals.join(" ")}"; see graphserve --help`);
   return 2;
+}
+
+async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { err(l: string): void }): Promise<number> {
+  let opts;
+  try {
+    opts = serveOptionsFrom(values);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    io.err(`graphserve: ${e.message}`);
+    return 2;
+  }
+  // Loaded on demand: `graph check` should not pay for Express and the manager.
+  const { runServer } = await import("../server/serve.js");
+  const code = await runServer(opts);
+  // Worker pools or open handles must not keep a stopped server alive.
+  process.exit(code);
 }
 
 process.exitCode = await main(process.argv.slice(2));

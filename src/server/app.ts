@@ -1,0 +1,167 @@
+/**
+ * The Express app serving a ServableRegistry with OVMS's REST surface:
+ *
+ *   GET  /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/N]/ready
+ *   GET  /v3/models[/{id}] (+ /v1/ and /v3/v1/ aliases), /v1/config
+ *   POST /v1/config/reload
+ *   GET  /metrics (when enabled)
+ *   POST /v3/*, /v1/*: a servable's graph (routes-v3.ts)
+ *
+ * A known path with the wrong method is 405 with `Allow`; anything else 404.
+ * Every error is OpenAI's `{"error":{message,type,param,code}}`.
+ */
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import type { Logger } from "pino";
+import type { ServableRegistry } from "../servables/types.js";
+import { apiKeyChecker } from "./auth.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, type BodyLimits } from "./body.js";
+import { locals, sendError, toHttpError, type ModelAliases, type RequestLocals, type ServerContext } from "./context.js";
+import { createCors, DEFAULT_CORS, type CorsOptions } from "./cors.js";
+import { HttpError } from "./errors.js";
+import { ServerMetrics } from "./metrics.js";
+import { inferenceHandler } from "./routes-v3.js";
+import { statusHandlers } from "./routes-status.js";
+
+export interface AppOptions {
+  readonly registry: ServableRegistry;
+  readonly logger: Logger;
+  /** Require `Authorization: Bearer <apiKey>` on the inference routes. */
+  readonly apiKey?: string;
+  readonly cors?: CorsOptions;
+  /** Default: metrics off (`/metrics` is 404). */
+  readonly metrics?: ServerMetrics;
+  readonly limits?: Partial<BodyLimits>;
+  /** Names that resolve to a servable without being one (LoRA aliases). */
+  readonly aliases?: ModelAliases;
+}
+
+export interface GraphserveApp {
+  readonly app: Express;
+  readonly metrics: ServerMetrics;
+  /** From now on responses carry `Connection: close` (graceful shutdown). */
+  startClosing(): void;
+}
+
+type Method = "GET" | "POST";
+interface Route {
+  readonly path: string | RegExp;
+  readonly methods: Partial<Record<Method, RequestHandler>>;
+}
+
+const MODELS_PREFIX = String.raw`\/(?:v3\/v1|v3|v1)\/models`;
+/** Inference: any /v3/ or /v1/ path but the model lists (/v3/models, /v3/v1/models, /v1/models) and /v1/config. */
+const INFERENCE = /^\/(?:v3\/(?!(?:v1\/)?models(?:\/|$))|v1\/(?!models(?:\/|$)|config(?:\/|$)))./;
+
+export function createApp(opts: AppOptions): GraphserveApp {
+  const ctx: ServerContext = {
+    registry: opts.registry,
+    logger: opts.logger,
+    metrics: opts.metrics ?? new ServerMetrics({ enable: false }),
+    limits: { maxBodyBytes: opts.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxJsonDepth: opts.limits?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH },
+    aliases: opts.aliases,
+    checkAuth: opts.apiKey === undefined ? undefined : apiKeyChecker(opts.apiKey),
+    closing: false,
+  };
+  const status = statusHandlers(ctx);
+  const routes: Route[] = [
+    // First: the hot path should not be matched against every status route.
+    { path: INFERENCE, methods: { POST: inferenceHandler(ctx) } },
+    { path: "/v2/health/live", methods: { GET: status.live } },
+    { path: "/v2/health/ready", methods: { GET: status.ready } },
+    { path: /^\/v2\/models\/(.+?)(?:\/versions\/\d+)?\/ready$/, methods: { GET: status.modelReady } },
+    { path: new RegExp(`^${MODELS_PREFIX}$`), methods: { GET: status.list } },
+    // Ids may hold slashes (e.g. OpenVINO/stable-diffusion-v1-5-int8-ov).
+    { path: new RegExp(`^${MODELS_PREFIX}\\/(.+)$`), methods: { GET: status.retrieve } },
+    { path: "/v1/config", methods: { GET: status.config } },
+    { path: "/v1/config/reload", methods: { POST: status.reload } },
+    { path: "/metrics", methods: { GET: status.metrics } },
+  ];
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.disable("etag");
+  const cors = createCors(opts.cors ?? DEFAULT_CORS);
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const l = res.locals as RequestLocals;
+    l.start = performance.now();
+    l.requestId = requestIdOf(req.headers["x-request-id"]);
+    res.setHeader("x-request-id", l.requestId);
+    res.once("close", () => logRequest(ctx, req, res));
+    if (cors.handle(req, res)) return;
+    next();
+  });
+
+  for (const route of routes) {
+    for (const [method, handler] of Object.entries(route.methods) as [Method, RequestHandler][]) {
+      if (method === "GET") app.get(route.path, handler);
+      else app.post(route.path, handler);
+    }
+  }
+
+  // Not routed: 405 on a known path (OPTIONS answers with Allow), else 404.
+  app.use((req: Request, res: Response) => {
+    const allowed = routes.filter((r) => matches(r.path, req.path)).flatMap((r) => Object.keys(r.methods));
+    if (allowed.length === 0) throw new HttpError(404, `Invalid request URL: ${req.method} ${req.path}`, { code: "not_found" });
+    if (allowed.includes("GET")) allowed.push("HEAD");
+    const allow = [...allowed, "OPTIONS"].join(", ");
+    if (req.method === "OPTIONS") {
+      res.statusCode = 204;
+      res.setHeader("Allow", allow);
+      res.end();
+      return;
+    }
+    throw new HttpError(405, `Unsupported method ${req.method} for ${req.path}: allowed ${allow}`, { code: "method_not_allowed", headers: { Allow: allow } });
+  });
+
+  // Express recognises an error handler by its four parameters.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (res.writableEnded) return;
+    const http = expressError(err) ?? toHttpError(err);
+    if (http.status >= 500) ctx.logger.error({ err, requestId: locals(res).requestId }, http.message);
+    sendError(ctx, res, http);
+  });
+
+  return {
+    app,
+    metrics: ctx.metrics,
+    startClosing() {
+      ctx.closing = true;
+    },
+  };
+}
+
+function matches(path: string | RegExp, actual: string): boolean {
+  return typeof path === "string" ? path === actual : path.test(actual);
+}
+
+/** A client's id when it is a sane token, else a new one. */
+function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === "string" && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header) ? header : randomUUID();
+}
+
+/** Errors Express itself raises (e.g. a malformed %-escape in a route parameter) carry a status. */
+function expressError(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  const status = (err as { status?: unknown } | undefined)?.status;
+  if (typeof status === "number" && status >= 400 && status < 500) return new HttpError(status, (err as Error).message);
+  return undefined;
+}
+
+/** Probes and scrapes log at debug: at info they would drown the request lines. */
+const QUIET = new Set(["/v2/health/live", "/v2/health/ready", "/metrics"]);
+
+function logRequest(ctx: ServerContext, req: Request, res: Response): void {
+  const l = locals(res);
+  const quiet = QUIET.has(req.path);
+  if (!ctx.logger.isLevelEnabled(quiet ? "debug" : "info")) return;
+  // 499 (nginx's "client closed request"): the socket closed before the response ended.
+  const status = res.writableFinished ? res.statusCode : 499;
+  const line: Record<string, unknown> = { requestId: l.requestId, method: req.method, path: req.path, status, ms: Math.round((performance.now() - l.start) * 100) / 100 };
+  if (l.servable !== undefined) line.servable = l.servable;
+  if (l.error !== undefined) line.error = l.error;
+  if (quiet) ctx.logger.debug(line, "request");
+  else ctx.logger.info(line, "request");
+}

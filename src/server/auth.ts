@@ -1,0 +1,37 @@
+/**
+ * OVMS's API key: from `--api_key_file` (its first line) or the `API_KEY`
+ * environment variable, required as `Authorization: Bearer <key>` on the
+ * inference routes (POST /v3/*, /v1/*). OVMS answers a bad key with 500
+ * (UNAUTHORIZED is missing from its status map); we answer 401, which the
+ * OpenAI SDKs turn into AuthenticationError.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { HttpError, OVMS } from "./errors.js";
+
+/** The key to require, or undefined for none. The file wins over the environment, as in OVMS. */
+export function readApiKey(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (file !== undefined) {
+    const first = readFileSync(file, "utf8").split(/\r?\n/, 1)[0].trim();
+    if (first === "") throw new Error(`--api_key_file "${file}": the first line is empty`);
+    return first;
+  }
+  const key = env.API_KEY;
+  return key === undefined || key === "" ? undefined : key;
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/**
+ * A checker for one key; throws 401 when the header does not carry it.
+ * Compares digests in constant time so response timing does not leak the key.
+ */
+export function apiKeyChecker(key: string): (authorization: string | undefined) => void {
+  const expected = digest(key);
+  return (authorization) => {
+    const m = authorization === undefined ? null : /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    if (m === null || !timingSafeEqual(digest(m[1]), expected)) {
+      throw new HttpError(401, OVMS.unauthorized, { code: "invalid_api_key", headers: { "WWW-Authenticate": 'Bearer realm="graphserve"' } });
+    }
+  };
+}

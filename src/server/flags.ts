@@ -1,0 +1,175 @@
+/**
+ * OVMS's server flags, parsed into ServeOptions. Every problem is one line,
+ * thrown as a FlagError (the CLI exits 2 with it).
+ */
+import { join } from "node:path";
+import { readApiKey } from "./auth.js";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
+import { parseList, type CorsOptions } from "./cors.js";
+import { parseLogLevel, type LogLevelName } from "./logging.js";
+import { unknownMetricFamilies } from "./metrics.js";
+
+export class FlagError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FlagError";
+  }
+}
+
+/** The parseArgs option table of server mode. */
+export const SERVER_FLAGS = {
+  rest_port: { type: "string" },
+  rest_bind_address: { type: "string" },
+  model_name: { type: "string" },
+  model_path: { type: "string" },
+  config_path: { type: "string" },
+  model_repository_path: { type: "string" },
+  file_system_poll_wait_seconds: { type: "string" },
+  log_level: { type: "string" },
+  api_key_file: { type: "string" },
+  metrics_enable: { type: "boolean" },
+  metrics_list: { type: "string" },
+  allowed_origins: { type: "string" },
+  allowed_methods: { type: "string" },
+  allowed_headers: { type: "string" },
+  allow_credentials: { type: "boolean" },
+  rest_workers: { type: "string" },
+  max_body_size: { type: "string" },
+  max_json_depth: { type: "string" },
+  shutdown_grace_seconds: { type: "string" },
+  // OVMS's gRPC flags: accepted so OVMS command lines start, then ignored (REST only).
+  port: { type: "string" },
+  grpc_bind_address: { type: "string" },
+  grpc_workers: { type: "string" },
+  // OVMS's pull mode: a later feature.
+  source_model: { type: "string" },
+  task: { type: "string" },
+  pull: { type: "boolean" },
+} as const;
+
+export type ServerFlagValues = { [K in keyof typeof SERVER_FLAGS]?: (typeof SERVER_FLAGS)[K]["type"] extends "boolean" ? boolean : string };
+
+export const SERVER_USAGE = `Server (no command):
+  graphserve --rest_port N (--config_path FILE | --model_name NAME --model_path DIR | --model_repository_path DIR) [options]
+  --rest_port N                       HTTP port (0: any free port)
+  --rest_bind_address ADDR            default 0.0.0.0
+  --config_path FILE                  OVMS config.json (model_config_list / mediapipe_config_list)
+  --model_name NAME --model_path DIR  serve one graph (DIR holds graph.pbtxt, or is the graph file)
+  --model_repository_path DIR         default --config_path DIR/config.json (also OVMS_MODEL_REPOSITORY_PATH)
+  --file_system_poll_wait_seconds S   config.json check interval, default 1, 0 off
+  --log_level LEVEL                   TRACE, DEBUG, INFO (default), WARNING, ERROR
+  --api_key_file FILE                 require "Authorization: Bearer <first line>" (or set API_KEY)
+  --metrics_enable                    serve Prometheus metrics at /metrics
+  --metrics_list A,B                  only these metric families
+  --allowed_origins, --allowed_methods, --allowed_headers LIST   CORS, default *
+  --allow_credentials                 CORS: allow credentials
+  --rest_workers N                    accepted for OVMS compatibility (see README)
+  --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
+  --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
+  --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30`;
+
+/** What `startServer` needs. */
+export interface ServeOptions {
+  readonly restPort: number;
+  readonly restBindAddress: string;
+  readonly configPath?: string;
+  readonly single?: { readonly name: string; readonly path: string };
+  /** Seconds; 0 turns polling off. */
+  readonly pollSeconds: number;
+  readonly logLevel: LogLevelName;
+  readonly apiKey?: string;
+  readonly metricsEnable: boolean;
+  readonly metricsList?: readonly string[];
+  readonly cors: CorsOptions;
+  readonly calculatorsDir?: string;
+  readonly maxBodyBytes: number;
+  readonly maxJsonDepth: number;
+  /** Accepted for OVMS compatibility; Node serves HTTP on one thread. */
+  readonly restWorkers?: number;
+  readonly shutdownGraceSeconds: number;
+  /** Flags accepted but ignored, worth a warning at startup. */
+  readonly ignored: readonly string[];
+}
+
+function int(name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    throw new FlagError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+function seconds(name: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new FlagError(`--${name} must be a non-negative number of seconds, got "${value}"`);
+  return n;
+}
+
+/** Bytes, with an optional binary K/M/G suffix (`64M`, `512K`, `1G`). */
+export function parseSize(name: string, value: string): number {
+  const m = /^(\d+)\s*([kmg])?i?b?$/i.exec(value.trim());
+  const n = m ? Number(m[1]) * 1024 ** ({ k: 1, m: 2, g: 3 }[(m[2] ?? "").toLowerCase() as "k" | "m" | "g"] ?? 0) : NaN;
+  if (!(n >= 1)) throw new FlagError(`--${name} must be a size in bytes such as 67108864 or 64M, got "${value}"`);
+  return n;
+}
+
+/** Turns parsed flags (and the environment) into ServeOptions; throws FlagError on the first problem. */
+export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_dir?: string }, env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  for (const f of ["source_model", "task", "pull"] as const) {
+    if (v[f] !== undefined) throw new FlagError(`--${f} is not supported yet: pulling models (--source_model/--task/--pull) comes in a later release`);
+  }
+  if (v.rest_port === undefined) throw new FlagError("--rest_port is required: graphserve serves REST only");
+  const restPort = int("rest_port", v.rest_port, 0, 65535);
+  if (v.model_path !== undefined && v.config_path !== undefined) throw new FlagError("--model_path and --config_path exclude each other");
+  if (v.model_name !== undefined && v.config_path !== undefined) throw new FlagError("--model_name and --config_path exclude each other");
+  if (v.model_name !== undefined && v.model_path === undefined) throw new FlagError("--model_name needs --model_path");
+  if (v.model_path !== undefined && v.model_name === undefined) throw new FlagError("--model_path needs --model_name");
+  const repository = v.model_repository_path ?? (env.OVMS_MODEL_REPOSITORY_PATH || undefined);
+  const configPath = v.config_path ?? (v.model_path === undefined && repository !== undefined ? join(repository, "config.json") : undefined);
+  if (configPath === undefined && v.model_path === undefined) {
+    throw new FlagError("nothing to serve: give --config_path, --model_name with --model_path, or --model_repository_path");
+  }
+  if (v.model_name === "") throw new FlagError("--model_name must not be empty");
+
+  const level = v.log_level === undefined ? "INFO" : parseLogLevel(v.log_level);
+  if (level === undefined) throw new FlagError(`--log_level must be TRACE, DEBUG, INFO, WARNING or ERROR, got "${v.log_level}"`);
+
+  let apiKey: string | undefined;
+  try {
+    apiKey = readApiKey(v.api_key_file, env);
+  } catch (e) {
+    throw new FlagError(`--api_key_file: ${(e as Error).message.replace(/^--api_key_file "[^"]*": /, "")}`);
+  }
+
+  const metricsList = v.metrics_list === undefined ? undefined : parseList(v.metrics_list);
+  if (metricsList !== undefined) {
+    const unknown = unknownMetricFamilies(metricsList);
+    if (unknown.length > 0) throw new FlagError(`--metrics_list: unknown metric famil${unknown.length === 1 ? "y" : "ies"} ${unknown.join(", ")}`);
+  }
+
+  const list = (name: "allowed_origins" | "allowed_methods" | "allowed_headers") => {
+    const items = parseList(v[name] ?? "*");
+    if (items.length === 0) throw new FlagError(`--${name} must not be empty`);
+    return items;
+  };
+
+  const ignored = (["port", "grpc_bind_address", "grpc_workers"] as const).filter((f) => v[f] !== undefined).map((f) => `--${f}`);
+  if (v.port !== undefined) int("port", v.port, 0, 65535);
+
+  return {
+    restPort,
+    restBindAddress: v.rest_bind_address ?? "0.0.0.0",
+    ...(configPath !== undefined ? { configPath } : { single: { name: v.model_name!, path: v.model_path! } }),
+    pollSeconds: v.file_system_poll_wait_seconds === undefined ? 1 : seconds("file_system_poll_wait_seconds", v.file_system_poll_wait_seconds),
+    logLevel: level,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    metricsEnable: v.metrics_enable === true,
+    ...(metricsList !== undefined ? { metricsList } : {}),
+    cors: { allowedOrigins: list("allowed_origins"), allowedMethods: list("allowed_methods"), allowedHeaders: list("allowed_headers"), allowCredentials: v.allow_credentials === true },
+    ...(v.calculators_dir !== undefined ? { calculatorsDir: v.calculators_dir } : {}),
+    maxBodyBytes: v.max_body_size === undefined ? DEFAULT_MAX_BODY_BYTES : parseSize("max_body_size", v.max_body_size),
+    maxJsonDepth: v.max_json_depth === undefined ? DEFAULT_MAX_JSON_DEPTH : int("max_json_depth", v.max_json_depth, 1, 10_000),
+    ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
+    shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
+    ignored,
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * A failed graph run as an HTTP error, OVMS's way (kept apart from
+ * errors.ts so the public entry does not pull in the engine).
+ */
+import { GraphRunError, StatusError } from "../engine/graph-run.js";
+import { HttpError, OVMS } from "./errors.js";
+
+/** absl status code names for the statuses a calculator may pick, as OVMS prints them. */
+const STATUS_CODES: Readonly<Record<number, string>> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  409: "ALREADY_EXISTS",
+  412: "FAILED_PRECONDITION",
+  413: "RESOURCE_EXHAUSTED",
+  429: "RESOURCE_EXHAUSTED",
+  499: "CANCELLED",
+  501: "UNIMPLEMENTED",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
+
+/**
+ * An HttpError-like value: the class itself, or one that lost its prototype
+ * (another copy of graphserve loaded by a user calculator).
+ */
+export function asHttpError(e: unknown): HttpError | undefined {
+  if (e instanceof HttpError) return e;
+  if (e instanceof Error && e.name === "HttpError" && typeof (e as { status?: unknown }).status === "number") {
+    const o = e as Error & { status: number; type?: string; param?: string | null; code?: string | null };
+    return new HttpError(o.status, o.message, { type: o.type, param: o.param, code: o.code, cause: e });
+  }
+  return undefined;
+}
+
+/**
+ * Maps a failed graph run to the response, as OVMS does, with one deliberate
+ * difference: a calculator's HttpError chooses the status.
+ *
+ * - `message` is OVMS's full text, `Mediapipe execution failed. MP status -
+ *   INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process()
+ *   for node "X" failed: <msg>`: clients and logs written against OVMS
+ *   match it, it names the failing node, and it ends with the calculator's
+ *   own message, so `includes(<msg>)` checks hold.
+ * - The first failure decides: its HttpError gives status, type, param and
+ *   code; a StatusError gives the absl code in the text; anything else is
+ *   OVMS's MEDIAPIPE_EXECUTION_ERROR, 400 with INVALID_ARGUMENT (412 with
+ *   OVMS's precondition text for FAILED_PRECONDITION).
+ */
+export function graphFailure(e: unknown): HttpError {
+  const first = e instanceof GraphRunError ? e.errors[0]?.cause : e;
+  const detail = e instanceof Error ? e.message : String(e);
+  const http = asHttpError(first);
+  if (http) {
+    const code = STATUS_CODES[http.status] ?? (http.status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT");
+    return new HttpError(http.status, `${prefixFor(code)}: ${detail}`, {
+      type: http.type,
+      param: http.param,
+      code: http.code,
+      headers: http.headers,
+      cause: e,
+    });
+  }
+  const code = first instanceof StatusError ? first.code : "INVALID_ARGUMENT";
+  return new HttpError(code === "FAILED_PRECONDITION" ? 412 : 400, `${prefixFor(code)}: ${detail}`, { cause: e });
+}
+
+function prefixFor(code: string): string {
+  return code === "FAILED_PRECONDITION" ? `${OVMS.preconditionFailed} - ${code}` : `${OVMS.executionFailed} - ${code}`;
+}

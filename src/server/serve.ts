@@ -1,0 +1,179 @@
+/**
+ * Starting and stopping the server: calculators (built-ins plus
+ * `--calculators_dir`), the servable manager, the HTTP listener, and the
+ * graceful shutdown SIGTERM/SIGINT trigger.
+ *
+ * As in OVMS the listener comes up before the servables have loaded: live
+ * answers 200 at once, ready 503 until the initial config is applied.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino, type Logger } from "pino";
+import { CalculatorRegistry } from "../engine/registry.js";
+import { ServableManager } from "../servables/manager.js";
+import { createApp, type GraphserveApp } from "./app.js";
+import type { ServeOptions } from "./flags.js";
+import { createLogger } from "./logging.js";
+import { ServerMetrics } from "./metrics.js";
+import type { ModelAliases } from "./context.js";
+
+export interface StartOptions extends ServeOptions {
+  /** Default: a logger at `logLevel` on stdout. */
+  readonly logger?: Logger;
+  readonly aliases?: ModelAliases;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, with a loopback host when bound to every interface. */
+  readonly url: string;
+  readonly port: number;
+  readonly manager: ServableManager;
+  readonly metrics: ServerMetrics;
+  readonly logger: Logger;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to
+   * `graceMs` (default: the options' grace), then closes the remaining
+   * connections and every graph. Idempotent.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger({ level: opts.logLevel });
+  for (const flag of opts.ignored) logger.warn(`${flag} is ignored: graphserve serves REST only`);
+  if (opts.restWorkers !== undefined) {
+    logger.debug(`--rest_workers ${opts.restWorkers} accepted for OVMS compatibility: HTTP is served on the event loop; CPU-bound calculators use worker executors`);
+  }
+  const calculators = await CalculatorRegistry.withBuiltins();
+  if (opts.calculatorsDir !== undefined) await calculators.loadDirectory(opts.calculatorsDir);
+  const manager = await ServableManager.start({
+    ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
+    ...(opts.single !== undefined ? { single: opts.single } : {}),
+    registry: calculators,
+    pollSeconds: opts.pollSeconds,
+    logger,
+  });
+  let server: Server;
+  let gs: GraphserveApp;
+  let metrics: ServerMetrics;
+  try {
+    // The flags enable metrics, or config.json does (read at startup, as OVMS); a flag list wins.
+    const fromConfig = manager.metrics();
+    const list = opts.metricsList ?? fromConfig.metricsList;
+    metrics = new ServerMetrics({ enable: opts.metricsEnable || fromConfig.enable, ...(list !== undefined ? { list } : {}) });
+    gs = createApp({
+      registry: manager,
+      logger,
+      ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
+      cors: opts.cors,
+      metrics,
+      limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
+      ...(opts.aliases !== undefined ? { aliases: opts.aliases } : {}),
+    });
+    server = createServer(gs.app);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.restPort, opts.restBindAddress, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    await manager.close(0);
+    throw e;
+  }
+
+  // Requests in progress, for draining.
+  let active = 0;
+  let closing = false;
+  let drained: (() => void) | undefined;
+  server.on("request", (_req, res) => {
+    active++;
+    res.once("close", () => {
+      if (--active === 0) drained?.();
+      // A kept-alive connection that just went idle would otherwise hold close() open.
+      if (closing) server.closeIdleConnections();
+    });
+  });
+
+  const { port, address } = server.address() as AddressInfo;
+  const host = address === "0.0.0.0" || address === "::" ? "127.0.0.1" : address.includes(":") ? `[${address}]` : address;
+  const url = `http://${host}:${port}`;
+  logger.info({ address, port, url, config: opts.configPath, servable: opts.single?.name }, `REST server listening on ${url}`);
+  void manager.whenInitialized().then(() => logger.info("server is ready"));
+
+  let done: Promise<void> | undefined;
+  const close = (graceMs = opts.shutdownGraceSeconds * 1000): Promise<void> => {
+    done ??= (async () => {
+      closing = true;
+      gs.startClosing();
+      const deadline = Date.now() + graceMs;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const clean =
+        active === 0 ||
+        (await Promise.race([
+          new Promise<boolean>((resolve) => (drained = () => resolve(true))),
+          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+        ]));
+      clearTimeout(timer);
+      if (!clean) logger.warn(`shutdown: ${active} request(s) still in flight after ${graceMs} ms; closing their connections`);
+      // Whatever is left is idle or cut short: the listener can finish closing.
+      server.closeAllConnections();
+      await closed;
+      await manager.close(Math.max(0, deadline - Date.now()));
+      logger.info("server closed");
+    })();
+    return done;
+  };
+
+  return { url, port, manager, metrics, logger, close };
+}
+
+/**
+ * The CLI's server mode: starts, then shuts down gracefully on SIGTERM or
+ * SIGINT (a second signal exits at once). Resolves with the exit code, after
+ * the log is flushed.
+ */
+export async function runServer(opts: ServeOptions): Promise<number> {
+  const logger = createLogger({ level: opts.logLevel });
+  let server: RunningServer;
+  try {
+    server = await startServer({ ...opts, logger });
+  } catch (e) {
+    logger.fatal(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    return flushed(logger, 1);
+  }
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting without waiting`);
+        logger.flush();
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(`${signal}: stopping; requests in flight have ${opts.shutdownGraceSeconds} s to finish`);
+      server.close().then(
+        () => resolve(0),
+        (e: unknown) => {
+          logger.error({ err: e }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  return flushed(logger, code);
+}
+
+function flushed(logger: Logger, code: number): Promise<number> {
+  return new Promise((resolve) => logger.flush(() => resolve(code)));
+}
+
+/** A logger that drops everything (tests, benchmarks). */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}
