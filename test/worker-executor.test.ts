@@ -10,6 +10,7 @@ import { CalculatorRegistry } from "../src/engine/registry.js";
 import { disposeGraph } from "../src/engine/graph-plan.js";
 import { GraphRun, GraphRunError } from "../src/engine/graph-run.js";
 import { GraphRunner } from "../src/engine/graph-runner.js";
+import { setDefaultWorkerThreads, WorkerPool } from "../src/engine/worker-pool.js";
 import type { ValidatedGraph } from "../src/graph/validated.js";
 import { FIXTURE_URL, MakeBytesCalculator, WORKER_CALCULATORS } from "./fixtures/calculators/worker-calcs.js";
 import { buildGraph } from "./helpers/graph.js";
@@ -252,6 +253,12 @@ describe("worker executor", () => {
     );
     assert.ok(e instanceof GraphRunError);
     assert.match(e.message, /^CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "w" failed: failed on thread \d+ at 7$/);
+    const cause = e.errors[0].cause as Error & { status?: number; param?: string };
+    assert.ok(cause instanceof Error);
+    assert.equal(cause.name, "HttpError", "the error's name crosses the thread boundary");
+    assert.equal(cause.status, 422, "and so do its own fields");
+    assert.equal(cause.param, "prompt");
+    assert.match(cause.stack ?? "", /worker-calcs/, "with the worker's stack");
   });
 
   test("cancellation is cooperative: the worker's signal sees it, the thread stays usable", async () => {
@@ -269,4 +276,18 @@ describe("worker executor", () => {
     assert.notEqual((next.out[0].value as { threadId: number }).threadId, threadId);
     await runner.close();
   });
+});
+
+test("--rest_workers sizes pools whose executor sets no thread count", async () => {
+  setDefaultWorkerThreads(3);
+  const sized = new WorkerPool("sized");
+  const explicit = new WorkerPool("explicit", 1);
+  setDefaultWorkerThreads(undefined);
+  try {
+    assert.equal(sized.threads, 3);
+    assert.equal(explicit.threads, 1, "a declared num_threads wins");
+    assert.throws(() => setDefaultWorkerThreads(0), /positive integer/);
+  } finally {
+    await Promise.all([sized.destroy(), explicit.destroy()]);
+  }
 });

@@ -44,7 +44,7 @@ import { NOT_READY, READY_FOR_CLOSE } from "./input-handlers.js";
 import { PacketQueue } from "./packet-queue.js";
 import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
-import { collectTransferables, markShared, visitHeld, type WorkerProcessTask } from "./worker-protocol.js";
+import { collectTransferables, deserializeError, markShared, visitHeld, type WorkerProcessTask } from "./worker-protocol.js";
 
 export type RunPhase = "Open" | "Process" | "Close";
 
@@ -1240,7 +1240,7 @@ export class GraphRun {
             return;
           }
           if (res.failed !== undefined) {
-            this.settle(id, inv, undefined, res.failed, res.error);
+            this.settle(id, inv, undefined, res.failed, deserializeError(res.error));
             return;
           }
           inv.ops = res;

@@ -17,6 +17,7 @@ import {
   type WorkerProcessResult,
   type WorkerProcessTask,
   type WorkerTask,
+  serializeError,
 } from "./worker-protocol.js";
 
 /** How often a pending async `process` checks the cancel flag, so signal listeners fire. */
@@ -189,7 +190,7 @@ function takeResult(ctx: NodeContext, stop: boolean): WorkerProcessResult | obje
 }
 
 function failure(phase: "Open" | "Process", error: unknown): WorkerProcessResult {
-  return { kinds: [], portsAt: [], values: [], stamps: [], length: 0, side: [], stop: false, failed: phase, error };
+  return { kinds: [], portsAt: [], values: [], stamps: [], length: 0, side: [], stop: false, failed: phase, error: serializeError(error) };
 }
 
 async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult | object> {
@@ -239,7 +240,7 @@ async function closeAll(task: WorkerCloseTask): Promise<WorkerCloseResult> {
       inst.ctx.inputs.current.fill(undefined);
       await inst.calc.close?.(inst.ctx);
     } catch (error) {
-      errors.push({ node: inst.init.nodeName, error });
+      errors.push({ node: inst.init.nodeName, error: serializeError(error) });
     }
     inst.ctx.outputs.reset();
   }

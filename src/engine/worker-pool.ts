@@ -6,6 +6,7 @@
  * Semantics:
  * - One pool per executor name, shared by every run of the graph.
  *   minThreads = maxThreads = the executor's num_threads (default
+ *   setDefaultWorkerThreads(), i.e. --rest_workers, else
  *   os.availableParallelism()), idleTimeout Infinity: threads and whatever
  *   they loaded live as long as the pool.
  * - Each thread keeps its own calculator instance per (graph, node). It is
@@ -47,6 +48,19 @@ const ENTRY = fileURLToPath(new URL("./worker-entry.js", import.meta.url));
 /** How long destroy() waits for every thread to take its close task. */
 const CLOSE_BARRIER_MS = 10_000;
 
+let defaultThreads: number | undefined;
+
+/**
+ * Sets the thread count of pools whose executor names none (the engine's
+ * own "__workers" pool among them): the server's `--rest_workers`.
+ */
+export function setDefaultWorkerThreads(threads: number | undefined): void {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new Error(`worker thread count must be a positive integer, got ${threads}`);
+  }
+  defaultThreads = threads;
+}
+
 export class WorkerPool {
   readonly name: string;
   readonly threads: number;
@@ -55,7 +69,7 @@ export class WorkerPool {
 
   constructor(name: string, numThreads?: number) {
     this.name = name;
-    this.threads = Math.max(1, numThreads ?? availableParallelism());
+    this.threads = Math.max(1, numThreads ?? defaultThreads ?? availableParallelism());
     this.pool = new Piscina({
       filename: ENTRY,
       name: "default",

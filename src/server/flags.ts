@@ -63,7 +63,7 @@ export const SERVER_USAGE = `Server (no command):
   --metrics_list A,B                  only these metric families
   --allowed_origins, --allowed_methods, --allowed_headers LIST   CORS, default *
   --allow_credentials                 CORS: allow credentials
-  --rest_workers N                    accepted for OVMS compatibility (see README)
+  --rest_workers N                    threads of worker pools whose executor sets no num_threads
   --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
   --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30`;

@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { CalculatorRegistry } from "../engine/registry.js";
+import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
 import { createApp, type GraphserveApp } from "./app.js";
 import type { ServeOptions } from "./flags.js";
@@ -41,9 +42,10 @@ export interface RunningServer {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger({ level: opts.logLevel });
   for (const flag of opts.ignored) logger.warn(`${flag} is ignored: graphserve serves REST only`);
-  if (opts.restWorkers !== undefined) {
-    logger.debug(`--rest_workers ${opts.restWorkers} accepted for OVMS compatibility: HTTP is served on the event loop; CPU-bound calculators use worker executors`);
-  }
+  // OVMS sizes its request threads with --rest_workers; HTTP here runs on the
+  // event loop, so the flag sizes the worker pools that do the CPU work.
+  setDefaultWorkerThreads(opts.restWorkers);
+
   const calculators = await CalculatorRegistry.withBuiltins();
   if (opts.calculatorsDir !== undefined) await calculators.loadDirectory(opts.calculatorsDir);
   const manager = await ServableManager.start({
