@@ -99,3 +99,32 @@ test("bad command lines exit 2 with a one-line reason", async () => {
   assert.match(help.stdout, /graph check FILE/);
   assert.match((await graphserve("--version")).stdout, /^\d+\.\d+\.\d+\n$/);
 });
+
+test("make-tiny-model writes a seeded model folder whose graph.pbtxt passes graph check", async () => {
+  const { mkdtemp, readdir, readFile, rm } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = await mkdtemp(join(tmpdir(), "graphserve-tiny-"));
+  try {
+    const a = join(dir, "a");
+    const b = join(dir, "b");
+    assert.equal((await graphserve("make-tiny-model", "--out", a, "--inpainting", "--seed", "7")).code, 0);
+    assert.equal((await graphserve("make-tiny-model", "--out", b, "--inpainting", "--seed", "7")).code, 0);
+    assert.deepEqual((await readdir(a)).sort(), ["graph.pbtxt", "model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae_decoder", "vae_encoder"]);
+    assert.match(await readFile(join(a, "model_index.json"), "utf8"), /StableDiffusionInpaintPipeline/);
+    assert.deepEqual(await readFile(join(a, "unet/model.onnx")), await readFile(join(b, "unet/model.onnx")), "same seed, same bytes");
+    const check = await graphserve("graph", "check", join(a, "graph.pbtxt"));
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /"default_resolution":"64x64"/);
+    const again = await graphserve("make-tiny-model", "--out", a);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /exists and is not empty/);
+    for (const args of [["--family", "sd3", "--out", join(dir, "c")], ["--seed", "-1", "--out", join(dir, "c")], [], ["--bogus"]]) {
+      const r = await graphserve("make-tiny-model", ...args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.match(r.stderr, /^graphserve make-tiny-model: .+\n$/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

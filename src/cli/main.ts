@@ -3,12 +3,14 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { graphCheck, graphDot } from "./graph-command.js";
+import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
   graphserve [server options]        serve graphs over HTTP, as OpenVINO Model Server does
   graphserve graph check FILE...     load and validate graph files, print what they resolve to
   graphserve graph dot FILE          print the graph as Graphviz DOT
+${TINY_MODEL_USAGE}
 Options:
   --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
   --help                             show this help
@@ -24,6 +26,7 @@ function version(): string {
 /** Parses argv and runs the command; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
+  if (argv[0] === "make-tiny-model") return makeTinyModelCommand(argv.slice(1), io);
   let parsed;
   try {
     parsed = parseArgs({
