@@ -1,0 +1,145 @@
+/**
+ * The one interface every image-generation backend implements (ONNX Runtime
+ * here, OpenVINO GenAI on Intel hosts). The server and ImageGenCalculator see
+ * nothing else, so they can refuse what a backend cannot do before any work
+ * starts.
+ */
+
+export type GenerationMode = "text2image" | "image2image" | "inpainting";
+
+/** An RGB image, 8 bits per channel, rows top to bottom: `data.length === width * height * 3`. */
+export interface RgbImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+export interface GenerationRequest {
+  readonly mode: GenerationMode;
+  readonly prompt: string;
+  readonly prompt2?: string;
+  readonly prompt3?: string;
+  readonly negativePrompt?: string;
+  readonly negativePrompt2?: string;
+  readonly negativePrompt3?: string;
+  /** Output size in pixels; undefined: the model's native size (image2image/inpainting: the input's). */
+  readonly width?: number;
+  readonly height?: number;
+  /** Images to generate for the prompt (default 1). */
+  readonly numImagesPerPrompt?: number;
+  readonly numInferenceSteps?: number;
+  /** Classifier-free guidance; ≤ 1 turns the unconditional pass off. */
+  readonly guidanceScale?: number;
+  /** The same seed gives bit-identical images on the same backend and machine. */
+  readonly rngSeed?: number;
+  /** image2image/inpainting: how much of the schedule to run, in [0, 1]. */
+  readonly strength?: number;
+  /** T5 padding length for SD3/FLUX text encoders. */
+  readonly maxSequenceLength?: number;
+  /** image2image/inpainting: the input image. */
+  readonly image?: RgbImage;
+  /** inpainting: white (255) repaints, black keeps; same size as `image`. */
+  readonly mask?: RgbImage;
+}
+
+/** What the per-step callback sees. */
+export interface StepProgress {
+  /** 0-based index of the step just finished. */
+  readonly step: number;
+  readonly totalSteps: number;
+  /** Milliseconds the step took. */
+  readonly stepMs: number;
+}
+
+export interface StepDecision {
+  /** Stop the run after this step; generate() then rejects with a GenerationCancelledError. */
+  readonly stop?: boolean;
+  /** Decode the current latent and pass it to `onPreview` (costs a VAE decode). */
+  readonly preview?: boolean;
+}
+
+export interface GenerateOptions {
+  /** Called after every denoising step; its answer can stop the run or ask for a preview. */
+  onStep?(progress: StepProgress): StepDecision | void;
+  /** Receives the decoded intermediate images after a step that asked for a preview. */
+  onPreview?(step: number, images: readonly RgbImage[]): void;
+  /** Honoured between steps (never by killing a thread in native code). */
+  readonly signal?: AbortSignal;
+}
+
+export interface GenerationTimings {
+  readonly textEncodingMs: number;
+  /** One entry per denoising step. */
+  readonly stepMs: readonly number[];
+  readonly vaeDecodeMs: number;
+  /** image2image/inpainting: encoding the input image. */
+  readonly vaeEncodeMs?: number;
+  readonly totalMs: number;
+}
+
+export interface GenerationResult {
+  /** RGB u8 NHWC: `[count, height, width, 3]` in `data`. */
+  readonly data: Uint8Array;
+  readonly count: number;
+  readonly width: number;
+  readonly height: number;
+  readonly timings: GenerationTimings;
+}
+
+export interface BackendCapabilities {
+  readonly backend: "onnxruntime" | "openvino";
+  /** The detected model family, e.g. "sd", "sdxl", "sd3", "flux". */
+  readonly family: string;
+  readonly modes: readonly GenerationMode[];
+  /** Scheduler class names the backend can run for this model. */
+  readonly schedulers: readonly string[];
+  readonly lora: boolean;
+  /** Fixed sizes the model was compiled for; empty when any multiple of `sizeMultiple` works. */
+  readonly staticResolutions: readonly { width: number; height: number }[];
+  /** Width and height must be multiples of this (8 for SD-family VAEs). */
+  readonly sizeMultiple: number;
+  /** The model's native output size. */
+  readonly defaultWidth: number;
+  readonly defaultHeight: number;
+  /** Negative prompts, guidance and the like apply (false for guidance-distilled models). */
+  readonly guidance: boolean;
+  /** How many generations can run at once without queueing. */
+  readonly parallelism: number;
+}
+
+export interface DiffusionBackend {
+  capabilities(): BackendCapabilities;
+  /** Rejects with GenerationCancelledError when stopped, BackendError for bad requests or failures. */
+  generate(request: GenerationRequest, options?: GenerateOptions): Promise<GenerationResult>;
+  /** Frees sessions and threads; in-flight generations finish or are cancelled first. */
+  dispose(): Promise<void>;
+}
+
+export interface BackendLoadOptions {
+  /** "auto" picks by the folder's files: openvino_model.xml → openvino, model.onnx → onnxruntime. */
+  readonly backend?: "auto" | "onnxruntime" | "openvino";
+  /** Device string(s) for backends that have devices ("CPU", "GPU", "NPU NPU GPU"…). */
+  readonly device?: string;
+  /** Backend properties (OVMS plugin_config). */
+  readonly properties?: Readonly<Record<string, unknown>>;
+  /** Concurrent generations (worker threads or pipeline instances). */
+  readonly parallelism?: number;
+  /** Overrides scheduler/scheduler_config.json's `_class_name`. */
+  readonly scheduler?: string;
+}
+
+/** A request the backend refuses (unsupported mode, size, option) or a model that cannot load. */
+export class BackendError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BackendError";
+  }
+}
+
+/** generate() was stopped by the step callback or the signal. */
+export class GenerationCancelledError extends Error {
+  constructor(readonly step: number, options?: ErrorOptions) {
+    super(`generation cancelled after step ${step}`, options);
+    this.name = "GenerationCancelledError";
+  }
+}
