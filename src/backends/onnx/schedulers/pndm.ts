@@ -1,0 +1,176 @@
+/**
+ * PNDM, PLMS variant (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion
+ * Models on Manifolds"), i.e. `skip_prk_steps=true` as Stable Diffusion configs use.
+ *
+ * The transfer from t to t' = t − ⌊T/n⌋ given a noise estimate ε is
+ *   x' = √(ᾱ'/ᾱ)·x − (ᾱ' − ᾱ)·ε / (ᾱ·√(1−ᾱ') + √(ᾱ(1−ᾱ)ᾱ'))
+ * and ε is a linear-multistep combination of the stored estimates:
+ *   1 estimate (first step):  ε₀                          (x moved t₀ → t₁)
+ *   second evaluation:        (ε₀ + ε₁)/2 from the saved x at t₀ to t₁ (trapezoid)
+ *   2 stored:  (3ε₋₁ − ε₋₂)/2
+ *   3 stored:  (23ε₋₁ − 16ε₋₂ + 5ε₋₃)/12
+ *   4 stored:  (55ε₋₁ − 59ε₋₂ + 37ε₋₃ − 9ε₋₄)/24
+ * So with grid g₀ > g₁ > … > g_{m−1}, `timesteps` is [g₀, g₁, g₁, g₂, …, g_{m−1}]:
+ * the UNet runs m+1 times. With img2img strength the kept grid tail gets the same
+ * warm-up at its start.
+ *
+ * v_prediction / sample outputs are converted to ε at their own step (same x and t
+ * the model saw) before the multistep combination.
+ */
+import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
+import {
+  type NormalRng,
+  type SetTimestepsOptions,
+  checkNumSteps,
+  checkSameLength,
+  checkStepIndex,
+  makeAlphasCumprod,
+  outBuffer,
+  spacedTimesteps,
+  strengthStart,
+  vpAddNoise,
+  vpPrediction,
+} from "./common.js";
+import type { Scheduler } from "./types.js";
+
+export class PNDMScheduler implements Scheduler {
+  readonly className: SchedulerClassName = "PNDMScheduler";
+  readonly alphasCumprod: Float64Array;
+  readonly finalAlphaCumprod: number;
+  readonly initNoiseSigma = 1;
+  numInferenceSteps = 0;
+  timesteps = new Float64Array(0);
+  private ratio = 0;
+  /** Stored ε estimates, oldest first (at most 4). */
+  private ets: Float32Array[] = [];
+  private spare: Float32Array[] = [];
+  /** x at the first grid point, kept for the trapezoid correction. */
+  private curSample: Float32Array | null = null;
+  private nextIndex = 0;
+
+  constructor(readonly config: ResolvedSchedulerConfig) {
+    this.alphasCumprod = makeAlphasCumprod(config);
+    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0];
+  }
+
+  setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
+    const cfg = this.config;
+    checkNumSteps(numInferenceSteps, cfg.numTrainTimesteps);
+    const start = strengthStart(numInferenceSteps, options);
+    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true).slice(start);
+    const m = grid.length;
+    const ts = new Float64Array(m === 1 ? 1 : m + 1);
+    ts[0] = grid[0];
+    for (let k = 1; k < m; k++) ts[k + 1] = grid[k];
+    if (m > 1) ts[1] = grid[1];
+    this.timesteps = ts;
+    this.numInferenceSteps = numInferenceSteps;
+    this.ratio = Math.floor(cfg.numTrainTimesteps / numInferenceSteps);
+    this.reset();
+  }
+
+  private reset(): void {
+    for (const e of this.ets) this.spare.push(e);
+    this.ets = [];
+    this.curSample = null;
+    this.nextIndex = 0;
+  }
+
+  private buffer(length: number): Float32Array {
+    const b = this.spare.pop();
+    return b !== undefined && b.length === length ? b : new Float32Array(length);
+  }
+
+  private alphaAt(t: number): number {
+    if (t < 0) return this.finalAlphaCumprod;
+    return this.alphasCumprod[Math.min(t, this.alphasCumprod.length - 1)];
+  }
+
+  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
+    checkStepIndex(stepIndex, this.timesteps.length);
+    if (out === undefined) return sample;
+    outBuffer(out, sample.length).set(sample);
+    return out;
+  }
+
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, _rng?: NormalRng, out?: Float32Array): Float32Array {
+    checkStepIndex(stepIndex, this.timesteps.length);
+    checkSameLength(modelOutput, sample, "step");
+    if (stepIndex === 0) this.reset();
+    else if (stepIndex !== this.nextIndex) {
+      throw new Error(`PNDMScheduler.step: expected stepIndex ${this.nextIndex} (steps must run in order), got ${stepIndex}`);
+    }
+    const n = sample.length;
+    const t = this.timesteps[stepIndex];
+
+    // ε estimate of this evaluation (the model saw `sample` at timestep t).
+    const at = this.alphaAt(t);
+    const p = vpPrediction(this.config.predictionType, Math.sqrt(at), Math.sqrt(1 - at));
+    const eps = this.buffer(n);
+    for (let i = 0; i < n; i++) eps[i] = p.epsx * sample[i] + p.epsm * modelOutput[i];
+
+    let from: number;
+    let to: number;
+    let x: Float32Array = sample;
+    let w: number[];
+    let terms: Float32Array[];
+    if (stepIndex === 1) {
+      // Trapezoid correction of the first step: restart from the saved x at t₀.
+      const e0 = this.ets[0];
+      to = t;
+      from = t + this.ratio;
+      x = this.curSample as Float32Array;
+      w = [0.5, 0.5];
+      terms = [e0, eps];
+    } else {
+      from = t;
+      to = t - this.ratio;
+      if (this.ets.length === 4) this.spare.push(this.ets.shift() as Float32Array);
+      this.ets.push(eps);
+      const e = this.ets;
+      const k = e.length;
+      if (k === 1) w = [1];
+      else if (k === 2) w = [-1 / 2, 3 / 2];
+      else if (k === 3) w = [5 / 12, -16 / 12, 23 / 12];
+      else w = [-9 / 24, 37 / 24, -59 / 24, 55 / 24];
+      terms = e;
+      if (stepIndex === 0) this.curSample = Float32Array.from(sample);
+    }
+
+    const a = this.alphaAt(from);
+    const ap = this.alphaAt(to);
+    const cs = Math.sqrt(ap / a);
+    const ce = (ap - a) / (a * Math.sqrt(1 - ap) + Math.sqrt(a * (1 - a) * ap));
+    const dst = outBuffer(out, n);
+    const c = terms.map((_, j) => -ce * w[j]);
+    if (terms.length === 1) {
+      const e0 = terms[0];
+      const c0 = c[0];
+      for (let i = 0; i < n; i++) dst[i] = cs * x[i] + c0 * e0[i];
+    } else if (terms.length === 2) {
+      const [e0, e1] = terms;
+      const [c0, c1] = c;
+      for (let i = 0; i < n; i++) dst[i] = cs * x[i] + c0 * e0[i] + c1 * e1[i];
+    } else if (terms.length === 3) {
+      const [e0, e1, e2] = terms;
+      const [c0, c1, c2] = c;
+      for (let i = 0; i < n; i++) dst[i] = cs * x[i] + c0 * e0[i] + c1 * e1[i] + c2 * e2[i];
+    } else {
+      const [e0, e1, e2, e3] = terms;
+      const [c0, c1, c2, c3] = c;
+      for (let i = 0; i < n; i++) dst[i] = cs * x[i] + c0 * e0[i] + c1 * e1[i] + c2 * e2[i] + c3 * e3[i];
+    }
+    if (stepIndex === 1) {
+      // The second evaluation is not stored; the saved x is no longer needed.
+      this.spare.push(eps);
+      this.curSample = null;
+    }
+    this.nextIndex = stepIndex + 1;
+    return dst;
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
+    checkStepIndex(stepIndex, this.timesteps.length);
+    return vpAddNoise(original, noise, this.alphaAt(this.timesteps[stepIndex]), out);
+  }
+}
