@@ -1,0 +1,209 @@
+/**
+ * OnnxBackend: the SD / SDXL pipeline on onnxruntime-node, run on a piscina
+ * pool so the event loop stays free (ORT's `session.run` blocks its thread).
+ *
+ * - `parallelism` workers (default 1 below 8 cores, else 2), minThreads =
+ *   maxThreads, idleTimeout Infinity; each loads every session once (ORT
+ *   intraOpNumThreads = max(1, ⌊cores / workers⌋)) and keeps them.
+ * - generate() sends the request with a SharedArrayBuffer control block and a
+ *   MessagePort; per-step progress and previews come back on the port so
+ *   `onStep` / `onPreview` run on the main thread. When `onStep` is given the
+ *   worker waits for its answer after each step, so "stop" and "preview"
+ *   apply to exactly that step.
+ * - Cancel (onStep stop, AbortSignal, dispose) sets the shared flag; the
+ *   worker stops at the next step boundary. A task is never aborted.
+ * - Results come back by transfer (no copy).
+ */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { MessageChannel } from "node:worker_threads";
+import { Piscina } from "piscina";
+import {
+  BackendError,
+  type BackendCapabilities,
+  type BackendLoadOptions,
+  type DiffusionBackend,
+  type GenerateOptions,
+  type GenerationMode,
+  type GenerationRequest,
+  type GenerationResult,
+  GenerationCancelledError,
+  type RgbImage,
+} from "../types.js";
+import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
+import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
+import { SUPPORTED_SCHEDULERS, createScheduler } from "./schedulers/index.js";
+
+// Compiled: onnx-worker.js beside this file. From source (tsx), the .ts one; workers inherit the parent's loader flags.
+const WORKER = [".js", ".ts"].map((ext) => fileURLToPath(new URL(`./onnx-worker${ext}`, import.meta.url))).find((p) => existsSync(p)) ?? fileURLToPath(new URL("./onnx-worker.js", import.meta.url));
+
+export interface OnnxLoadOptions extends BackendLoadOptions {
+  /** ORT intra-op threads per worker (default max(1, ⌊cores / parallelism⌋)). */
+  readonly intraOpNumThreads?: number;
+  /** Let ORT intra-op threads spin between runs (default false; `properties.allowSpinning` also sets it). */
+  readonly allowSpinning?: boolean;
+}
+
+export class OnnxBackend implements DiffusionBackend {
+  private readonly inflight = new Set<{ control: Int32Array; done: Promise<unknown> }>();
+  private disposed: Promise<void> | undefined;
+
+  private constructor(
+    readonly info: ModelFolderInfo,
+    private readonly pool: Piscina<WorkerTask, PingResult | void>,
+    private readonly caps: BackendCapabilities,
+  ) {}
+
+  /** Reads and validates the folder, starts the workers and waits until each has loaded its sessions. */
+  static async load(modelDir: string, opts: OnnxLoadOptions = {}): Promise<OnnxBackend> {
+    if (opts.backend === "openvino") throw new BackendError("OnnxBackend cannot load with backend \"openvino\"");
+    if (opts.device !== undefined && opts.device.toUpperCase() !== "CPU") throw new BackendError(`device ${opts.device} is not supported by the ONNX Runtime backend (CPU only)`);
+    const info = await readModelFolder(modelDir);
+    if (opts.scheduler !== undefined) {
+      try {
+        createScheduler({ ...info.schedulerConfig, _class_name: opts.scheduler });
+      } catch (e) {
+        throw new BackendError(`scheduler ${opts.scheduler}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const cores = availableParallelism();
+    const workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
+    if (!Number.isInteger(workers) || workers < 1) throw new BackendError(`parallelism must be a positive integer, got ${workers}`);
+    const props = opts.properties ?? {};
+    const propThreads = typeof props.intraOpNumThreads === "number" ? props.intraOpNumThreads : undefined;
+    const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
+    if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1) throw new BackendError(`intraOpNumThreads must be a positive integer, got ${intraOpNumThreads}`);
+    const allowSpinning = opts.allowSpinning ?? props.allowSpinning === true;
+    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler };
+    const pool = new Piscina<WorkerTask, PingResult | void>({
+      filename: WORKER,
+      minThreads: workers,
+      maxThreads: workers,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      workerData,
+    });
+    // One ping per worker: a busy worker takes no second task, so each thread answers once its sessions are loaded.
+    let pings: (PingResult | void)[];
+    try {
+      pings = await Promise.all(Array.from({ length: workers }, () => pool.run({ kind: "ping" })));
+    } catch (e) {
+      await pool.destroy();
+      throw new BackendError(`${modelDir}: a worker failed to start (${(e as Error).message})`, { cause: e });
+    }
+    const failed = pings.find((p): p is { ok: false; message: string } => !!p && !p.ok);
+    if (failed) {
+      await pool.destroy();
+      throw new BackendError(failed.message);
+    }
+    const staticSize = pings[0] ? (pings[0] as { staticSize?: { width: number; height: number } }).staticSize : undefined;
+    const modes: GenerationMode[] = info.inpainting ? ["inpainting"] : info.hasVaeEncoder ? ["text2image", "image2image", "inpainting"] : ["text2image"];
+    const caps: BackendCapabilities = {
+      backend: "onnxruntime",
+      family: info.family,
+      modes,
+      schedulers: [...SUPPORTED_SCHEDULERS],
+      lora: false,
+      staticResolutions: staticSize ? [staticSize] : [],
+      sizeMultiple: info.vaeScaleFactor,
+      defaultWidth: staticSize?.width ?? info.sampleSize * info.vaeScaleFactor,
+      defaultHeight: staticSize?.height ?? info.sampleSize * info.vaeScaleFactor,
+      guidance: info.timeCondProjDim === undefined,
+      parallelism: workers,
+    };
+    return new OnnxBackend(info, pool, caps);
+  }
+
+  capabilities(): BackendCapabilities {
+    return this.caps;
+  }
+
+  async generate(request: GenerationRequest, options: GenerateOptions = {}): Promise<GenerationResult> {
+    if (this.disposed) throw new BackendError("the backend has been disposed");
+    if (!this.caps.modes.includes(request.mode)) throw new BackendError(`mode ${request.mode} is not supported by this model (supports ${this.caps.modes.join(", ")})`);
+    const { signal, onStep, onPreview } = options;
+    if (signal?.aborted) throw new GenerationCancelledError(-1, { cause: signal.reason });
+
+    const control = new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4));
+    const cancel = () => {
+      Atomics.store(control, CTRL.CANCEL, 1);
+      Atomics.notify(control, CTRL.ACK);
+    };
+    const { port1, port2 } = new MessageChannel();
+    let callbackError: unknown;
+    const final = new Promise<GenerationResult>((resolve, reject) => {
+      port1.on("message", (m: WorkerMessage) => {
+        switch (m.type) {
+          case "step": {
+            if (onStep) {
+              let flags = 0;
+              try {
+                const d = onStep({ step: m.step, totalSteps: m.totalSteps, stepMs: m.stepMs });
+                if (d?.preview && onPreview) flags |= 1;
+                if (d?.stop) Atomics.store(control, CTRL.CANCEL, 1);
+              } catch (e) {
+                callbackError ??= e;
+                Atomics.store(control, CTRL.CANCEL, 1);
+              }
+              Atomics.store(control, CTRL.DECISION, flags);
+              Atomics.store(control, CTRL.ACK, m.step + 1);
+              Atomics.notify(control, CTRL.ACK);
+            }
+            break;
+          }
+          case "preview": {
+            const images: RgbImage[] = [];
+            const size = m.width * m.height * 3;
+            for (let k = 0; k < m.count; k++) images.push({ width: m.width, height: m.height, data: m.data.subarray(k * size, (k + 1) * size) });
+            try {
+              onPreview?.(m.step, images);
+            } catch (e) {
+              callbackError ??= e;
+              cancel();
+            }
+            break;
+          }
+          case "result":
+            resolve({ data: m.data, count: m.count, width: m.width, height: m.height, timings: m.timings });
+            break;
+          case "error":
+            if (callbackError !== undefined) reject(callbackError);
+            else if (m.kind === "cancelled") reject(new GenerationCancelledError(m.step, signal?.aborted ? { cause: signal.reason } : undefined));
+            else if (m.kind === "backend") reject(new BackendError(m.message));
+            else reject(new BackendError(`generation failed: ${m.message}`));
+            break;
+        }
+      });
+    });
+    signal?.addEventListener("abort", cancel, { once: true });
+    const task: WorkerTask = { kind: "generate", request, control: control.buffer as SharedArrayBuffer, port: port2, waitForStepAnswer: onStep !== undefined };
+    const ran = this.pool.run(task, { transferList: [port2] });
+    const done = Promise.all([final, ran]).then(([r]) => r);
+    const entry = { control, done };
+    this.inflight.add(entry);
+    try {
+      return await done;
+    } catch (e) {
+      if (e instanceof GenerationCancelledError || e instanceof BackendError || e === callbackError) throw e;
+      throw new BackendError(`generation failed: ${(e as Error).message}`, { cause: e });
+    } finally {
+      this.inflight.delete(entry);
+      signal?.removeEventListener("abort", cancel);
+      port1.close();
+    }
+  }
+
+  /** Cancels in-flight generations, waits for them to stop, then ends the workers. */
+  dispose(): Promise<void> {
+    this.disposed ??= (async () => {
+      for (const { control } of this.inflight) {
+        Atomics.store(control, CTRL.CANCEL, 1);
+        Atomics.notify(control, CTRL.ACK);
+      }
+      await Promise.allSettled([...this.inflight].map((e) => e.done));
+      await this.pool.destroy();
+    })();
+    return this.disposed;
+  }
+}
