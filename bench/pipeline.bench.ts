@@ -5,7 +5,7 @@
  * whole pipeline's time vs the sum of every `run` call. Goal: < 0.5 ms of our
  * own work per step.
  *
- *   node dist/bench/pipeline.bench.js [--steps 30] [--reps 5]
+ *   node dist/bench/pipeline.bench.js [--steps 30] [--reps 15]
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,7 +16,7 @@ import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
 import { makeTinyModel, type TinyModelOptions } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import type { GenerationRequest } from "../src/backends/types.js";
 
-const { values } = parseArgs({ options: { steps: { type: "string", default: "30" }, reps: { type: "string", default: "5" } } });
+const { values } = parseArgs({ options: { steps: { type: "string", default: "30" }, reps: { type: "string", default: "15" } } });
 const steps = Number(values.steps);
 const reps = Number(values.reps);
 
