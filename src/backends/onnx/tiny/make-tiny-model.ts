@@ -25,8 +25,13 @@ export interface TinyModelOptions {
   inputIdsDtype?: "int32" | "int64";
   /** VAE encoder output: `latent_sample` [B,C,h,w] (older exports, default) or `latent_parameters` [B,2C,h,w] (mean ‖ logvar). */
   vaeEncoderOutput?: "latent_sample" | "latent_parameters";
-  /** Scheduler config to write (default: pndm for sd, euler for sdxl). */
-  scheduler?: "pndm" | "euler";
+  /** Scheduler config to write (default: pndm for sd, euler for sdxl; lcm with `lcm`). */
+  scheduler?: "pndm" | "euler" | "lcm";
+  /**
+   * An LCM-distilled UNet: guidance arrives as a `timestep_cond` embedding
+   * [B, time_cond_proj_dim] instead of a doubled batch, with an LCMScheduler.
+   */
+  lcm?: boolean;
 }
 
 /** Tiny dimensions used by the models (exported so tests and pipelines can check them). */
@@ -41,6 +46,8 @@ export const TINY_DIMS = {
   te1Hidden: 32,
   te2Hidden: 64,
   te2Projection: 48,
+  /** LCM `time_cond_proj_dim` (the guidance embedding width). */
+  timeCondProjDim: 16,
   /** SDXL `addition_time_embed_dim` (time_ids has 6 values). */
   additionTimeEmbedDim: 8,
   timeIds: 6,
@@ -210,6 +217,8 @@ export interface UnetSpec {
   crossAttentionDim: number;
   /** SDXL: `text_embeds` [B, textEmbedsDim] and `time_ids` [B, 6]. */
   textEmbedsDim?: number;
+  /** LCM: `timestep_cond` [B, timeCondDim], the guidance-scale embedding. */
+  timeCondDim?: number;
   timestepDtype: "float32" | "int64";
   seed: number;
 }
@@ -242,6 +251,10 @@ export function buildUnet(spec: UnetSpec): Uint8Array {
   const phase = g.weight("time_embedding.phase", [C], 1);
   const temb = g.mul(g.sin(g.add(g.mul(tCol, freq), phase)), g.weight("time_embedding.amp", [C], 0.5));
   let cond = g.add(ctx, temb);
+  if (spec.timeCondDim !== undefined) {
+    const tc = g.input("timestep_cond", "float32", ["batch_size", spec.timeCondDim]);
+    cond = g.add(cond, g.matMul(tc, g.weight("time_embedding.cond_proj.weight", [spec.timeCondDim, C], 1 / Math.sqrt(spec.timeCondDim))));
+  }
   if (textEmbeds && timeIds) {
     const te = g.matMul(textEmbeds, g.weight("add_embedding.text.weight", [spec.textEmbedsDim!, C], 1 / Math.sqrt(spec.textEmbedsDim!)));
     const ti = g.matMul(g.mul(timeIds, g.constFloat(1 / 1024)), g.weight("add_embedding.time.weight", [TINY_DIMS.timeIds, C], 0.5));
@@ -309,7 +322,7 @@ function textEncoderConfig(kind: "clip" | "clip_projection", hidden: number, pro
   };
 }
 
-function schedulerConfig(kind: "pndm" | "euler"): Record<string, unknown> {
+function schedulerConfig(kind: "pndm" | "euler" | "lcm"): Record<string, unknown> {
   const common = {
     beta_end: 0.012,
     beta_schedule: "scaled_linear",
@@ -323,6 +336,9 @@ function schedulerConfig(kind: "pndm" | "euler"): Record<string, unknown> {
     timestep_spacing: "leading",
     trained_betas: null,
   };
+  if (kind === "lcm") {
+    return { _class_name: "LCMScheduler", _diffusers_version: DIFFUSERS_VERSION, ...common, original_inference_steps: 50, timestep_scaling: 10.0 };
+  }
   return kind === "pndm"
     ? { _class_name: "PNDMScheduler", _diffusers_version: DIFFUSERS_VERSION, ...common }
     : {
@@ -349,7 +365,7 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
   const timestepDtype = opts.timestepDtype ?? "float32";
   const inputIdsDtype = opts.inputIdsDtype ?? "int32";
   const vaeOut = opts.vaeEncoderOutput ?? "latent_sample";
-  const scheduler = opts.scheduler ?? (xl ? "euler" : "pndm");
+  const scheduler = opts.scheduler ?? (opts.lcm ? "lcm" : xl ? "euler" : "pndm");
   const vocab = tinyVocab();
   const C = TINY_DIMS.latentChannels;
   const inChannels = inpainting ? 2 * C + 1 : C;
@@ -362,7 +378,7 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
     feature_extractor: [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
-    scheduler: ["diffusers", scheduler === "pndm" ? "PNDMScheduler" : "EulerDiscreteScheduler"],
+    scheduler: ["diffusers", scheduler === "pndm" ? "PNDMScheduler" : scheduler === "lcm" ? "LCMScheduler" : "EulerDiscreteScheduler"],
     text_encoder: ["transformers", "CLIPTextModel"],
     tokenizer: ["transformers", "CLIPTokenizer"],
     unet: ["diffusers", "UNet2DConditionModel"],
@@ -425,7 +441,7 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
     out_channels: C,
     projection_class_embeddings_input_dim: xl ? TINY_DIMS.additionTimeEmbedDim * TINY_DIMS.timeIds + TINY_DIMS.te2Projection : null,
     sample_size: TINY_DIMS.sampleSize,
-    time_cond_proj_dim: null,
+    time_cond_proj_dim: opts.lcm ? TINY_DIMS.timeCondProjDim : null,
     up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D"],
     use_linear_projection: xl,
   };
@@ -436,6 +452,7 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
       inChannels,
       crossAttentionDim: crossDim,
       textEmbedsDim: xl ? TINY_DIMS.te2Projection : undefined,
+      ...(opts.lcm ? { timeCondDim: TINY_DIMS.timeCondProjDim } : {}),
       timestepDtype,
       seed: sub(3),
     }),
