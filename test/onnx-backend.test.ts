@@ -185,6 +185,34 @@ describe("OnnxBackend other families and lifecycle", () => {
     }
   });
 
+  it("a throwing onStep or onPreview rejects with a BackendError that wraps the exception", async () => {
+    const boom = new Error("boom");
+    const req: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, rngSeed: 1 };
+    for (const options of [
+      { onStep: () => { throw boom; } },
+      { onStep: () => ({ preview: true }), onPreview: () => { throw boom; } },
+    ]) {
+      await assert.rejects(backend.generate(req, options), (e: Error) => e instanceof BackendError && e.message === "the step callback failed: boom" && e.cause === boom);
+    }
+    // The backend still works afterwards.
+    assert.equal((await backend.generate(req)).count, 1);
+  });
+
+  it("refuses sizes over maxPixels in the worker with a BackendError (no OOM)", async () => {
+    await assert.rejects(backend.generate({ mode: "text2image", prompt: "x", width: 80_000_000, height: 8 }), (e: Error) => e instanceof BackendError && /maxPixels/.test(e.message));
+    await assert.rejects(backend.generate({ mode: "text2image", prompt: "x", numImagesPerPrompt: 1000 }), (e: Error) => e instanceof BackendError && /maxImagesPerPrompt/.test(e.message));
+  });
+
+  it("dispose releases every worker's sessions and ends the pool", async () => {
+    const b = await OnnxBackend.load(sdDir, { parallelism: 2, maxImagesPerPrompt: 1 });
+    await assert.rejects(b.generate({ mode: "text2image", prompt: "x", numImagesPerPrompt: 2, numInferenceSteps: 1 }), /maxImagesPerPrompt = 1/);
+    await b.generate({ mode: "text2image", prompt: "x", numInferenceSteps: 1 });
+    const t0 = Date.now();
+    await b.dispose();
+    assert.ok(Date.now() - t0 < 4000, "close tasks did not wait out the barrier timeout");
+    await assert.rejects(b.generate({ mode: "text2image", prompt: "x" }), /disposed/);
+  });
+
   it("dispose cancels an in-flight generation and refuses new ones", async () => {
     const b = await OnnxBackend.load(sdDir);
     const p = assert.rejects(b.generate({ ...SLOW, numInferenceSteps: 500 }), GenerationCancelledError);

@@ -65,6 +65,37 @@ describe("makeNormalRng", () => {
   });
 });
 
+describe("request limits and seeds", () => {
+  it("refuses sizes, batch counts and buffers over the limits with a BackendError naming the limit", async () => {
+    const p = await tiny("sd-limits", { family: "sd" });
+    const base: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 1, rngSeed: 1 };
+    await assert.rejects(p.generate({ ...base, width: 80_000_000, height: 8 }), (e: Error) => e instanceof BackendError && /maxPixels = 16777216/.test(e.message));
+    await assert.rejects(p.generate({ ...base, numImagesPerPrompt: 17 }), (e: Error) => e instanceof BackendError && /maxImagesPerPrompt = 16/.test(e.message));
+    await assert.rejects(p.generate({ ...base, width: 4096, height: 4096, numImagesPerPrompt: 16 }), (e: Error) => e instanceof BackendError && /2 GiB/.test(e.message));
+    const small = await OnnxPipeline.load(join(root, "sd-limits"), { intraOpNumThreads: 1, maxPixels: 64 * 64, maxImagesPerPrompt: 2 });
+    pipelines.push(small);
+    await assert.rejects(small.generate({ ...base, width: 72 }), (e: Error) => e instanceof BackendError && /maxPixels = 4096/.test(e.message));
+    await assert.rejects(small.generate({ ...base, numImagesPerPrompt: 3 }), (e: Error) => e instanceof BackendError && /maxImagesPerPrompt = 2/.test(e.message));
+    assert.equal((await small.generate({ ...base, numImagesPerPrompt: 2 })).count, 2);
+    await assert.rejects(OnnxPipeline.load(join(root, "sd-limits"), { maxImagesPerPrompt: 0 }), /maxImagesPerPrompt must be a positive integer/);
+  });
+
+  it("seeds must be integers in [0, 2^53); the high bits matter", async () => {
+    const p = await tiny("sd-seeds", { family: "sd" });
+    const base: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 2 };
+    for (const rngSeed of [-1, 1.5, 2 ** 53, Number.NaN]) {
+      await assert.rejects(p.generate({ ...base, rngSeed }), (e: Error) => e instanceof BackendError && /rngSeed must be an integer in \[0, 2\^53\)/.test(e.message), String(rngSeed));
+    }
+    const a = await p.generate({ ...base, rngSeed: 7 });
+    const b = await p.generate({ ...base, rngSeed: 2 ** 32 + 7 });
+    assert.ok(differs(a.data, b.data));
+    await p.generate({ ...base, rngSeed: 2 ** 53 - 1 });
+    assert.notEqual(makeNormalRng(7)(), makeNormalRng(2 ** 32 + 7)());
+    assert.notEqual(makeNormalRng(7, 0)(), makeNormalRng(7, 1)());
+    assert.equal(makeNormalRng(7, 0)(), makeNormalRng(7)());
+  });
+});
+
 describe("OnnxPipeline SD text2image", () => {
   let p: OnnxPipeline;
   before(async () => {
@@ -228,6 +259,24 @@ describe("LCM / SD-Turbo style schedules", () => {
     assert.equal(c.timings.stepMs.length, 1);
   });
 
+  it("a seeded image does not change with the batch size (EulerAncestral, LCM): image 0 of n=2 is the n=1 image", async () => {
+    const dir = join(root, "sd-streams");
+    await makeTinyModel(dir, { family: "sd" });
+    for (const scheduler of ["EulerAncestralDiscreteScheduler", "LCMScheduler"]) {
+      const p = await OnnxPipeline.load(dir, { scheduler, intraOpNumThreads: 1 });
+      pipelines.push(p);
+      for (const guidanceScale of [1, 7.5]) {
+        const req: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 4, rngSeed: 77, guidanceScale };
+        const one = await p.generate(req);
+        const two = await p.generate({ ...req, numImagesPerPrompt: 2 });
+        const size = 64 * 64 * 3;
+        assert.deepEqual(two.data.subarray(0, size), one.data, `${scheduler} guidance ${guidanceScale}: image 0`);
+        // Image 1 has its own stream.
+        assert.ok(differs(two.data.subarray(size), one.data), `${scheduler}: image 1 differs`);
+      }
+    }
+  });
+
   it("guidanceEmbedding is the sin ‖ cos embedding of 1000·w", () => {
     const e = guidanceEmbedding(0.5, 8);
     assert.equal(e.length, 8);
@@ -285,6 +334,15 @@ describe("OnnxPipeline SDXL", () => {
     assert.ok(differs(a.data, c.data));
     const d = await p.generate({ ...req, prompt2: "a red horse" });
     assert.ok(differs(a.data, d.data));
+  });
+
+  it("force_zeros_for_empty_prompt zeroes only an absent negative prompt, not an explicit empty one", async () => {
+    const req: GenerationRequest = { mode: "text2image", prompt: "a photo of a cat", numInferenceSteps: 2, rngSeed: 4, guidanceScale: 3 };
+    const absent = await p.generate(req);
+    const empty = await p.generate({ ...req, negativePrompt: "" });
+    const empty2 = await p.generate({ ...req, negativePrompt: "", negativePrompt2: "" });
+    assert.ok(differs(absent.data, empty.data));
+    assert.deepEqual(empty.data, empty2.data);
   });
 
   it("image2image and inpainting", async () => {

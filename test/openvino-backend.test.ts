@@ -289,6 +289,39 @@ describe("generate", () => {
     await backend.dispose();
   });
 
+  test("refuses sizes, batch counts and buffers over the limits before allocating", async () => {
+    const { fake, backend } = await setup();
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", width: 80_000_000, height: 8 }), BackendError, /maxPixels = 16777216/);
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", numImagesPerPrompt: 17 }), BackendError, /maxImagesPerPrompt = 16/);
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", width: 4096, height: 4096, numImagesPerPrompt: 16 }), BackendError, /2 GiB/);
+    assert.equal(fake.calls.length, 0);
+    await backend.dispose();
+    const small = await setup({}, { maxPixels: 64 * 64, maxImagesPerPrompt: 2 });
+    await rejectsWith(small.backend.generate({ mode: "text2image", prompt: "x", width: 72, height: 64 }), BackendError, /maxPixels = 4096/);
+    await rejectsWith(small.backend.generate({ mode: "image2image", prompt: "x", image: rgb(72, 64, () => 0) }), BackendError, /maxPixels/);
+    await rejectsWith(small.backend.generate({ mode: "text2image", prompt: "x", numImagesPerPrompt: 3 }), BackendError, /maxImagesPerPrompt = 2/);
+    assert.equal(small.fake.calls.length, 0);
+    await small.backend.dispose();
+    await assert.rejects(setup({}, { maxPixels: 0 }), /maxPixels must be a positive integer/);
+  });
+
+  test("checks the effective size, strength 0 and the seed range like the ONNX backend", async () => {
+    const { fake, backend } = await setup();
+    // Size taken from the input image when width/height are omitted.
+    await rejectsWith(backend.generate({ mode: "image2image", prompt: "x", image: rgb(30, 16, () => 0) }), BackendError, /width 30 \(taken from the input image\) must be a positive multiple of 8/);
+    await rejectsWith(backend.generate({ mode: "inpainting", prompt: "x", image: rgb(16, 12, () => 0), mask: rgb(16, 12, () => 0) }), BackendError, /height 12/);
+    await rejectsWith(backend.generate({ mode: "image2image", prompt: "x", image: rgb(8, 8, () => 0), strength: 0 }), BackendError, /strength must be in \(0, 1\]/);
+    await rejectsWith(backend.generate({ mode: "inpainting", prompt: "x", image: rgb(8, 8, () => 0), mask: rgb(8, 8, () => 0), strength: 0 }), BackendError, /strength/);
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", rngSeed: 2 ** 53 }), BackendError, /rngSeed must be an integer in \[0, 2\^53\)/);
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", rngSeed: -1 }), BackendError, /rngSeed/);
+    await rejectsWith(backend.generate({ mode: "text2image", prompt: "x", rngSeed: 1.5 }), BackendError, /rngSeed/);
+    assert.equal(fake.calls.length, 0);
+    // The largest seed is accepted and passed through.
+    await backend.generate({ mode: "text2image", prompt: "x", rngSeed: 2 ** 53 - 1, numInferenceSteps: 1 });
+    assert.equal(fake.calls.length, 1);
+    await backend.dispose();
+  });
+
   test("converts the output tensor to NHWC u8 images with timings from the perf metrics", async () => {
     const { backend } = await setup();
     const result = await backend.generate({ mode: "text2image", prompt: "x", width: 16, height: 8, numImagesPerPrompt: 2, numInferenceSteps: 3, rngSeed: 7 });

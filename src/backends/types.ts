@@ -126,6 +126,57 @@ export interface BackendLoadOptions {
   readonly parallelism?: number;
   /** Overrides scheduler/scheduler_config.json's `_class_name`. */
   readonly scheduler?: string;
+  /**
+   * Largest output size per image, in pixels (width·height); larger requests
+   * are refused with a BackendError before anything is allocated. Default
+   * 4096·4096 (OVMS's default max_resolution).
+   */
+  readonly maxPixels?: number;
+  /** Largest `numImagesPerPrompt` a request may ask for (default 16). */
+  readonly maxImagesPerPrompt?: number;
+}
+
+/** Default `BackendLoadOptions.maxPixels`: 4096·4096, OVMS's default max_resolution. */
+export const DEFAULT_MAX_PIXELS = 4096 * 4096;
+/** Default `BackendLoadOptions.maxImagesPerPrompt`. */
+export const DEFAULT_MAX_IMAGES_PER_PROMPT = 16;
+/** Cap on the batch's decoded float32 buffer (numImages · 3 · width · height · 4 bytes): 2 GiB. */
+export const MAX_BATCH_BUFFER_BYTES = 2 * 1024 ** 3;
+
+export interface RequestLimits {
+  readonly maxPixels: number;
+  readonly maxImagesPerPrompt: number;
+}
+
+/** The limits of `opts` with defaults filled in; BackendError for values that are not positive integers. */
+export function requestLimits(opts: Pick<BackendLoadOptions, "maxPixels" | "maxImagesPerPrompt"> = {}): RequestLimits {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const maxImagesPerPrompt = opts.maxImagesPerPrompt ?? DEFAULT_MAX_IMAGES_PER_PROMPT;
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) throw new BackendError(`maxPixels must be a positive integer, got ${maxPixels}`);
+  if (!Number.isSafeInteger(maxImagesPerPrompt) || maxImagesPerPrompt < 1) throw new BackendError(`maxImagesPerPrompt must be a positive integer, got ${maxImagesPerPrompt}`);
+  return { maxPixels, maxImagesPerPrompt };
+}
+
+/**
+ * Refuses sizes and batch counts over the limits (call after width, height and
+ * n are known to be positive integers, before allocating anything).
+ */
+export function checkRequestLimits(width: number, height: number, n: number, limits: RequestLimits): void {
+  const pixels = width * height;
+  if (pixels > limits.maxPixels) throw new BackendError(`${width}×${height} = ${pixels} pixels exceeds the limit maxPixels = ${limits.maxPixels} per image`);
+  if (n > limits.maxImagesPerPrompt) throw new BackendError(`numImagesPerPrompt ${n} exceeds the limit maxImagesPerPrompt = ${limits.maxImagesPerPrompt}`);
+  const bytes = n * pixels * 3 * 4;
+  if (bytes > MAX_BATCH_BUFFER_BYTES) {
+    throw new BackendError(`the batch (${n} × ${width}×${height}) needs ${bytes} bytes of decoded float32 buffer, over the 2 GiB limit (${MAX_BATCH_BUFFER_BYTES} bytes); lower numImagesPerPrompt or the size`);
+  }
+}
+
+/** Largest accepted rngSeed + 1: seeds are integers in [0, 2^53). */
+export const SEED_LIMIT = 2 ** 53;
+
+/** BackendError unless `seed` is undefined or an integer in [0, 2^53). */
+export function checkSeed(seed: number | undefined): void {
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < SEED_LIMIT)) throw new BackendError(`rngSeed must be an integer in [0, 2^53), got ${seed}`);
 }
 
 /** A request the backend refuses (unsupported mode, size, option) or a model that cannot load. */

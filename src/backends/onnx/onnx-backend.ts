@@ -30,6 +30,7 @@ import {
   type GenerationResult,
   GenerationCancelledError,
   type RgbImage,
+  requestLimits,
 } from "../types.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
 import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
@@ -53,12 +54,14 @@ export class OnnxBackend implements DiffusionBackend {
     readonly info: ModelFolderInfo,
     private readonly pool: Piscina<WorkerTask, PingResult | void>,
     private readonly caps: BackendCapabilities,
+    private readonly workers: number,
   ) {}
 
   /** Reads and validates the folder, starts the workers and waits until each has loaded its sessions. */
   static async load(modelDir: string, opts: OnnxLoadOptions = {}): Promise<OnnxBackend> {
     if (opts.backend === "openvino") throw new BackendError("OnnxBackend cannot load with backend \"openvino\"");
     if (opts.device !== undefined && opts.device.toUpperCase() !== "CPU") throw new BackendError(`device ${opts.device} is not supported by the ONNX Runtime backend (CPU only)`);
+    const limits = requestLimits(opts);
     const info = await readModelFolder(modelDir);
     if (opts.scheduler !== undefined) {
       try {
@@ -75,7 +78,7 @@ export class OnnxBackend implements DiffusionBackend {
     const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
     if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1) throw new BackendError(`intraOpNumThreads must be a positive integer, got ${intraOpNumThreads}`);
     const allowSpinning = opts.allowSpinning ?? props.allowSpinning === true;
-    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler };
+    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler, ...limits };
     const pool = new Piscina<WorkerTask, PingResult | void>({
       filename: WORKER,
       minThreads: workers,
@@ -112,7 +115,7 @@ export class OnnxBackend implements DiffusionBackend {
       guidance: info.timeCondProjDim === undefined,
       parallelism: workers,
     };
-    return new OnnxBackend(info, pool, caps);
+    return new OnnxBackend(info, pool, caps, workers);
   }
 
   capabilities(): BackendCapabilities {
@@ -165,10 +168,12 @@ export class OnnxBackend implements DiffusionBackend {
             break;
           }
           case "result":
-            resolve({ data: m.data, count: m.count, width: m.width, height: m.height, timings: m.timings });
+            // A callback that threw after the worker's last check still fails the call.
+            if (callbackError !== undefined) reject(callbackFailed(callbackError));
+            else resolve({ data: m.data, count: m.count, width: m.width, height: m.height, timings: m.timings });
             break;
           case "error":
-            if (callbackError !== undefined) reject(callbackError);
+            if (callbackError !== undefined) reject(callbackFailed(callbackError));
             else if (m.kind === "cancelled") reject(new GenerationCancelledError(m.step, signal?.aborted ? { cause: signal.reason } : undefined));
             else if (m.kind === "backend") reject(new BackendError(m.message));
             else reject(new BackendError(`generation failed: ${m.message}`));
@@ -185,7 +190,7 @@ export class OnnxBackend implements DiffusionBackend {
     try {
       return await done;
     } catch (e) {
-      if (e instanceof GenerationCancelledError || e instanceof BackendError || e === callbackError) throw e;
+      if (e instanceof GenerationCancelledError || e instanceof BackendError) throw e;
       throw new BackendError(`generation failed: ${(e as Error).message}`, { cause: e });
     } finally {
       this.inflight.delete(entry);
@@ -202,8 +207,17 @@ export class OnnxBackend implements DiffusionBackend {
         Atomics.notify(control, CTRL.ACK);
       }
       await Promise.allSettled([...this.inflight].map((e) => e.done));
+      // One close task per worker releases its ORT sessions before the threads end.
+      const barrier = new SharedArrayBuffer(4);
+      await Promise.allSettled(Array.from({ length: this.workers }, () => this.pool.run({ kind: "close", barrier, workers: this.workers })));
       await this.pool.destroy();
     })();
     return this.disposed;
   }
+}
+
+/** An exception from onStep/onPreview, as the BackendError generate() rejects with (OpenVINO words it the same). */
+function callbackFailed(e: unknown): BackendError {
+  const text = e instanceof Error ? e.message : String(e);
+  return new BackendError(`the step callback failed: ${text}`, { cause: e });
 }

@@ -24,10 +24,18 @@ export interface WorkerInit {
   readonly intraOpNumThreads: number;
   readonly allowSpinning: boolean;
   readonly scheduler?: string;
+  readonly maxPixels?: number;
+  readonly maxImagesPerPrompt?: number;
 }
 
 export type WorkerTask =
   | { readonly kind: "ping" }
+  /**
+   * Sent once per worker by dispose(): releases the worker's ORT sessions.
+   * `barrier` (one Int32, shared by the close tasks) holds each task until all
+   * have started, so every worker takes exactly one.
+   */
+  | { readonly kind: "close"; readonly barrier: SharedArrayBuffer; readonly workers: number }
   | {
       readonly kind: "generate";
       readonly request: GenerationRequest;

@@ -11,12 +11,18 @@ import { OnnxPipeline } from "./pipeline.js";
 
 /** Longest the worker waits for the main thread to answer a step before going on. */
 const ANSWER_TIMEOUT_MS = 30_000;
+/** Longest a close task waits for the other workers' close tasks to start. */
+const CLOSE_BARRIER_TIMEOUT_MS = 5_000;
+
+let closed: Promise<void> | undefined;
 
 const init = Piscina.workerData as WorkerInit;
 const ready: Promise<OnnxPipeline> = OnnxPipeline.load(init.dir, {
   intraOpNumThreads: init.intraOpNumThreads,
   allowSpinning: init.allowSpinning,
   scheduler: init.scheduler,
+  maxPixels: init.maxPixels,
+  maxImagesPerPrompt: init.maxImagesPerPrompt,
 });
 ready.catch(() => {}); // reported by the ping task
 
@@ -31,10 +37,28 @@ export default async function run(task: WorkerTask): Promise<PingResult | void> 
       return { ok: false, message: (e as Error).message };
     }
   }
+  if (task.kind === "close") {
+    const barrier = new Int32Array(task.barrier);
+    Atomics.add(barrier, 0, 1);
+    Atomics.notify(barrier, 0);
+    const deadline = Date.now() + CLOSE_BARRIER_TIMEOUT_MS;
+    for (let seen = Atomics.load(barrier, 0); seen < task.workers; seen = Atomics.load(barrier, 0)) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      Atomics.wait(barrier, 0, seen, left);
+    }
+    closed ??= ready.then(
+      (p) => p.dispose(),
+      () => {}, // never loaded: nothing to release
+    );
+    await closed;
+    return;
+  }
   const ctrl = new Int32Array(task.control);
   const port = task.port;
   const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
   try {
+    if (closed) throw new BackendError("the worker's sessions have been released");
     const pipeline = await ready;
     const result = await pipeline.generate(task.request, {
       isCancelled: () => Atomics.load(ctrl, CTRL.CANCEL) !== 0,

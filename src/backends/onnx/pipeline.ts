@@ -19,7 +19,11 @@ import {
   GenerationCancelledError,
   type GenerationRequest,
   type GenerationResult,
+  type RequestLimits,
   type RgbImage,
+  checkRequestLimits,
+  checkSeed,
+  requestLimits,
   type StepDecision,
   type StepProgress,
 } from "../types.js";
@@ -30,6 +34,10 @@ import { type ClipTokenizer, loadClipTokenizer } from "./tokenizer.js";
 export interface PipelineLoadOptions extends SessionLoadOptions {
   /** Overrides scheduler_config.json's `_class_name`. */
   readonly scheduler?: string;
+  /** Largest width·height per image (default DEFAULT_MAX_PIXELS). */
+  readonly maxPixels?: number;
+  /** Largest numImagesPerPrompt (default DEFAULT_MAX_IMAGES_PER_PROMPT). */
+  readonly maxImagesPerPrompt?: number;
 }
 
 /** Hooks called on the pipeline's own thread between steps. */
@@ -52,7 +60,12 @@ export interface RunStats {
 // ---------------------------------------------------------------------------
 // Seeded standard-normal source: xoshiro128** + Box–Muller.
 
-export function makeNormalRng(seed: number): () => number {
+/**
+ * A standard-normal stream for `seed` (an integer in [0, 2^53)) and `stream`
+ * (image k of a batch uses stream k). Seeds below 2^32 on stream 0 give the
+ * same sequence as before high bits and streams were mixed in.
+ */
+export function makeNormalRng(seed: number, stream = 0): () => number {
   // splitmix32 to spread the seed over the 128-bit state.
   let s = seed >>> 0;
   const split = (): number => {
@@ -63,6 +76,17 @@ export function makeNormalRng(seed: number): () => number {
     return (z ^ (z >>> 16)) >>> 0;
   };
   let a = split(), b = split(), c = split(), d = split();
+  // High seed bits and the stream index perturb the state through their own splitmix runs.
+  const hi = Math.floor(seed / 4294967296) >>> 0;
+  for (const [v, salt] of [[hi, 0x6a09e667], [stream >>> 0, 0xbb67ae85]] as const) {
+    if (v === 0) continue;
+    s = (v ^ salt) >>> 0;
+    a ^= split();
+    b ^= split();
+    c ^= split();
+    d ^= split();
+  }
+  if ((a | b | c | d) === 0) a = 1;
   const next = (): number => {
     const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
     const t = b << 9;
@@ -192,6 +216,7 @@ export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
   private readonly forceZerosForEmptyPrompt: boolean;
+  private limits: RequestLimits = requestLimits();
 
   private constructor(
     readonly info: ModelFolderInfo,
@@ -204,6 +229,7 @@ export class OnnxPipeline {
   }
 
   static async load(dir: string, opts: PipelineLoadOptions = {}): Promise<OnnxPipeline> {
+    const limits = requestLimits(opts);
     const info = await readModelFolder(dir);
     const schedulerConfig = opts.scheduler ? { ...info.schedulerConfig, _class_name: opts.scheduler } : info.schedulerConfig;
     try {
@@ -221,7 +247,9 @@ export class OnnxPipeline {
     }
     const sessions = await loadModelSessions(info, opts);
     const indexJson = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
-    return new OnnxPipeline(info, sessions, tokenizers, schedulerConfig, indexJson);
+    const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig, indexJson);
+    p.limits = limits;
+    return p;
   }
 
   async dispose(): Promise<void> {
@@ -287,7 +315,8 @@ export class OnnxPipeline {
     }
     const teDim = te.dims[1] as number;
     const pooled = new Float32Array(te.data as Float32Array);
-    if (cfg && this.forceZerosForEmptyPrompt && !req.negativePrompt && !req.negativePrompt2) {
+    // Only an absent negative prompt is zeroed; an explicit "" is encoded like any other prompt.
+    if (cfg && this.forceZerosForEmptyPrompt && req.negativePrompt === undefined && req.negativePrompt2 === undefined) {
       cat.fill(0, 0, seq * dim);
       pooled.fill(0, 0, teDim);
     }
@@ -348,6 +377,8 @@ export class OnnxPipeline {
     }
     const n = req.numImagesPerPrompt ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
+    checkRequestLimits(width, height, n, this.limits);
+    checkSeed(req.rngSeed);
     const steps = req.numInferenceSteps ?? 50;
     if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
     const guidance = req.guidanceScale ?? 7.5;
@@ -377,7 +408,19 @@ export class OnnxPipeline {
       throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
     const seed = req.rngSeed ?? Math.floor(Math.random() * 2 ** 32);
-    const rng = makeNormalRng(seed);
+    // Image k draws from its own stream (seed, k), so a seeded image does not depend on the batch size.
+    const streams = Array.from({ length: n }, (_, k) => makeNormalRng(seed, k));
+    // The schedulers draw step noise in buffer order (image 0's `per` values, then image 1's, …).
+    let streamK = 0;
+    let streamUsed = 0;
+    const rng = (): number => {
+      const v = streams[streamK]();
+      if (++streamUsed === per) {
+        streamUsed = 0;
+        streamK = streamK + 1 === n ? 0 : streamK + 1;
+      }
+      return v;
+    };
 
     const scheduler: Scheduler = createScheduler(this.schedulerConfig);
     try {
@@ -419,7 +462,10 @@ export class OnnxPipeline {
 
     // Initial latents.
     const noise = new Float32Array(n * per);
-    for (let i = 0; i < noise.length; i++) noise[i] = rng();
+    for (let k = 0; k < n; k++) {
+      const r = streams[k];
+      for (let i = k * per; i < (k + 1) * per; i++) noise[i] = r();
+    }
     let latents: Float32Array;
     if (imageLatents && strength < 1) latents = scheduler.addNoise(imageLatents, noise, 0);
     else {

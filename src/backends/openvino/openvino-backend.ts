@@ -32,6 +32,10 @@ import {
   type GenerationResult,
   type GenerationTimings,
   type RgbImage,
+  type RequestLimits,
+  checkRequestLimits,
+  checkSeed,
+  requestLimits,
 } from "../types.js";
 import {
   OV_ELEMENT_U8,
@@ -350,6 +354,7 @@ export class OpenVinoBackend implements DiffusionBackend {
     private readonly viewDir: string | undefined,
     /** Warnings from load (pipelines that failed to build). */
     readonly loadWarnings: readonly string[],
+    private readonly limits: RequestLimits,
   ) {}
 
   /**
@@ -369,6 +374,7 @@ export class OpenVinoBackend implements DiffusionBackend {
           `leave the shape dynamic and limit sizes per request instead.`,
       );
     }
+    const limits = requestLimits(opts);
     const parallelism = opts.parallelism ?? 1;
     if (!Number.isInteger(parallelism) || parallelism < 1) throw new BackendError(`parallelism must be a positive integer, got ${parallelism}`);
 
@@ -427,7 +433,7 @@ export class OpenVinoBackend implements DiffusionBackend {
       throw new BackendError(`no OpenVINO pipeline could be built from ${dir} on ${device} (${reasons})`);
     }
     const schedulers = opts.scheduler !== undefined ? [opts.scheduler] : info.schedulerClass && runnable.includes(info.schedulerClass) ? [info.schedulerClass] : [...runnable];
-    return new OpenVinoBackend(bindings, pools, failures, info, schedulers, parallelism, viewDir, warnings);
+    return new OpenVinoBackend(bindings, pools, failures, info, schedulers, parallelism, viewDir, warnings, limits);
   }
 
   capabilities(): BackendCapabilities {
@@ -484,19 +490,9 @@ export class OpenVinoBackend implements DiffusionBackend {
 
   private validate(request: GenerationRequest): void {
     const m = this.info.sizeMultiple;
-    for (const [name, value] of [["width", request.width], ["height", request.height]] as const) {
-      if (value === undefined) continue;
-      if (!Number.isInteger(value) || value <= 0 || value % m !== 0) throw new BackendError(`${name} ${value} must be a positive multiple of ${m}`);
-    }
-    const positiveInt = (name: string, value: number | undefined): void => {
-      if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new BackendError(`${name} must be a positive integer, got ${value}`);
-    };
-    positiveInt("numImagesPerPrompt", request.numImagesPerPrompt);
-    positiveInt("numInferenceSteps", request.numInferenceSteps);
-    if (request.strength !== undefined && !(request.strength >= 0 && request.strength <= 1)) throw new BackendError(`strength must be in [0, 1], got ${request.strength}`);
-    if (request.rngSeed !== undefined && (!Number.isInteger(request.rngSeed) || request.rngSeed < 0)) throw new BackendError(`rngSeed must be a non-negative integer, got ${request.rngSeed}`);
+    let image: RgbImage | undefined;
     if (request.mode === "image2image" || request.mode === "inpainting") {
-      const image = checkImage("image", request.image, request.mode);
+      image = checkImage("image", request.image, request.mode);
       if (request.mode === "inpainting") {
         const mask = checkImage("mask", request.mask, request.mode);
         if (mask.width !== image.width || mask.height !== image.height) {
@@ -504,6 +500,27 @@ export class OpenVinoBackend implements DiffusionBackend {
         }
       }
     }
+    // The effective size: the request's, else the input image's, else the model's native one.
+    const width = request.width ?? image?.width ?? this.info.defaultWidth;
+    const height = request.height ?? image?.height ?? this.info.defaultHeight;
+    for (const [name, value] of [["width", width], ["height", height]] as const) {
+      if (!Number.isInteger(value) || value <= 0 || value % m !== 0) {
+        const from = request[name] === undefined && image ? " (taken from the input image)" : "";
+        throw new BackendError(`${name} ${value}${from} must be a positive multiple of ${m}`);
+      }
+    }
+    const positiveInt = (name: string, value: number | undefined): void => {
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new BackendError(`${name} must be a positive integer, got ${value}`);
+    };
+    positiveInt("numImagesPerPrompt", request.numImagesPerPrompt);
+    positiveInt("numInferenceSteps", request.numInferenceSteps);
+    checkRequestLimits(width, height, request.numImagesPerPrompt ?? 1, this.limits);
+    if (request.strength !== undefined) {
+      // image2image/inpainting need at least one step of the schedule: strength 0 would run none.
+      const ok = request.mode === "text2image" ? request.strength >= 0 && request.strength <= 1 : request.strength > 0 && request.strength <= 1;
+      if (!ok) throw new BackendError(`strength must be in ${request.mode === "text2image" ? "[0, 1]" : "(0, 1]"}, got ${request.strength}`);
+    }
+    checkSeed(request.rngSeed);
   }
 
   private async runOn(
