@@ -298,3 +298,14 @@ export function vpAddNoise(
   checkSameLength(original, noise, "addNoise");
   return lincomb(outBuffer(out, original.length), Math.sqrt(alphaCumprod), original, Math.sqrt(1 - alphaCumprod), noise);
 }
+
+/**
+ * scaleModelInput of the variance-preserving schedulers, whose UNet input is
+ * the sample itself: a copy into `out` when one is given, else the sample.
+ */
+export function unscaledModelInput(sample: Float32Array, stepIndex: number, numSteps: number, out?: Float32Array): Float32Array {
+  checkStepIndex(stepIndex, numSteps);
+  if (out === undefined) return sample;
+  outBuffer(out, sample.length).set(sample);
+  return out;
+}

@@ -18,6 +18,7 @@ import {
   strengthStart,
   vpAddNoise,
   vpPrediction,
+  unscaledModelInput,
 } from "./common.js";
 import type { Scheduler } from "./types.js";
 
@@ -53,10 +54,7 @@ export class DDIMScheduler implements Scheduler {
   }
 
   scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    checkStepIndex(stepIndex, this.timesteps.length);
-    if (out === undefined) return sample;
-    outBuffer(out, sample.length).set(sample);
-    return out;
+    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, _rng?: NormalRng, out?: Float32Array): Float32Array {

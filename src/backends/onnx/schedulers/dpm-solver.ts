@@ -35,6 +35,7 @@ import {
   strengthStart,
   vpAddNoise,
   vpPrediction,
+  unscaledModelInput,
 } from "./common.js";
 import type { Scheduler } from "./types.js";
 
@@ -73,10 +74,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   }
 
   scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    checkStepIndex(stepIndex, this.timesteps.length);
-    if (out === undefined) return sample;
-    outBuffer(out, sample.length).set(sample);
-    return out;
+    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   /** Whether step `stepIndex` uses the first-order update. */
