@@ -4,7 +4,7 @@
  * with x₀, ε predicted from the model output, and prev t = t − ⌊T/n⌋
  * (ᾱ_prev = 1 or ᾱ_0 below t = 0, per set_alpha_to_one).
  */
-import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
+import type { SchedulerClassName } from "./config.js";
 import {
   type NormalRng,
   type SetTimestepsOptions,
@@ -12,31 +12,18 @@ import {
   checkSameLength,
   checkStepIndex,
   lincomb,
-  makeAlphasCumprod,
   outBuffer,
   spacedTimesteps,
   strengthStart,
   vpAddNoise,
   vpPrediction,
-  unscaledModelInput,
 } from "./common.js";
-import type { Scheduler } from "./types.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "DDIMScheduler";
-  readonly alphasCumprod: Float64Array;
-  /** ᾱ used when the previous timestep is below 0. */
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  timesteps = new Float64Array(0);
   /** The timestep each step lands on (t − ⌊T/n⌋; negative = past the end). */
   prevTimesteps = new Float64Array(0);
-
-  constructor(readonly config: ResolvedSchedulerConfig) {
-    this.alphasCumprod = makeAlphasCumprod(config);
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0];
-  }
 
   setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
     const cfg = this.config;
@@ -51,10 +38,6 @@ export class DDIMScheduler implements Scheduler {
 
   alphaCumprodAt(t: number): number {
     return t >= 0 ? this.alphasCumprod[t] : this.finalAlphaCumprod;
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, _rng?: NormalRng, out?: Float32Array): Float32Array {

@@ -20,14 +20,13 @@
  * With use_karras_sigmas ("DPM++ 2M Karras") the σ values follow the Karras ρ = 7
  * ramp between the grid's end points; each timestep is the t of its σ, rounded.
  */
-import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
+import type { SchedulerClassName } from "./config.js";
 import {
   type NormalRng,
   type SetTimestepsOptions,
   checkNumSteps,
   checkSameLength,
   checkStepIndex,
-  makeAlphasCumprod,
   outBuffer,
   sigmaAt,
   sigmaSchedule,
@@ -35,16 +34,11 @@ import {
   strengthStart,
   vpAddNoise,
   vpPrediction,
-  unscaledModelInput,
 } from "./common.js";
-import type { Scheduler } from "./types.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
-export class DPMSolverMultistepScheduler implements Scheduler {
+export class DPMSolverMultistepScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "DPMSolverMultistepScheduler";
-  readonly alphasCumprod: Float64Array;
-  readonly initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  timesteps = new Float64Array(0);
   /** σ per step index, with the final σ appended (length timesteps.length + 1). */
   sigmas = new Float64Array(0);
   /** x₀ of the previous step (valid when hasPrev). */
@@ -52,10 +46,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   private curX0: Float32Array | null = null;
   private hasPrev = false;
   private nextIndex = 0;
-
-  constructor(readonly config: ResolvedSchedulerConfig) {
-    this.alphasCumprod = makeAlphasCumprod(config);
-  }
 
   setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
     const cfg = this.config;
@@ -71,10 +61,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     this.sigmas = sig.slice(start);
     this.hasPrev = false;
     this.nextIndex = 0;
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   /** Whether step `stepIndex` uses the first-order update. */

@@ -14,7 +14,7 @@
  *   denoised = c_out·x₀ + c_skip·x
  *   x_prev = √ᾱ_prev·denoised + √(1−ᾱ_prev)·z   (z fresh noise; the last step returns denoised)
  */
-import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
+import type { SchedulerClassName } from "./config.js";
 import {
   type NormalRng,
   type SetTimestepsOptions,
@@ -23,29 +23,17 @@ import {
   checkStepIndex,
   lincomb,
   lincombNoise,
-  makeAlphasCumprod,
   outBuffer,
   requireRng,
   vpAddNoise,
   vpPrediction,
-  unscaledModelInput,
 } from "./common.js";
-import type { Scheduler } from "./types.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
 const SIGMA_DATA = 0.5;
 
-export class LCMScheduler implements Scheduler {
+export class LCMScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "LCMScheduler";
-  readonly alphasCumprod: Float64Array;
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  timesteps = new Float64Array(0);
-
-  constructor(readonly config: ResolvedSchedulerConfig) {
-    this.alphasCumprod = makeAlphasCumprod(config);
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0];
-  }
 
   setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
     const cfg = this.config;
@@ -76,10 +64,6 @@ export class LCMScheduler implements Scheduler {
     const s = t * this.config.timestepScaling;
     const d2 = SIGMA_DATA * SIGMA_DATA;
     return { cSkip: d2 / (s * s + d2), cOut: s / Math.sqrt(s * s + d2) };
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng?: NormalRng, out?: Float32Array): Float32Array {

@@ -17,30 +17,23 @@
  * v_prediction / sample outputs are converted to ε at their own step (same x and t
  * the model saw) before the multistep combination.
  */
-import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
+import type { SchedulerClassName } from "./config.js";
 import {
   type NormalRng,
   type SetTimestepsOptions,
   checkNumSteps,
   checkSameLength,
   checkStepIndex,
-  makeAlphasCumprod,
   outBuffer,
   spacedTimesteps,
   strengthStart,
   vpAddNoise,
   vpPrediction,
-  unscaledModelInput,
 } from "./common.js";
-import type { Scheduler } from "./types.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "PNDMScheduler";
-  readonly alphasCumprod: Float64Array;
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  timesteps = new Float64Array(0);
   private ratio = 0;
   /** Stored ε estimates, oldest first (at most 4). */
   private ets: Float32Array[] = [];
@@ -48,11 +41,6 @@ export class PNDMScheduler implements Scheduler {
   /** x at the first grid point, kept for the trapezoid correction. */
   private curSample: Float32Array | null = null;
   private nextIndex = 0;
-
-  constructor(readonly config: ResolvedSchedulerConfig) {
-    this.alphasCumprod = makeAlphasCumprod(config);
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0];
-  }
 
   setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
     const cfg = this.config;
@@ -85,10 +73,6 @@ export class PNDMScheduler implements Scheduler {
   private alphaAt(t: number): number {
     if (t < 0) return this.finalAlphaCumprod;
     return this.alphasCumprod[Math.min(t, this.alphasCumprod.length - 1)];
-  }
-
-  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array {
-    return unscaledModelInput(sample, stepIndex, this.timesteps.length, out);
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, _rng?: NormalRng, out?: Float32Array): Float32Array {
