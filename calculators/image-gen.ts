@@ -1,20 +1,70 @@
 /**
- * OVMS's ImageGenCalculator: one HTTP request payload in, one response body
- * out, with the pipelines shared through the IMAGE_GEN_NODE_RESOURCES side
- * packet. This declares the contract and the load-time option rules; request
- * handling arrives with the image-generation backends.
+ * OVMS's ImageGenCalculator: an images request in, the answer out, with the
+ * backend loaded once per servable and shared through the
+ * IMAGE_GEN_NODE_RESOURCES side packet.
+ *
+ * Wiring (checked at load):
+ * - input: HTTP_REQUEST_PAYLOAD (OVMS's one-node graph), or HttpInputCalculator's
+ *   parts: URI plus JSON and/or FIELDS/FILES;
+ * - output: HTTP_RESPONSE_PAYLOAD (the node encodes and answers, and can
+ *   stream), or IMAGES (raw images for another node to encode, e.g.
+ *   Base64EncoderCalculator on the worker pool; no streaming then).
+ *
+ * A request: validate (request.ts) → decode uploads by their bytes → wait
+ * for a generation slot (the server bounds the queue by the node's capacity)
+ * → generate, stopping between steps when the client leaves → answer.
  */
-import { Calculator, type CalculatorContext, type CalculatorContract, type NodeShape } from "../src/index.js";
-import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./image-gen/options.js";
+import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import {
+  Calculator,
+  HttpError,
+  nodeResources,
+  type CalculatorContext,
+  type CalculatorContract,
+  type HttpRequestPayload,
+  type HttpSseResponse,
+  type MultipartBody,
+  type MultipartFile,
+  type NodeShape,
+  type SseEvent,
+} from "../src/index.js";
+import { BackendError, GenerationCancelledError, type GenerationMode, type GenerationRequest, type GenerationResult, type RgbImage } from "../src/backends/index.js";
+import { decodeImage, decodeMask } from "./image-gen/codec.js";
+import { checkImageGenOptions, type ImageGenCalculatorOptions } from "./image-gen/options.js";
+import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
+import { ImageGenResources } from "./image-gen/resources.js";
+import { encodeResponse, imageEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
+
+const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
+/** OpenAI's limit on images per edit request. */
+const MAX_EDIT_IMAGES = 16;
+/** Largest upload decoded, in pixels (8192²: 192 MiB of RGB); bigger files are refused before decoding. */
+const MAX_INPUT_PIXELS = 8192 * 8192;
 
 export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
   static override readonly contract: CalculatorContract = {
-    inputs: { HTTP_REQUEST_PAYLOAD: {} },
-    outputs: { HTTP_RESPONSE_PAYLOAD: {} },
-    inputSidePackets: { IMAGE_GEN_NODE_RESOURCES: {} },
+    inputs: {
+      HTTP_REQUEST_PAYLOAD: { optional: true },
+      URI: { optional: true },
+      JSON: { optional: true },
+      FIELDS: { optional: true },
+      FILES: { optional: true },
+    },
+    outputs: { HTTP_RESPONSE_PAYLOAD: { optional: true }, IMAGES: { optional: true, type: "GeneratedImages" } },
+    inputSidePackets: { [RESOURCES]: {} },
     options: "mediapipe.ImageGenCalculatorOptions",
     optionsRequired: true,
     validate(node: NodeShape<ImageGenCalculatorOptions>): string | undefined {
+      const ins = new Set(node.inputs.map((p) => p.tag));
+      const outs = new Set(node.outputs.map((p) => p.tag));
+      if (ins.has("HTTP_REQUEST_PAYLOAD") === (ins.has("URI") || ins.has("JSON") || ins.has("FIELDS") || ins.has("FILES"))) {
+        return "ImageGenCalculator takes either HTTP_REQUEST_PAYLOAD or HttpInputCalculator's URI with JSON and/or FIELDS/FILES.";
+      }
+      if (!ins.has("HTTP_REQUEST_PAYLOAD") && (!ins.has("URI") || !(ins.has("JSON") || ins.has("FIELDS")))) {
+        return "ImageGenCalculator without HTTP_REQUEST_PAYLOAD needs URI and at least one of JSON or FIELDS.";
+      }
+      if (outs.has("HTTP_RESPONSE_PAYLOAD") === outs.has("IMAGES")) return "ImageGenCalculator needs exactly one output: HTTP_RESPONSE_PAYLOAD or IMAGES.";
       try {
         checkImageGenOptions(node.options);
         return undefined;
@@ -22,17 +72,314 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
         return (e as Error).message;
       }
     },
+    resources: { sidePacket: RESOURCES, load: (ctx) => ImageGenResources.load(ctx as Parameters<typeof ImageGenResources.load>[0]) },
   };
 
-  private settings: ImageGenSettings | undefined;
+  override async process(ctx: CalculatorContext<ImageGenCalculatorOptions>): Promise<void> {
+    const incoming = readRequest(ctx);
+    if (incoming === undefined) return;
+    const started = performance.now();
+    const res = nodeResources<ImageGenResources>(ctx, RESOURCES);
+    const request = parseImageRequest(incoming.kind === "edits" ? { kind: "edits", fields: incoming.form!.fields } : { kind: "generations", json: incoming.json as Record<string, unknown> }, res.settings);
+    const toImages = ctx.outputs.has("IMAGES");
+    if (request.stream && toImages) {
+      throw new HttpError(400, "stream is not available on this servable: its graph hands the images to another node (IMAGES); serve the one-node ImageGenCalculator graph to stream", { param: "stream" });
+    }
+    const mode: GenerationMode = incoming.kind === "generations" ? "text2image" : incoming.mask !== undefined ? "inpainting" : "image2image";
+    if (!res.capabilities.modes.includes(mode)) throw new HttpError(400, PIPELINE_MISSING[mode]);
+    const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res) : undefined;
+    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
+    const format: ResponseFormat = {
+      kind: incoming.kind,
+      outputFormat: request.outputFormat,
+      outputCompression: request.outputCompression,
+      background: request.background,
+      quality: request.quality,
+      rngSeed,
+      created: Math.floor(Date.now() / 1000),
+    };
+    const job = new Job(res, request, mode, rngSeed, inputs, incoming.receivedAt ?? started, incoming.requestId);
 
-  override open(ctx: CalculatorContext<ImageGenCalculatorOptions>): void {
-    this.settings = checkImageGenOptions(ctx.options);
+    if (request.stream) {
+      // Wait for a slot before answering, so a request the backend cannot take yet is still a plain HTTP error.
+      const release = await job.admit(ctx.signal);
+      ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", streamResponse(job, format, release, incoming.signal));
+      return;
+    }
+    const release = await job.admit(ctx.signal);
+    let result: GenerationResult;
+    try {
+      result = await job.generate(ctx.signal);
+    } finally {
+      release();
+    }
+    const images: GeneratedImages = { format, data: result.data, count: result.count, width: result.width, height: result.height };
+    if (toImages) ctx.outputs.add("IMAGES", images);
+    else ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", await encodeResponse(images));
+  }
+}
+
+const PIPELINE_MISSING: Record<GenerationMode, string> = {
+  text2image: "Text-to-image pipeline is not available for this model",
+  image2image: "Image-to-image pipeline is not available for this model",
+  inpainting: "Inpainting pipeline is not available for this model",
+};
+
+/** The request as this node received it, whichever way the graph wires it. */
+interface Incoming {
+  readonly kind: ImageRequestKind;
+  readonly json: unknown;
+  readonly form: MultipartBody | undefined;
+  readonly images: readonly MultipartFile[];
+  readonly mask: MultipartFile | undefined;
+  readonly receivedAt: number | undefined;
+  readonly requestId: string | undefined;
+  /** The client's connection (main thread only); outlives the graph run, so a stream can watch it. */
+  readonly signal: AbortSignal | undefined;
+}
+
+function readRequest(ctx: CalculatorContext): Incoming | undefined {
+  let uri: string | undefined;
+  let json: unknown;
+  let form: MultipartBody | undefined;
+  let payload: HttpRequestPayload | undefined;
+  if (ctx.inputs.has("HTTP_REQUEST_PAYLOAD")) {
+    payload = ctx.inputs.value<HttpRequestPayload>("HTTP_REQUEST_PAYLOAD");
+    if (payload === undefined) return undefined;
+    uri = payload.path;
+    json = payload.json;
+    form = payload.multipart;
+  } else {
+    uri = ctx.inputs.value<string>("URI");
+    if (uri === undefined) return undefined;
+    uri = uri.split("?")[0];
+    if (ctx.inputs.has("JSON")) json = ctx.inputs.value("JSON");
+    const fields = ctx.inputs.has("FIELDS") ? ctx.inputs.value<MultipartBody["fields"]>("FIELDS") : undefined;
+    if (fields !== undefined) form = { fields, files: (ctx.inputs.has("FILES") ? ctx.inputs.value<readonly MultipartFile[]>("FILES") : undefined) ?? [] };
+  }
+  const kind: ImageRequestKind | undefined = /\/images\/generations\/?$/.test(uri) ? "generations" : /\/images\/edits\/?$/.test(uri) ? "edits" : undefined;
+  if (kind === undefined) throw new HttpError(400, `Unsupported URI: ${uri}`);
+  if (kind === "generations" && json === undefined) throw new HttpError(415, "/images/generations expects a JSON body (Content-Type: application/json)", { code: "unsupported_content_type" });
+  if (kind === "edits" && form === undefined) {
+    throw new HttpError(415, "/images/edits expects a multipart/form-data body with the image as a file part", { code: "unsupported_content_type" });
+  }
+  const images: MultipartFile[] = [];
+  let mask: MultipartFile | undefined;
+  for (const file of form?.files ?? []) {
+    if (file.field === "image" || file.field === "image[]") images.push(file);
+    else if (file.field === "mask" && mask === undefined) mask = file;
+    else if (file.field === "mask") throw new HttpError(400, "Key: mask already exists in request options.", { param: "mask" });
+    else throw new HttpError(400, `Unhandled parameter: ${file.field}`, { param: file.field });
+  }
+  if (kind === "edits" && images.length === 0) throw new HttpError(400, "Image field is missing in multipart body", { param: "image" });
+  if (images.length > MAX_EDIT_IMAGES) throw new HttpError(400, `${images.length} images sent; at most ${MAX_EDIT_IMAGES} are accepted`, { param: "image" });
+  if (mask !== undefined && mask.data.length === 0) mask = undefined; // OVMS: an empty mask part means no mask
+  return { kind, json, form, images, mask, receivedAt: payload?.receivedAt, requestId: payload?.requestId, signal: payload?.signal };
+}
+
+/** Edit inputs: every image decoded and brought to the output size, the mask (first image only, as OpenAI) likewise. */
+interface EditInputs {
+  readonly images: readonly RgbImage[];
+  readonly mask: RgbImage | undefined;
+  /** The output size when the request gave none. */
+  readonly size?: { readonly width: number; readonly height: number };
+}
+
+async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources): Promise<EditInputs> {
+  const limits = { maxPixels: MAX_INPUT_PIXELS };
+  const images = await Promise.all(incoming.images.map((f, i) => decodeImage(f.data, incoming.images.length > 1 ? `image[${i}]` : "image", limits)));
+  const first = images[0];
+  const mask = incoming.mask === undefined ? undefined : await decodeMask(incoming.mask.data, "mask", first.width, first.height, limits);
+  // No size asked: the first image's, rounded down to what the model takes, and within max_resolution.
+  if (request.width === undefined) {
+    const m = res.capabilities.sizeMultiple;
+    const [w, h] = [Math.max(m, first.width - (first.width % m)), Math.max(m, first.height - (first.height % m))];
+    const max = res.settings.maxResolution;
+    if (w > max.width || h > max.height) {
+      throw new HttpError(400, `image size ${first.width}x${first.height} exceeds max_resolution ${max.width}x${max.height}; send a smaller image or a size`, { param: "image" });
+    }
+    return { images, mask, size: { width: w, height: h } };
+  }
+  return { images, mask };
+}
+
+/** One request's generation work, shared by the unary and streaming paths. */
+class Job {
+  private readonly requests: GenerationRequest[];
+
+  constructor(
+    private readonly res: ImageGenResources,
+    readonly request: ImageRequest,
+    readonly mode: GenerationMode,
+    rngSeed: number,
+    inputs: EditInputs | undefined,
+    private readonly receivedAt: number,
+    private readonly requestId: string | undefined,
+  ) {
+    const base = toGenerationRequest(request, mode, rngSeed);
+    const size = inputs?.size;
+    const sized = size === undefined ? base : { ...base, width: size.width, height: size.height };
+    this.checkSize(sized);
+    // Several images: each is edited with the same settings; the mask applies to the first (OpenAI's rule).
+    this.requests = inputs === undefined
+      ? [sized]
+      : inputs.images.map((image, i) => ({ ...sized, mode: i === 0 ? mode : "image2image", image, mask: i === 0 ? inputs.mask : undefined }));
+    if (this.requests.some((r) => !res.capabilities.modes.includes(r.mode))) throw new HttpError(400, PIPELINE_MISSING.image2image);
   }
 
-  override process(ctx: CalculatorContext<ImageGenCalculatorOptions>): void {
-    throw new Error(
-      `node "${ctx.nodeName}" (models_path "${this.settings?.modelsPath}"): image generation is not available yet in this build`,
+  get steps(): number {
+    return this.request.steps;
+  }
+
+  /** Waits for a generation slot; records the queue wait. */
+  async admit(signal: AbortSignal): Promise<() => void> {
+    const release = await this.res.slots.acquire(signal);
+    const waitMs = performance.now() - this.receivedAt;
+    this.res.metrics.queueWait(waitMs / 1000);
+    this.res.logger.debug({ requestId: this.requestId, queueWaitMs: Math.round(waitMs) }, "image request got a generation slot");
+    return release;
+  }
+
+  /**
+   * Runs every generation of the request; `onPreview` receives decoded
+   * previews after the steps `previewSteps` lists. Rejects with a 400 for
+   * what the backend refuses.
+   */
+  async generate(signal: AbortSignal, previewSteps: ReadonlySet<number> = new Set(), onPreview?: (index: number, step: number, images: readonly RgbImage[]) => void): Promise<GenerationResult> {
+    const started = performance.now();
+    const parts: GenerationResult[] = [];
+    try {
+      for (let i = 0; i < this.requests.length; i++) {
+        parts.push(
+          await this.res.backend.generate(this.requests[i], {
+            signal,
+            onStep: ({ step }) => (previewSteps.has(step) ? { preview: true } : undefined),
+            onPreview: onPreview && ((step, images) => onPreview(i, step, images)),
+          }),
+        );
+      }
+    } catch (e) {
+      if (e instanceof BackendError) throw new HttpError(400, e.message);
+      throw e;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const result = concat(parts);
+    this.res.metrics.generated(this.mode, seconds, result.count);
+    this.res.logger.info(
+      { requestId: this.requestId, mode: this.mode, images: result.count, size: `${result.width}x${result.height}`, steps: this.request.steps, rngSeed: this.requests[0].rngSeed, generationMs: Math.round(seconds * 1000) },
+      "images generated",
     );
+    return result;
   }
+
+  private checkSize(r: GenerationRequest): void {
+    const caps = this.res.capabilities;
+    if (r.width === undefined || r.height === undefined) return;
+    const m = caps.sizeMultiple;
+    if (r.width % m !== 0 || r.height % m !== 0) {
+      throw new HttpError(400, `size ${r.width}x${r.height} is not supported by this model: width and height must be multiples of ${m}`, { param: "size" });
+    }
+    const fixed = caps.staticResolutions;
+    if (fixed.length > 0 && !fixed.some((s) => s.width === r.width && s.height === r.height)) {
+      throw new HttpError(400, `size ${r.width}x${r.height} is not supported by this model, which was exported for ${fixed.map((s) => `${s.width}x${s.height}`).join(", ")} only`, { param: "size" });
+    }
+  }
+}
+
+/** Joins the results of several edits (same size, by construction) into one batch. */
+function concat(parts: readonly GenerationResult[]): GenerationResult {
+  if (parts.length === 1) return parts[0];
+  const data = new Uint8Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { ...parts[0], data, count: parts.reduce((n, p) => n + p.count, 0) };
+}
+
+/**
+ * Steps after which to send partial images: `k` of them spread evenly over
+ * the schedule, never the last step (the final image follows it).
+ */
+export function previewSteps(steps: number, k: number): Set<number> {
+  const out = new Set<number>();
+  for (let i = 1; i <= k; i++) {
+    const step = Math.floor((i * steps) / (k + 1)) - 1;
+    if (step >= 0 && step < steps - 1) out.add(step);
+  }
+  return out;
+}
+
+/**
+ * A streamed answer (OpenAI's image events). Generation starts at once and
+ * feeds an ordered list of pending events; the server drains it. The client
+ * leaving, or the server stopping the iteration, cancels the generation
+ * between steps and frees the slot.
+ */
+function streamResponse(job: Job, format: ResponseFormat, release: () => void, clientSignal: AbortSignal | undefined): HttpSseResponse {
+  const abort = new AbortController();
+  const onClientGone = () => abort.abort(clientSignal!.reason);
+  if (clientSignal?.aborted) abort.abort(clientSignal.reason);
+  else clientSignal?.addEventListener("abort", onClientGone, { once: true });
+
+  const pending: Promise<SseEvent | undefined>[] = [];
+  let wake: (() => void) | undefined;
+  let finished = false;
+  const push = (e: Promise<SseEvent | undefined>) => {
+    e.catch(() => undefined); // consumed in order below; never an unhandled rejection meanwhile
+    pending.push(e);
+    wake?.();
+  };
+  const partialIndex = new Map<number, number>();
+  const steps = previewSteps(job.steps, job.request.partialImages);
+
+  void job
+    .generate(abort.signal, steps, (input, _step, images) => {
+      const index = partialIndex.get(input) ?? 0;
+      partialIndex.set(input, index + 1);
+      for (const image of images) push(imageEvent(format, image, index));
+    })
+    .then(
+      (result) => {
+        const size = result.width * result.height * 3;
+        for (let i = 0; i < result.count; i++) {
+          push(imageEvent(format, { width: result.width, height: result.height, data: result.data.subarray(i * size, (i + 1) * size) }));
+        }
+      },
+      (e: unknown) => {
+        if (!(e instanceof GenerationCancelledError) && !abort.signal.aborted) push(Promise.reject(e));
+      },
+    )
+    .finally(() => {
+      release();
+      clientSignal?.removeEventListener("abort", onClientGone);
+      finished = true;
+      wake?.();
+    });
+
+  const events: AsyncIterable<SseEvent> = {
+    [Symbol.asyncIterator]() {
+      return {
+        async next(): Promise<IteratorResult<SseEvent>> {
+          for (;;) {
+            const head = pending.shift();
+            if (head !== undefined) {
+              const ev = await head;
+              if (ev !== undefined) return { value: ev, done: false };
+              continue;
+            }
+            if (finished) return { value: undefined, done: true };
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+          }
+        },
+        async return(): Promise<IteratorResult<SseEvent>> {
+          abort.abort(new DOMException("The event stream was closed.", "AbortError"));
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+  return { headers: { "x-rng-seed": String(format.rngSeed) }, events };
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseImageRequest, toGenerationRequest, type ImageRequestInput } from "../src/images/request.js";
+import { parseImageRequest, toGenerationRequest, type ImageRequestInput } from "../calculators/image-gen/request.js";
 import { HttpError } from "../src/server/errors.js";
 import type { ImageGenSettings } from "../calculators/image-gen/options.js";
 
@@ -18,6 +18,7 @@ const settings: ImageGenSettings = {
   staticGuidanceScale: undefined,
   loraAdapters: [{ alias: "pixel", path: "/lora/pixel.safetensors", alpha: 1, mode: "DYNAMIC" }],
   compositeLoraAdapters: [],
+  maxQueueSize: 16,
 };
 
 const staticSettings: ImageGenSettings = {
@@ -104,7 +105,7 @@ const good: Good[] = [
       maxSequenceLength: 77, stream: false, partialImages: 1, outputFormat: "jpeg", outputCompression: 80,
     },
   },
-  { name: "edits: empty fields are absent", input: edit({ prompt: "a", n: "", strength: "", size: "" }), expect: { n: 1, strength: undefined, width: 512 } },
+  { name: "edits: empty fields are absent", input: edit({ prompt: "a", n: "", strength: "", size: "" }), expect: { n: 1, strength: undefined, width: undefined } },
   { name: "edits: lora_alphas[k] parts (openai SDK encoding)", input: edit({ prompt: "a", "lora_alphas[pixel]": "0.5" }), expect: { loraAlphas: { pixel: 0.5 } } },
   { name: "edits: lora_alphas as JSON text", input: edit({ prompt: "a", lora_alphas: '{"pixel":1}' }), expect: { loraAlphas: { pixel: 1 } } },
   { name: "edits: stream true, float forms", input: edit({ prompt: "a", stream: "true", strength: ".5", guidance_scale: "1e1" }), expect: { stream: true, strength: 0.5, guidanceScale: 10 } },

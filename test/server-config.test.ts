@@ -161,6 +161,9 @@ class FrozenServable implements Servable {
   acquire() {
     return undefined;
   }
+  overloaded() {
+    return undefined;
+  }
 }
 
 test("before the initial load: live 200, ready 503 'Server is not ready', a loading servable 503 with Retry-After", async () => {

@@ -33,6 +33,8 @@ export interface ImageGenCalculatorOptions {
   guidance_scale: number;
   lora_adapters: LoraAdapterEntry[];
   composite_lora_adapters: CompositeLoraAdapterEntry[];
+  /** graphserve's: requests that may wait for a slot beyond those running. */
+  max_queue_size: number;
 }
 
 export interface Resolution {
@@ -57,6 +59,7 @@ export interface ImageGenSettings {
   staticGuidanceScale: number | undefined;
   loraAdapters: LoraAdapterEntry[];
   compositeLoraAdapters: CompositeLoraAdapterEntry[];
+  maxQueueSize: number;
 }
 
 const RESOLUTION = /^(\d+)x(\d+)$/;
@@ -165,6 +168,7 @@ export function checkImageGenOptions(o: ImageGenCalculatorOptions): ImageGenSett
     staticGuidanceScale: has("guidance_scale") ? o.guidance_scale : undefined,
     loraAdapters: o.lora_adapters,
     compositeLoraAdapters: o.composite_lora_adapters,
+    maxQueueSize: o.max_queue_size,
   };
 }
 

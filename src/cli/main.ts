@@ -4,12 +4,15 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
+import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
 import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
   graphserve [server options]        serve graphs over HTTP, as OpenVINO Model Server does
   graphserve graph check FILE...     load and validate graph files, print what they resolve to
   graphserve graph dot FILE          print the graph as Graphviz DOT
+  graphserve demo [server options]   serve a tiny built-in image model as "demo" (port 8000 by default;
+                                     built once into ~/.cache/graphserve, or $GRAPHSERVE_DEMO_DIR)
 ${TINY_MODEL_USAGE}
 Options:
   --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
@@ -55,6 +58,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) return serve(values, io);
+  if (positionals.length === 1 && positionals[0] === "demo") {
+    if (values.model_path !== undefined || values.config_path !== undefined) {
+      io.err("graphserve demo: serves its own model; drop --model_path/--config_path, or run graphserve without \"demo\"");
+      return 2;
+    }
+    const dir = await prepareDemoModel(io.err);
+    return serve({ rest_port: "8000", ...values, model_path: dir, model_name: values.model_name ?? DEMO_MODEL_NAME }, io);
+  }
   const serverFlag = Object.keys(values).find((k) => k !== "calculators_dir");
   if (serverFlag !== undefined) {
     io.err(`graphserve: --${serverFlag} is a server option; it does not apply to "${positionals.join(" ")}"`);

@@ -13,8 +13,14 @@ import { makeTinyModel, type TinyFamily } from "../backends/onnx/tiny/make-tiny-
 export const TINY_MODEL_USAGE = `  graphserve make-tiny-model --out DIR [--family sd|sdxl] [--inpainting] [--seed N]
                                      write a tiny seeded ONNX Stable Diffusion model and its graph.pbtxt`;
 
+export interface TinyGraphSettings {
+  readonly defaultResolution?: string;
+  readonly maxResolution?: string;
+  readonly defaultSteps?: number;
+}
+
 /** The servable's graph, as OVMS's exporter writes it, pointing at the model beside it. */
-export function tinyModelGraph(): string {
+export function tinyModelGraph({ defaultResolution = "64x64", maxResolution = "256x256", defaultSteps = 4 }: TinyGraphSettings = {}): string {
   return `# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO
 input_stream: "HTTP_REQUEST_PAYLOAD:input"
 output_stream: "HTTP_RESPONSE_PAYLOAD:output"
@@ -29,9 +35,9 @@ node: {
     [type.googleapis.com / mediapipe.ImageGenCalculatorOptions]: {
       models_path: "./",
       device: "CPU",
-      default_resolution: "64x64",
-      max_resolution: "256x256",
-      default_num_inference_steps: 4,
+      default_resolution: "${defaultResolution}",
+      max_resolution: "${maxResolution}",
+      default_num_inference_steps: ${defaultSteps},
       max_num_inference_steps: 50,
     }
   }

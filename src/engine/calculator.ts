@@ -88,6 +88,69 @@ export interface CalculatorContract {
    * reported before any request arrives.
    */
   validate?(node: NodeShape): string | undefined;
+  /**
+   * What every run of the node shares (a loaded model, a pipeline), built
+   * once when the servable loads, before it reports ready, and disposed when
+   * the servable retires. Read it with {@link nodeResources}.
+   */
+  readonly resources?: ResourceSpec;
+}
+
+/** A pino-compatible logger subset, bound to the servable being loaded. */
+export interface CalculatorLogger {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+/** What `contract.resources.load` sees. */
+export interface ResourceLoadContext<Options = unknown> {
+  readonly node: NodeShape<Options>;
+  /** The graph file's folder: relative paths in options resolve against it (as OVMS's models_path). */
+  readonly graphDir: string;
+  /** The servable being loaded. */
+  readonly servable: string;
+  readonly logger: CalculatorLogger;
+  /** Aborted when the load is abandoned (the server shuts down meanwhile). */
+  readonly signal: AbortSignal;
+}
+
+/** Loaded node resources; `dispose` runs once the servable's last request is done. */
+export interface NodeResources {
+  /**
+   * Requests the node can hold at once, running plus waiting. The server
+   * counts a servable's requests against the smallest capacity of its
+   * nodes and answers 429 with Retry-After beyond it.
+   */
+  readonly capacity?: number;
+  /** Seconds a refused client should wait before retrying (the Retry-After header); default 1. */
+  retryAfterSeconds?(): number;
+  dispose?(): void | Promise<void>;
+}
+
+export interface ResourceSpec {
+  /**
+   * The input side packet tag the host fills (OVMS: IMAGE_GEN_NODE_RESOURCES).
+   * Its value is a map from node name to that node's resources, so several
+   * nodes may share one side packet name, as OVMS graphs do.
+   */
+  readonly sidePacket: string;
+  load(ctx: ResourceLoadContext): NodeResources | Promise<NodeResources>;
+}
+
+/** The side packet value a host supplies for `ResourceSpec.sidePacket`. */
+export type NodeResourceMap = ReadonlyMap<string, NodeResources>;
+
+/**
+ * This node's resources from the side packet tagged `tag`; throws when the
+ * host supplied none (the graph runs outside a servable that loads them).
+ */
+export function nodeResources<R extends NodeResources>(ctx: Pick<CalculatorContext, "nodeName" | "inputSidePackets">, tag: string): R {
+  const map = ctx.inputSidePackets.get<NodeResourceMap>(tag);
+  const r = map instanceof Map ? map.get(ctx.nodeName) : undefined;
+  if (r === undefined) throw new Error(`Node "${ctx.nodeName}" has no resources on side packet ${tag}: they are loaded when a servable loads the graph.`);
+  return r as R;
 }
 
 /** The input packets of one invocation. */

@@ -14,9 +14,11 @@
  */
 import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { disposeGraph } from "../engine/graph-plan.js";
 import { GraphRunner } from "../engine/graph-runner.js";
+import { loadNodeResources, type LoadedResources } from "../engine/node-resources.js";
 import type { CalculatorRegistry } from "../engine/registry.js";
 import { formatDiagnostic } from "../graph/diagnostics.js";
 import { parseGraphText } from "../graph/load.js";
@@ -30,6 +32,8 @@ interface Generation {
   readonly config: ServableConfig;
   readonly graph: ValidatedGraph;
   readonly runner: GraphRunner;
+  /** What the graph's nodes loaded (models, pipelines), shared by all its runs. */
+  readonly resources: LoadedResources;
   inFlight: number;
   /** Set while retiring: called when the last lease is released. */
   onDrained: (() => void) | undefined;
@@ -56,6 +60,8 @@ export class ManagedServable implements Servable {
   /** Set by forceClose(): stop waiting for leases. */
   private forced = false;
   private readonly forceWaiters = new Set<() => void>();
+  /** Aborts node resource loads still running when the servable retires. */
+  private readonly loads = new AbortController();
 
   constructor(config: ServableConfig, registry: CalculatorRegistry, logger: Logger) {
     this.name = config.name;
@@ -100,6 +106,13 @@ export class ManagedServable implements Servable {
     };
   }
 
+  overloaded(): { readonly retryAfterSeconds: number } | undefined {
+    const gen = this.serving;
+    const capacity = gen?.resources.capacity;
+    if (gen === undefined || capacity === undefined || gen.inFlight < capacity) return undefined;
+    return { retryAfterSeconds: gen.resources.retryAfterSeconds() };
+  }
+
   /** Retiring or retired: the manager replaces such a servable when its name comes back. */
   isRetiring(): boolean {
     return this.retiring !== undefined;
@@ -123,8 +136,9 @@ export class ManagedServable implements Servable {
     let gen: Generation;
     try {
       if ("error" in source) throw new Error(source.error);
-      gen = this.build(config, source.text);
+      gen = await this.build(config, source.text);
     } catch (e) {
+      if (this.retiring) return true;
       const why = e instanceof Error ? e.message : String(e);
       this.errorCode = "FAILED_PRECONDITION";
       if (this.serving) {
@@ -135,6 +149,10 @@ export class ManagedServable implements Servable {
         this.errorMessage = why;
         this.log.error({ graph: config.graphPath }, `servable "${this.name}" failed to load:\n${why}`);
       }
+      return true;
+    }
+    if (this.retiring) {
+      await gen.resources.dispose();
       return true;
     }
     const old = this.serving;
@@ -153,6 +171,7 @@ export class ManagedServable implements Servable {
    */
   retire(): Promise<void> {
     this.retiring ??= (async () => {
+      this.loads.abort(new Error(`servable "${this.name}" is retiring`));
       this.state = "UNLOADING";
       this.errorCode = "OK";
       this.errorMessage = "OK";
@@ -173,12 +192,24 @@ export class ManagedServable implements Servable {
     this.forceWaiters.clear();
   }
 
-  /** Parses and validates the graph text read for `config` (read once, so the hash matches what loads). */
-  private build(config: ServableConfig, text: string): Generation {
+  /**
+   * Parses and validates the graph text read for `config` (read once, so the
+   * hash matches what loads), then loads its nodes' resources: the servable
+   * is not ready before its models are.
+   */
+  private async build(config: ServableConfig, text: string): Promise<Generation> {
     const doc = parseGraphText(text, config.graphPath, this.registry.schema);
     for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
     const graph = validateGraph(doc, this.registry);
-    return { config, graph, runner: new GraphRunner(graph, this.registry), inFlight: 0, onDrained: undefined };
+    let resources: LoadedResources;
+    try {
+      resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal });
+    } catch (e) {
+      await disposeGraph(graph).catch(() => undefined);
+      throw e;
+    }
+    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets });
+    return { config, graph, runner, resources, inFlight: 0, onDrained: undefined };
   }
 
   private retireGeneration(gen: Generation): Promise<void> {
@@ -192,6 +223,8 @@ export class ManagedServable implements Servable {
       // Forced: a hung request would keep runner.close() waiting forever; ending the worker pools is what matters.
       if (clean) await this.untilForced(closing);
       await disposeGraph(gen.graph).catch((e: unknown) => this.log.warn({ err: e }, `disposing a graph of servable "${this.name}" failed`));
+      // After a forced close a request may still be inside a backend; dispose() lets it finish or cancels it first.
+      await gen.resources.dispose();
       this.draining.delete(gen);
     })();
     this.draining.set(gen, done);

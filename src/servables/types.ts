@@ -42,6 +42,12 @@ export interface Servable {
    * loading, after retirement, or after a failed load).
    */
   acquire(): ServableLease | undefined;
+  /**
+   * Whether the serving graph holds as many requests as its nodes can take
+   * (their declared capacity): then a new request is refused with 429 and
+   * `retryAfterSeconds` instead of being queued without bound.
+   */
+  overloaded(): { readonly retryAfterSeconds: number } | undefined;
 }
 
 /** Outcome of applying a config (at start, on reload or when polling). */

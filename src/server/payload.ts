@@ -49,6 +49,8 @@ export interface HttpRequestPayload {
   readonly stream: boolean;
   /** The request id, also sent back as `x-request-id`. */
   readonly requestId: string;
+  /** When the server received the request, in `performance.now()` milliseconds of the main thread (for queue-wait figures). */
+  readonly receivedAt: number;
   /**
    * Aborted when the client goes away before the response is complete.
    * Not enumerable: it stays on the main thread, so the payload can be
@@ -104,6 +106,7 @@ export class HttpRequest implements HttpRequestPayload {
   readonly servable: string;
   readonly stream: boolean;
   readonly requestId: string;
+  readonly receivedAt: number;
   readonly #signal: AbortSignal;
 
   constructor(init: Omit<HttpRequestPayload, "signal">, signal: AbortSignal) {
@@ -118,6 +121,7 @@ export class HttpRequest implements HttpRequestPayload {
     this.servable = init.servable;
     this.stream = init.stream;
     this.requestId = init.requestId;
+    this.receivedAt = init.receivedAt;
     this.#signal = signal;
   }
 

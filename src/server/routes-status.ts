@@ -1,6 +1,7 @@
 /**
  * OVMS's health, model-list and config endpoints.
  */
+import { register as calculatorMetrics } from "prom-client";
 import type { Request, Response } from "express";
 import type { Servable, ServableRegistry } from "../servables/types.js";
 import { HttpError, OVMS } from "./errors.js";
@@ -85,7 +86,9 @@ export function statusHandlers(ctx: ServerContext) {
     async metrics(_req: Request, res: Response) {
       const registry = ctx.metrics.registry;
       if (registry === undefined) throw new HttpError(404, "Metrics are not enabled: start with --metrics_enable, or set monitoring.metrics.enable in config.json");
-      sendBody(ctx, res, 200, await registry.metrics(), registry.contentType);
+      // Calculators register their own metrics in prom-client's default registry.
+      const own = await calculatorMetrics.metrics();
+      sendBody(ctx, res, 200, own === "" ? await registry.metrics() : `${await registry.metrics()}\n${own}`, registry.contentType);
     },
   };
 }

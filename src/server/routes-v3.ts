@@ -86,6 +86,15 @@ export function inferenceHandler(ctx: ServerContext) {
     const servable = ctx.registry.get(servableName);
     if (servable === undefined) throw new HttpError(404, OVMS.graphNotFound, { param: "model", code: "model_not_found" });
     const metrics = ctx.metrics.for(servableName, stream ? "Stream" : "Unary");
+    const overloaded = servable.overloaded();
+    if (overloaded !== undefined) {
+      metrics.rejected();
+      throw new HttpError(429, `Servable "${servableName}" is at capacity: every generation slot and queue place is taken; retry after ${overloaded.retryAfterSeconds} s`, {
+        type: "rate_limit_error",
+        code: "queue_full",
+        headers: { "Retry-After": String(overloaded.retryAfterSeconds) },
+      });
+    }
     const lease = servable.acquire();
     if (lease === undefined) {
       metrics.rejected();
@@ -124,7 +133,7 @@ async function runGraph(ctx: ServerContext, req: Request, res: Response, lease: 
   };
   res.once("close", onClose);
   const payload = new HttpRequest(
-    { method: req.method, uri: req.originalUrl, path: req.path, headers: req.headers, body: p.body, json: p.json, multipart: p.multipart, model: p.model, servable: p.servable, stream: p.stream, requestId: locals(res).requestId },
+    { method: req.method, uri: req.originalUrl, path: req.path, headers: req.headers, body: p.body, json: p.json, multipart: p.multipart, model: p.model, servable: p.servable, stream: p.stream, requestId: locals(res).requestId, receivedAt: locals(res).start },
     abort.signal,
   );
 

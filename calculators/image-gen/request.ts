@@ -13,6 +13,7 @@
  * - integer literals are accepted for float fields (`guidance_scale: 7`);
  * - `max_resolution` is enforced (OVMS only documents it);
  * - `width`/`height` must come together (OVMS only checks that on static pipelines);
+ * - an edit without a size keeps the input image's size rather than `default_resolution`;
  * - OpenAI fields OVMS refuses are accepted: `quality` and `moderation`
  *   (recorded, no effect on the model), `output_format`, `output_compression`,
  *   `background`, `user` (for logs), `stream`, `partial_images`;
@@ -33,9 +34,9 @@
  * then each field in schema order, then the settings and cross-field rules.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import { HttpError } from "../server/errors.js";
-import type { ImageGenSettings, Resolution } from "../../calculators/image-gen/options.js";
-import type { GenerationMode, GenerationRequest } from "../backends/types.js";
+import { HttpError } from "../../src/index.js";
+import type { ImageGenSettings, Resolution } from "./options.js";
+import type { GenerationMode, GenerationRequest } from "../../src/backends/index.js";
 
 export type ImageRequestKind = "generations" | "edits";
 export type OutputFormat = "png" | "jpeg" | "webp";
@@ -367,7 +368,8 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     } else if (width > settings.maxResolution.width || height > settings.maxResolution.height) {
       throw bad(`requested resolution ${show(requested)} exceeds maxResolution: ${show(settings.maxResolution)}`, sizeParam);
     }
-  } else if (settings.defaultResolution) {
+  } else if (settings.defaultResolution && (kind === "generations" || settings.staticResolutions.length > 0)) {
+    // An edit without a size keeps its input image's size (OpenAI's "auto"), unless the pipeline is static.
     width = settings.defaultResolution.width;
     height = settings.defaultResolution.height;
   }

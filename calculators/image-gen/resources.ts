@@ -1,0 +1,93 @@
+/**
+ * What one ImageGenCalculator node shares across all its requests, built
+ * when the servable loads (OVMS's IMAGE_GEN_NODE_RESOURCES): the backend
+ * with its pipelines, the generation slots, and the node's metrics.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { Counter, Gauge, Histogram, register, type Metric } from "prom-client";
+import type { CalculatorLogger, NodeResources, ResourceLoadContext } from "../../src/index.js";
+import { BackendError, loadBackend, type BackendCapabilities, type DiffusionBackend } from "../../src/backends/index.js";
+import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./options.js";
+import { GenerationSlots } from "./slots.js";
+
+/** One registration per process, shared by every node (told apart by labels). */
+function metric<M extends Metric>(name: string, make: () => M): M {
+  return (register.getSingleMetric(name) as M | undefined) ?? make();
+}
+
+const labelNames = ["servable", "node"] as const;
+const queueWait = () =>
+  metric("graphserve_image_queue_wait_seconds", () => new Histogram({ name: "graphserve_image_queue_wait_seconds", help: "Time image requests waited for a generation slot (from arrival at the server).", labelNames, buckets: [0.005, 0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300] }));
+const queueDepth = () =>
+  metric("graphserve_image_queue_depth", () => new Gauge({ name: "graphserve_image_queue_depth", help: "Image requests waiting for a generation slot.", labelNames }));
+const generationTime = () =>
+  metric("graphserve_image_generation_seconds", () => new Histogram({ name: "graphserve_image_generation_seconds", help: "Time spent generating (text encoding, denoising, VAE) per request.", labelNames: [...labelNames, "mode"], buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] }));
+const imagesGenerated = () =>
+  metric("graphserve_images_generated_total", () => new Counter({ name: "graphserve_images_generated_total", help: "Images generated.", labelNames }));
+
+export class ImageGenResources implements NodeResources {
+  readonly capacity: number;
+  readonly capabilities: BackendCapabilities;
+  readonly slots: GenerationSlots;
+  readonly metrics;
+
+  private constructor(
+    readonly settings: ImageGenSettings,
+    readonly backend: DiffusionBackend,
+    readonly logger: CalculatorLogger,
+    labels: { servable: string; node: string },
+  ) {
+    this.capabilities = backend.capabilities();
+    const depth = queueDepth();
+    this.slots = new GenerationSlots(this.capabilities.parallelism, (n) => depth.set(labels, n));
+    depth.set(labels, 0);
+    this.capacity = this.capabilities.parallelism + settings.maxQueueSize;
+    const wait = queueWait();
+    const gen = generationTime();
+    const count = imagesGenerated();
+    this.metrics = {
+      queueWait: (seconds: number) => wait.observe(labels, seconds),
+      generated: (mode: string, seconds: number, images: number) => {
+        gen.observe({ ...labels, mode }, seconds);
+        count.inc(labels, images);
+      },
+    };
+  }
+
+  static async load(ctx: ResourceLoadContext<ImageGenCalculatorOptions>): Promise<ImageGenResources> {
+    const settings = checkImageGenOptions(ctx.node.options);
+    if (settings.loraAdapters.length > 0) {
+      throw new BackendError(
+        `node "${ctx.node.name}" configures lora_adapters, but neither of graphserve's backends can apply LoRA: ONNX Runtime has no adapter support here and the OpenVINO GenAI JavaScript binding exposes none. Remove lora_adapters (and composite_lora_adapters) or fuse the adapter into the model.`,
+      );
+    }
+    const modelsDir = isAbsolute(settings.modelsPath) ? settings.modelsPath : resolve(ctx.graphDir, settings.modelsPath);
+    const backend = await loadBackend(modelsDir, {
+      device: settings.devices.length > 0 ? settings.devices.join(" ") : undefined,
+      properties: settings.pluginConfig,
+      maxPixels: settings.maxResolution.width * settings.maxResolution.height,
+      maxImagesPerPrompt: settings.maxImagesPerPrompt,
+      ...(settings.staticResolutions.length === 1 ? { staticResolution: settings.staticResolutions[0] } : {}),
+      onWarning: (message: string) => ctx.logger.warn({ node: ctx.node.name }, message),
+    });
+    if (ctx.signal.aborted) {
+      await backend.dispose();
+      ctx.signal.throwIfAborted();
+    }
+    const r = new ImageGenResources(settings, backend, ctx.logger, { servable: ctx.servable, node: ctx.node.name });
+    const caps = r.capabilities;
+    ctx.logger.info(
+      { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize },
+      `image generation model ${modelsDir} loaded on ${caps.backend}`,
+    );
+    return r;
+  }
+
+  retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.slots.estimatedWaitSeconds()));
+  }
+
+  dispose(): Promise<void> {
+    return this.backend.dispose();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Loads the resources nodes declare in `contract.resources` (OVMS builds its
+ * image pipelines the same way: once per graph load, keyed by node name,
+ * handed to every run through a side packet). A load that fails disposes
+ * what was already built, so a broken graph leaks no model.
+ */
+import type { CalculatorLogger, NodeResources } from "./calculator.js";
+import type { ValidatedGraph } from "../graph/validated.js";
+
+export interface ResourceLoadOptions {
+  readonly graphDir: string;
+  readonly servable: string;
+  readonly logger: CalculatorLogger;
+  readonly signal?: AbortSignal;
+}
+
+export interface LoadedResources {
+  /** Side packets for the GraphRunner: side packet name → (node name → resources). */
+  readonly sidePackets: Record<string, Map<string, NodeResources>>;
+  /** The smallest `capacity` of the loaded resources (undefined: unbounded). */
+  readonly capacity: number | undefined;
+  /** The Retry-After for a refusal: the largest any node asks for, at least 1 s. */
+  retryAfterSeconds(): number;
+  /** Disposes every node's resources (errors are logged, not thrown). */
+  dispose(): Promise<void>;
+}
+
+export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoadOptions): Promise<LoadedResources> {
+  const sidePackets: Record<string, Map<string, NodeResources>> = Object.create(null);
+  const loaded: [node: string, resources: NodeResources][] = [];
+  const dispose = async () => {
+    for (const [node, r] of loaded.splice(0).reverse()) {
+      try {
+        await r.dispose?.();
+      } catch (e) {
+        opts.logger.warn({ err: e, node }, `disposing the resources of node "${node}" failed`);
+      }
+    }
+  };
+  const signal = opts.signal ?? new AbortController().signal;
+  try {
+    for (const node of graph.nodes) {
+      const spec = node.calculator.contract.resources;
+      if (spec === undefined) continue;
+      const port = node.inputSidePackets.find((p) => p.tag === spec.sidePacket);
+      // Unwired (an optional port) or produced inside the graph: the host supplies nothing.
+      if (port === undefined || graph.sidePackets.get(port.name)?.producer !== "graph") continue;
+      signal.throwIfAborted();
+      const started = performance.now();
+      const r = await spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal });
+      loaded.push([node.name, r]);
+      (sidePackets[port.name] ??= new Map()).set(node.name, r);
+      opts.logger.info({ node: node.name, ms: Math.round(performance.now() - started) }, `node "${node.name}" (${node.calculatorName}) loaded its resources`);
+    }
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
+  let capacity: number | undefined;
+  for (const [, r] of loaded) if (r.capacity !== undefined) capacity = Math.min(capacity ?? Infinity, r.capacity);
+  const retryAfterSeconds = () => Math.max(1, ...loaded.map(([, r]) => Math.ceil(r.retryAfterSeconds?.() ?? 1)));
+  return { sidePackets, capacity, retryAfterSeconds, dispose };
+}
