@@ -227,10 +227,6 @@ class Job {
     if (this.requests.some((r) => !res.capabilities.modes.includes(r.mode))) throw new HttpError(400, PIPELINE_MISSING.image2image);
   }
 
-  get steps(): number {
-    return this.request.steps;
-  }
-
   /** Waits for a generation slot; records the queue wait. */
   async admit(signal: AbortSignal): Promise<() => void> {
     const release = await this.res.slots.acquire(signal);
@@ -241,20 +237,23 @@ class Job {
   }
 
   /**
-   * Runs every generation of the request; `onPreview` receives decoded
-   * previews after the steps `previewSteps` lists. Rejects with a 400 for
-   * what the backend refuses.
+   * Runs every generation of the request; with `partials` > 0, `onPreview`
+   * receives decoded previews after that many steps spread over each run's
+   * schedule. Rejects with a 400 for what the backend refuses.
    */
-  async generate(signal: AbortSignal, previewSteps: ReadonlySet<number> = new Set(), onPreview?: (index: number, step: number, images: readonly RgbImage[]) => void): Promise<GenerationResult> {
+  async generate(signal: AbortSignal, partials = 0, onPreview?: (index: number, images: readonly RgbImage[]) => void): Promise<GenerationResult> {
     const started = performance.now();
     const parts: GenerationResult[] = [];
     try {
       for (let i = 0; i < this.requests.length; i++) {
+        // Asked only when previews are wanted: with a step callback the backend waits for its answer after every step.
+        let preview: Set<number> | undefined;
+        const watch = partials > 0 && onPreview !== undefined;
         parts.push(
           await this.res.backend.generate(this.requests[i], {
             signal,
-            onStep: ({ step }) => (previewSteps.has(step) ? { preview: true } : undefined),
-            onPreview: onPreview && ((step, images) => onPreview(i, step, images)),
+            onStep: watch ? ({ step, totalSteps }) => ((preview ??= previewSteps(totalSteps, partials)).has(step) ? { preview: true } : undefined) : undefined,
+            onPreview: watch ? (_step, images) => onPreview(i, images) : undefined,
           }),
         );
       }
@@ -332,10 +331,9 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
     wake?.();
   };
   const partialIndex = new Map<number, number>();
-  const steps = previewSteps(job.steps, job.request.partialImages);
 
   void job
-    .generate(abort.signal, steps, (input, _step, images) => {
+    .generate(abort.signal, job.request.partialImages, (input, images) => {
       const index = partialIndex.get(input) ?? 0;
       partialIndex.set(input, index + 1);
       for (const image of images) push(imageEvent(format, image, index));

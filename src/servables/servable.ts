@@ -208,7 +208,11 @@ export class ManagedServable implements Servable {
       await disposeGraph(graph).catch(() => undefined);
       throw e;
     }
-    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets });
+    // Persistent graph instances must not be the bottleneck: every request the nodes' capacity admits
+    // gets one, so it waits in the node's own queue, where it is counted and can be cancelled.
+    const pooled = graph.graphQueueSize;
+    const graphQueueSize = pooled !== undefined && pooled > 0 && resources.capacity !== undefined ? Math.max(pooled, resources.capacity) : undefined;
+    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets, ...(graphQueueSize !== undefined ? { graphQueueSize } : {}) });
     return { config, graph, runner, resources, inFlight: 0, onDrained: undefined };
   }
 
