@@ -30,7 +30,7 @@ import {
   type SseEvent,
 } from "../src/index.js";
 import { BackendError, GenerationCancelledError, type GenerationMode, type GenerationRequest, type GenerationResult, type RgbImage } from "../src/backends/index.js";
-import { decodeImage, decodeMask } from "./image-gen/codec.js";
+import { decodeImage, decodeMask, readImageSize, type OutputSize } from "./image-gen/codec.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
@@ -41,6 +41,8 @@ const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
 const MAX_EDIT_IMAGES = 16;
 /** Largest upload decoded, in pixels (8192²: 192 MiB of RGB); bigger files are refused before decoding. */
 const MAX_INPUT_PIXELS = 8192 * 8192;
+/** Largest answer one request may make (RGB bytes over all its images), so 16 inputs × n cannot exhaust memory. */
+const MAX_RESULT_BYTES = 1024 ** 3;
 
 export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
   static override readonly contract: CalculatorContract = {
@@ -86,7 +88,8 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
       throw new HttpError(400, "stream is not available on this servable: its graph hands the images to another node (IMAGES); serve the one-node ImageGenCalculator graph to stream", { param: "stream" });
     }
     const mode: GenerationMode = incoming.kind === "generations" ? "text2image" : incoming.mask !== undefined ? "inpainting" : "image2image";
-    if (!res.capabilities.modes.includes(mode)) throw new HttpError(400, PIPELINE_MISSING[mode]);
+    // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412.
+    if (!res.capabilities.modes.includes(mode)) throw new HttpError(412, PIPELINE_MISSING[mode]);
     const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res) : undefined;
     const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
     const format: ResponseFormat = {
@@ -177,30 +180,47 @@ function readRequest(ctx: CalculatorContext): Incoming | undefined {
   return { kind, json, form, images, mask, receivedAt: payload?.receivedAt, requestId: payload?.requestId, signal: payload?.signal };
 }
 
-/** Edit inputs: every image decoded and brought to the output size, the mask (first image only, as OpenAI) likewise. */
+/** Edit inputs, all decoded straight to the output size (the mask applies to the first image only, as OpenAI says). */
 interface EditInputs {
   readonly images: readonly RgbImage[];
   readonly mask: RgbImage | undefined;
-  /** The output size when the request gave none. */
-  readonly size?: { readonly width: number; readonly height: number };
+  readonly size: OutputSize;
 }
 
+/**
+ * Decodes the uploads one at a time into the output size (the request's, or
+ * the first image's rounded down to what the model takes), so a request
+ * holds output-size pixels only, and checks the answer's size before any
+ * pixel is decoded.
+ */
 async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources): Promise<EditInputs> {
   const limits = { maxPixels: MAX_INPUT_PIXELS };
-  const images = await Promise.all(incoming.images.map((f, i) => decodeImage(f.data, incoming.images.length > 1 ? `image[${i}]` : "image", limits)));
-  const first = images[0];
-  const mask = incoming.mask === undefined ? undefined : await decodeMask(incoming.mask.data, "mask", first.width, first.height, limits);
-  // No size asked: the first image's, rounded down to what the model takes, and within max_resolution.
-  if (request.width === undefined) {
+  const param = (i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
+  const first = await readImageSize(incoming.images[0].data, param(0), limits);
+  let size: OutputSize;
+  if (request.width !== undefined && request.height !== undefined) {
+    size = { width: request.width, height: request.height };
+  } else {
     const m = res.capabilities.sizeMultiple;
-    const [w, h] = [Math.max(m, first.width - (first.width % m)), Math.max(m, first.height - (first.height % m))];
+    size = { width: Math.max(m, first.width - (first.width % m)), height: Math.max(m, first.height - (first.height % m)) };
     const max = res.settings.maxResolution;
-    if (w > max.width || h > max.height) {
+    if (size.width > max.width || size.height > max.height) {
       throw new HttpError(400, `image size ${first.width}x${first.height} exceeds max_resolution ${max.width}x${max.height}; send a smaller image or a size`, { param: "image" });
     }
-    return { images, mask, size: { width: w, height: h } };
   }
-  return { images, mask };
+  checkAnswerSize(incoming.images.length * request.n, size.width, size.height);
+  const images: RgbImage[] = [];
+  for (const [i, file] of incoming.images.entries()) images.push(await decodeImage(file.data, param(i), limits, size));
+  const mask = incoming.mask === undefined ? undefined : await decodeMask(incoming.mask.data, "mask", first.width, first.height, limits, size);
+  return { images, mask, size };
+}
+
+/** Refuses an answer whose pixels alone would pass MAX_RESULT_BYTES. */
+function checkAnswerSize(images: number, width: number, height: number): void {
+  const bytes = images * width * height * 3;
+  if (bytes > MAX_RESULT_BYTES) {
+    throw new HttpError(400, `the answer would hold ${images} images of ${width}x${height} (${bytes} bytes of pixels), over the limit of ${MAX_RESULT_BYTES}; ask for fewer images or a smaller size`, { param: "n" });
+  }
 }
 
 /** One request's generation work, shared by the unary and streaming paths. */
@@ -217,14 +237,21 @@ class Job {
     private readonly requestId: string | undefined,
   ) {
     const base = toGenerationRequest(request, mode, rngSeed);
-    const size = inputs?.size;
-    const sized = size === undefined ? base : { ...base, width: size.width, height: size.height };
+    const sized = inputs === undefined ? base : { ...base, width: inputs.size.width, height: inputs.size.height };
     this.checkSize(sized);
+    if (inputs === undefined) checkAnswerSize(request.n, sized.width ?? res.capabilities.defaultWidth, sized.height ?? res.capabilities.defaultHeight);
     // Several images: each is edited with the same settings; the mask applies to the first (OpenAI's rule).
     this.requests = inputs === undefined
       ? [sized]
       : inputs.images.map((image, i) => ({ ...sized, mode: i === 0 ? mode : "image2image", image, mask: i === 0 ? inputs.mask : undefined }));
-    if (this.requests.some((r) => !res.capabilities.modes.includes(r.mode))) throw new HttpError(400, PIPELINE_MISSING.image2image);
+    if (this.requests.some((r) => !res.capabilities.modes.includes(r.mode))) throw new HttpError(412, PIPELINE_MISSING.image2image);
+    // What the backend would refuse (sizes, schedule, strength) is refused now, before the request waits for a slot.
+    try {
+      for (const r of this.requests) res.backend.check(r);
+    } catch (e) {
+      if (e instanceof BackendError) throw new HttpError(400, e.message);
+      throw e;
+    }
   }
 
   /** Waits for a generation slot; records the queue wait. */
@@ -336,13 +363,13 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
     .generate(abort.signal, job.request.partialImages, (input, images) => {
       const index = partialIndex.get(input) ?? 0;
       partialIndex.set(input, index + 1);
-      for (const image of images) push(imageEvent(format, image, index));
+      images.forEach((image, k) => push(imageEvent(format, image, input * images.length + k, index)));
     })
     .then(
       (result) => {
         const size = result.width * result.height * 3;
         for (let i = 0; i < result.count; i++) {
-          push(imageEvent(format, { width: result.width, height: result.height, data: result.data.subarray(i * size, (i + 1) * size) }));
+          push(imageEvent(format, { width: result.width, height: result.height, data: result.data.subarray(i * size, (i + 1) * size) }, i));
         }
       },
       (e: unknown) => {

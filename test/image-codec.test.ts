@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import sharp from "sharp";
 import { encode as bmpEncode } from "bmp-ts";
 import { HttpError } from "../src/index.js";
@@ -411,6 +414,183 @@ test("mask of the wrong size is a 400 on param mask", async () => {
   const e = await rejects400(decodeMask(png, "mask", 8, 4, LIMITS), "mask", null);
   assert.equal(e.message, "mask size 4x4 does not match image size 8x4");
   await rejects400(decodeMask(png, "mask", 4, 5, LIMITS), "mask", null);
+});
+
+test("mask of the wrong size is a 400 naming the original sizes, also when resizing", async () => {
+  const png = await rawInput(whiteCorner(), 4, 4).png().toBuffer();
+  const e = await rejects400(decodeMask(png, "mask", 8, 4, LIMITS, { width: 2, height: 2 }), "mask", null);
+  assert.equal(e.message, "mask size 4x4 does not match image size 8x4");
+  // Same-size request, different output size: accepted.
+  assert.equal((await decodeMask(png, "mask", 4, 4, LIMITS, { width: 8, height: 8 })).width, 8);
+  const bmp = bmpEncode({ data: toAbgr(whiteCorner()), width: 4, height: 4, bitPP: 24 }).data;
+  const eb = await rejects400(decodeMask(bmp, "mask", 4, 6, LIMITS, { width: 2, height: 3 }), "mask", null);
+  assert.equal(eb.message, "mask size 4x4 does not match image size 4x6");
+  // Orientation counts: a JPEG stored 32x16 with orientation 6 is a 16x32 mask.
+  const jpeg = await rawInput(twoColour(32, 16), 32, 16).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+  const ej = await rejects400(decodeMask(jpeg, "mask", 32, 16, LIMITS, { width: 8, height: 8 }), "mask", null);
+  assert.equal(ej.message, "mask size 16x32 does not match image size 32x16");
+  assert.equal((await decodeMask(jpeg, "mask", 16, 32, LIMITS, { width: 8, height: 8 })).data.length, 8 * 8 * 3);
+});
+
+// ---- resizing on decode ----
+
+test("decodeImage with a size resizes inside the pipeline: exact size, colours kept (every format)", async () => {
+  for (const format of ["png", "jpeg", "webp", "gif", "bmp"] as const) {
+    const img = await decodeImage(await encodedTwoColour(format, 64, 32), "image", LIMITS, { width: 16, height: 24 });
+    assert.deepEqual([img.width, img.height, img.data.length], [16, 24, 16 * 24 * 3], format);
+    const tol = format === "jpeg" ? 40 : 2;
+    for (let y = 0; y < 24; y++) {
+      near(pixel(img, 0, y), RED, tol, `${format} left (0,${y})`);
+      near(pixel(img, 6, y), RED, tol, `${format} left (6,${y})`);
+      near(pixel(img, 9, y), BLUE, tol, `${format} right (9,${y})`);
+      near(pixel(img, 15, y), BLUE, tol, `${format} right (15,${y})`);
+    }
+  }
+  // A solid colour stays exactly that colour, up- or down-scaled.
+  const solid = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 12, g: 200, b: 99 } } }).png().toBuffer();
+  for (const size of [{ width: 7, height: 5 }, { width: 100, height: 3 }, { width: 40, height: 30 }]) {
+    const img = await decodeImage(solid, "image", LIMITS, size);
+    assert.deepEqual([img.width, img.height], [size.width, size.height]);
+    for (let p = 0; p < size.width * size.height; p++) assert.deepEqual(Array.from(img.data.subarray(p * 3, p * 3 + 3)), [12, 200, 99]);
+  }
+  const bmp = bmp24(new Uint8Array(30 * 20 * 3).fill(77), 30, 20);
+  const b = await decodeImage(bmp, "image", LIMITS, { width: 9, height: 4 });
+  assert.ok(b.data.length === 9 * 4 * 3 && b.data.every((v) => v === 77), "solid BMP resized");
+  // Orientation is applied before the resize: the red top of the rotated JPEG stays on top.
+  const jpeg = await rawInput(twoColour(32, 16), 32, 16).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+  const r = await decodeImage(jpeg, "image", LIMITS, { width: 8, height: 8 });
+  near(pixel(r, 4, 1), RED, 40, "rotated top");
+  near(pixel(r, 4, 6), BLUE, 40, "rotated bottom");
+  await assert.rejects(decodeImage(solid, "image", LIMITS, { width: 0, height: 4 }), RangeError);
+  await assert.rejects(decodeMask(solid, "mask", 40, 30, LIMITS, { width: 4, height: 1.5 }), RangeError);
+});
+
+/**
+ * A resized 32x16 mask whose left half should be 255 (R = G = B asserted): flat
+ * 255 / 0 away from the edge; the two columns touching it (15, 16) may blend, as
+ * the linear kernel spans the edge from both sides when halving.
+ */
+function assertLeftHalfRepaint(m: { width: number; height: number; data: Uint8Array }, what: string): void {
+  assert.deepEqual([m.width, m.height], [32, 16], what);
+  const columns: number[] = [];
+  for (let x = 0; x < 32; x++) {
+    const column = new Set<number>();
+    for (let y = 0; y < 16; y++) {
+      const i = (y * 32 + x) * 3;
+      assert.ok(m.data[i] === m.data[i + 1] && m.data[i] === m.data[i + 2], `${what}: grey at (${x},${y})`);
+      column.add(m.data[i]);
+    }
+    assert.equal(column.size, 1, `${what}: column ${x} is uniform`);
+    columns.push([...column][0]);
+  }
+  const expected = columns.map((v, x) => (x < 15 ? 255 : x > 16 ? 0 : v));
+  assert.deepEqual(columns, expected, `${what}: ${columns}`);
+  assert.ok(columns[15] >= 128 && columns[16] <= 127, `${what}: the edge is between columns 15 and 16 (${columns[15]}, ${columns[16]})`);
+}
+
+test("decodeMask with a size: the hole stays in place (alpha, luminance, BMP)", async () => {
+  // 64x64, opaque black, left half fully transparent (OpenAI convention).
+  const rgba = new Uint8Array(64 * 64 * 4);
+  for (let p = 0; p < 64 * 64; p++) rgba[p * 4 + 3] = p % 64 < 32 ? 0 : 255;
+  const png = await rawInput(rgba, 64, 64, 4).png().toBuffer();
+  assertLeftHalfRepaint(await decodeMask(png, "mask", 64, 64, LIMITS, { width: 32, height: 16 }), "alpha png");
+
+  // Same hole in OVMS's convention (white = repaint), PNG and BMP.
+  const rgb = new Uint8Array(64 * 64 * 3);
+  for (let p = 0; p < 64 * 64; p++) if (p % 64 < 32) rgb.fill(255, p * 3, p * 3 + 3);
+  const lum = await rawInput(rgb, 64, 64).png().toBuffer();
+  assertLeftHalfRepaint(await decodeMask(lum, "mask", 64, 64, LIMITS, { width: 32, height: 16 }), "luminance png");
+  assertLeftHalfRepaint(await decodeMask(bmp24(rgb, 64, 64), "mask", 64, 64, LIMITS, { width: 32, height: 16 }), "luminance bmp");
+
+  // Without a size the values are exact, and an RGBA mask with alpha 255 everywhere is luminance.
+  const full = await decodeMask(png, "mask", 64, 64, LIMITS);
+  assert.deepEqual([pixel(full, 31, 40), pixel(full, 32, 40)], [[255, 255, 255], [0, 0, 0]]);
+});
+
+// ---- BMP off the main thread ----
+
+test("a large BMP decodes on a worker: the event loop is not stalled", async () => {
+  const side = 4096;
+  const rgb = new Uint8Array(side * side * 3);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 7) & 255;
+  const bmp = bmp24(rgb, side, side);
+  // Warm the pool up (thread start, module load) on a tiny file, as a server would be after its first BMP.
+  await decodeImage(bmp24(new Uint8Array(3), 1, 1), "image", LIMITS);
+
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let maxGap = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  h.enable();
+  const t = performance.now();
+  let img: Awaited<ReturnType<typeof decodeImage>>;
+  try {
+    img = await decodeImage(bmp, "image", LIMITS);
+  } finally {
+    h.disable();
+    clearInterval(timer);
+  }
+  const decodeMs = performance.now() - t;
+  const maxDelayMs = h.max / 1e6;
+  console.log(`4096x4096 24-bit BMP: decode ${decodeMs.toFixed(0)} ms, max event-loop delay ${maxDelayMs.toFixed(1)} ms, max 1 ms-timer gap ${maxGap.toFixed(1)} ms`);
+  assert.deepEqual([img.width, img.height], [side, side]);
+  assert.ok(Buffer.from(img.data).equals(Buffer.from(rgb)), "pixels");
+  assert.ok(decodeMs > 100, `decode took only ${decodeMs} ms: the measurement means nothing`);
+  assert.ok(maxGap < 100, `event loop stalled ${maxGap} ms during a ${decodeMs} ms decode`);
+  assert.ok(maxDelayMs < 100, `event loop delay ${maxDelayMs} ms during a ${decodeMs} ms decode`);
+});
+
+test("a BMP bomb is refused on the calling thread, before any dispatch", async () => {
+  const bmp = bmp24(new Uint8Array(3), 1, 1);
+  bmp.writeInt32LE(8192, 18);
+  bmp.writeInt32LE(8192, 22);
+  const t = performance.now();
+  const e = await rejects400(decodeImage(bmp, "image", LIMITS), "image", "invalid_image_file");
+  assert.match(e.message, /8192x8192 .*limit of 16777216 pixels/);
+  // Within the limit but truncated: also refused from the header (the worker would allocate 256 MB).
+  const e2 = await rejects400(decodeImage(bmp, "image", { maxPixels: 8192 * 8192 }), "image", "invalid_image_file");
+  assert.match(e2.message, /BMP pixel data is truncated/);
+  assert.ok(performance.now() - t < 50, "instant");
+});
+
+test("a process that decoded a BMP exits promptly (the idle pool does not keep it alive)", async () => {
+  const codec = new URL("../calculators/image-gen/codec.js", import.meta.url).href;
+  const script = `
+    import { decodeImage, decodeMask } from ${JSON.stringify(codec)};
+    const bmp = Buffer.alloc(54 + 4 * 2);
+    bmp.write("BM", 0, "latin1"); bmp.writeUInt32LE(bmp.length, 2); bmp.writeUInt32LE(54, 10); bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(1, 18); bmp.writeInt32LE(2, 22); bmp.writeUInt16LE(1, 26); bmp.writeUInt16LE(24, 28);
+    const img = await decodeImage(bmp, "image", { maxPixels: 100 });
+    const mask = await decodeMask(bmp, "mask", 1, 2, { maxPixels: 100 }, { width: 3, height: 3 });
+    console.log(img.width + "x" + img.height, mask.width + "x" + mask.height);
+  `;
+  const t = performance.now();
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: fileURLToPath(new URL(".", import.meta.url)) });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const killer = setTimeout(() => child.kill(), 10_000);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  clearTimeout(killer);
+  const ms = performance.now() - t;
+  console.log(`child decoded a BMP and exited in ${ms.toFixed(0)} ms`);
+  assert.equal(code, 0, err);
+  assert.equal(out.trim(), "1x2 3x3");
+  assert.ok(ms < 3000, `exited after ${ms} ms: kept alive by the pool's idle timeout?`);
+});
+
+test("readImageSize with limits refuses oversized images from the header", async () => {
+  const png = await encodedTwoColour("png", 8, 4);
+  assert.deepEqual(await readImageSize(png, "image[2]", { maxPixels: 32 }), { width: 8, height: 4, format: "png" });
+  const e = await rejects400(readImageSize(png, "image[2]", { maxPixels: 31 }), "image[2]", "invalid_image_file");
+  assert.match(e.message, /8x4 \(32 pixels\), more than the limit of 31 pixels/);
+  const bmp = await encodedTwoColour("bmp", 8, 4);
+  await rejects400(readImageSize(bmp, "image", { maxPixels: 31 }), "image", "invalid_image_file");
 });
 
 // ---- encoding ----

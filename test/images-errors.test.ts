@@ -98,6 +98,10 @@ const rows: Row[] = [
   { name: "n over max_num_images_per_prompt", path: GEN, json: gen({ n: 11 }), status: 400, message: "num_images_per_prompt/n is greater than maxNumImagesPerPrompt: 10", param: "n" },
   { name: "num_inference_steps 0", path: GEN, json: gen({ num_inference_steps: 0 }), status: 400, message: "num_inference_steps must be higher than 0", param: "num_inference_steps" },
   { name: "num_inference_steps over max", path: GEN, json: gen({ num_inference_steps: 2001 }), status: 400, message: "num_inference_steps is greater than maxNumInferenceSteps: 2000", param: "num_inference_steps" },
+  // What only the model can judge is still refused up front as plain JSON, streamed or not.
+  { name: "more steps than the model's training schedule", path: GEN, json: gen({ num_inference_steps: 1500 }), status: 400, message: "exceeds num_train_timesteps (1000)" },
+  { name: "more steps than the schedule, streamed: a 400, not an event stream", path: GEN, json: gen({ num_inference_steps: 1500, stream: true }), status: 400, message: "exceeds num_train_timesteps (1000)" },
+  { name: "an edit whose strength leaves no denoising step", path: EDIT, body: () => form({ ...editFields, strength: "0.1", num_inference_steps: "5" }, [["image", image64, "image/png"]]), status: 400, message: "leaves no denoising step" },
   { name: "rng_seed -1", path: GEN, json: gen({ rng_seed: -1 }), status: 400, message: "rng_seed must be an integer in [0, 2^53), got -1", param: "rng_seed" },
   { name: "rng_seed 1.5", path: GEN, json: gen({ rng_seed: 1.5 }), status: 400, message: "rng_seed field is not a size_t", param: "rng_seed" },
   { name: "rng_seed a string", path: GEN, json: gen({ rng_seed: "42" }), status: 400, message: "rng_seed field is not a size_t", param: "rng_seed" },
@@ -229,4 +233,47 @@ describe("images: bad requests", () => {
     }
     assert.deepEqual(unhandled, []);
   });
+});
+
+describe("images: bad servables", () => {
+  const statusOf = async (server: TestServer, name: string) =>
+    ((await server.request("GET", "/v1/config")).body as Record<string, { model_version_status: { state: string; status: { error_code: string; error_message: string } }[] }>)[name]
+      .model_version_status[0];
+
+  test("LoRA adapters in the graph: the load fails saying no backend can apply them; requests get 503", async () => {
+    const path = await imageServable({ options: `lora_adapters { alias: "pixel" path: "loras/pixel.safetensors" }` });
+    const server = await start({ single: { name: "lora", path } });
+    const st = await statusOf(server, "lora");
+    assert.equal(st.status.error_code, "FAILED_PRECONDITION");
+    assert.match(st.status.error_message, /lora_adapters, but neither of graphserve's backends can apply LoRA/);
+    const r = await server.request("POST", "/v3/images/generations", { json: { model: "lora", prompt: "a" } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("x-should-retry"), "false");
+  });
+
+  test("models_path pointing nowhere: the load fails naming the folder", async () => {
+    const path = await imageServable({ options: `device: "CPU"` });
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const file = `${path}/graph.pbtxt`;
+    writeFileSync(file, readFileSync(file, "utf8").replace(/models_path: "[^"]*"/, 'models_path: "no/such/model"'));
+    const server = await start({ single: { name: "nomodel", path } });
+    const st = await statusOf(server, "nomodel");
+    assert.equal(st.state, "LOADING");
+    assert.match(st.status.error_message, /no\/such\/model cannot be read \(ENOENT\)/);
+  });
+});
+
+test("a mode the model has no pipeline for is 412 with OVMS's text (an inpainting-only model asked for text-to-image)", async () => {
+  const { makeTinyModel } = await import("../src/backends/onnx/tiny/make-tiny-model.js");
+  const { mkdirSync, readFileSync, writeFileSync } = await import("node:fs");
+  const path = await imageServable();
+  const modelDir = `${path}/inpaint-model`;
+  mkdirSync(modelDir);
+  await makeTinyModel(modelDir, { family: "sd", inpainting: true, seed: 3 });
+  const file = `${path}/graph.pbtxt`;
+  writeFileSync(file, readFileSync(file, "utf8").replace(/models_path: "[^"]*"/, 'models_path: "inpaint-model"'));
+  const server = await start({ single: { name: "inpaint", path } });
+  const r = await server.request("POST", GEN, { json: { model: "inpaint", prompt: "a" } });
+  assert.equal(r.status, 412, r.text);
+  assert.match(assertOpenAiError(r).message, /Mediapipe graph precondition failed - FAILED_PRECONDITION: [\s\S]*Text-to-image pipeline is not available for this model/);
 });

@@ -39,8 +39,8 @@ export class ImageGenResources implements NodeResources {
   ) {
     this.capabilities = backend.capabilities();
     const depth = queueDepth();
-    this.slots = new GenerationSlots(this.capabilities.parallelism, (n) => depth.set(labels, n));
-    depth.set(labels, 0);
+    this.slots = new GenerationSlots(this.capabilities.parallelism, (delta) => depth.inc(labels, delta));
+    depth.inc(labels, 0); // the series exists from the start
     this.capacity = this.capabilities.parallelism + settings.maxQueueSize;
     const wait = queueWait();
     const gen = generationTime();

@@ -59,12 +59,16 @@ export async function encodeResponse(images: GeneratedImages): Promise<string> {
   });
 }
 
-/** One streamed image: a partial (with its 0-based index) or, without an index, a final one. */
-export async function imageEvent(f: ResponseFormat, image: { width: number; height: number; data: Uint8Array }, partialIndex?: number): Promise<SseEvent> {
+/**
+ * One streamed image: a partial (with its 0-based `partial_image_index`) or,
+ * without an index, a final one. `image_index` (graphserve's) says which
+ * image of the answer, in `data` order, it shows when there are several.
+ */
+export async function imageEvent(f: ResponseFormat, image: { width: number; height: number; data: Uint8Array }, imageIndex: number, partialIndex?: number): Promise<SseEvent> {
   const prefix = f.kind === "edits" ? "image_edit" : "image_generation";
   const type = partialIndex === undefined ? `${prefix}.completed` : `${prefix}.partial_image`;
   const b64 = (await encodeImage(image, encodeOptions(f))).toString("base64");
-  const data: Record<string, unknown> = { type, b64_json: b64, created_at: f.created, ...describe(f, image.width, image.height) };
+  const data: Record<string, unknown> = { type, b64_json: b64, created_at: f.created, ...describe(f, image.width, image.height), image_index: imageIndex };
   if (partialIndex !== undefined) data.partial_image_index = partialIndex;
   return { event: type, data };
 }

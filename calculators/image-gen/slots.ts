@@ -20,8 +20,11 @@ export class GenerationSlots {
 
   constructor(
     readonly size: number,
-    /** Told the number of waiting requests whenever it changes (a queue-depth gauge). */
-    private readonly onDepth: (depth: number) => void = () => undefined,
+    /**
+     * Told +1 / -1 as requests start and stop waiting: deltas, so slots of a
+     * graph being replaced and of its successor can feed one gauge.
+     */
+    private readonly onDepthChange: (delta: number) => void = () => undefined,
   ) {
     this.free = size;
   }
@@ -46,13 +49,13 @@ export class GenerationSlots {
         onAbort: () => {
           const i = this.waiters.indexOf(waiter);
           if (i >= 0) this.waiters.splice(i, 1);
-          this.onDepth(this.waiters.length);
+          this.onDepthChange(-1);
           reject(signal!.reason);
         },
       };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
       this.waiters.push(waiter);
-      this.onDepth(this.waiters.length);
+      this.onDepthChange(1);
     });
   }
 
@@ -79,7 +82,7 @@ export class GenerationSlots {
         return;
       }
       next.signal?.removeEventListener("abort", next.onAbort);
-      this.onDepth(this.waiters.length);
+      this.onDepthChange(-1);
       next.resolve(this.releaser());
     };
   }

@@ -109,6 +109,12 @@ export interface BackendCapabilities {
 
 export interface DiffusionBackend {
   capabilities(): BackendCapabilities;
+  /**
+   * Throws the BackendError generate() would reject this request with for
+   * its shape (mode, sizes, counts, steps, strength), without running
+   * anything: callers check before a request waits for a slot.
+   */
+  check(request: GenerationRequest): void;
   /** Rejects with GenerationCancelledError when stopped, BackendError for bad requests or failures. */
   generate(request: GenerationRequest, options?: GenerateOptions): Promise<GenerationResult>;
   /** Frees sessions and threads; in-flight generations finish or are cancelled first. */

@@ -47,7 +47,9 @@ export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoa
       if (port === undefined || graph.sidePackets.get(port.name)?.producer !== "graph") continue;
       signal.throwIfAborted();
       const started = performance.now();
-      const r = await spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal });
+      const r = await untilAborted(Promise.resolve(spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal })), signal, (late) => {
+        Promise.resolve(late.dispose?.()).catch((e: unknown) => opts.logger.warn({ err: e, node: node.name }, `disposing the abandoned resources of node "${node.name}" failed`));
+      });
       loaded.push([node.name, r]);
       (sidePackets[port.name] ??= new Map()).set(node.name, r);
       opts.logger.info({ node: node.name, ms: Math.round(performance.now() - started) }, `node "${node.name}" (${node.calculatorName}) loaded its resources`);
@@ -60,4 +62,33 @@ export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoa
   for (const [, r] of loaded) if (r.capacity !== undefined) capacity = Math.min(capacity ?? Infinity, r.capacity);
   const retryAfterSeconds = () => Math.max(1, ...loaded.map(([, r]) => Math.ceil(r.retryAfterSeconds?.() ?? 1)));
   return { sidePackets, capacity, retryAfterSeconds, dispose };
+}
+
+/**
+ * `load`, or the signal's reason as soon as it aborts (a load that cannot
+ * stop early must not hold a shutdown up); what it loads after that is
+ * handed to `abandon`.
+ */
+function untilAborted<R>(load: Promise<R>, signal: AbortSignal, abandon: (late: R) => void): Promise<R> {
+  if (signal.aborted) {
+    load.then(abandon, () => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<R>((resolve, reject) => {
+    const onAbort = () => {
+      load.then(abandon, () => undefined);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    load.then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }

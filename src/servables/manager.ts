@@ -154,7 +154,9 @@ export class ServableManager implements ServableRegistry {
   close(graceMs: number): Promise<void> {
     this.closing ??= (async () => {
       clearTimeout(this.timer);
-      await this.queue; // a running reload finishes first: loads are short, and it may add servables
+      // Retiring aborts model loads in progress, so a reload under way ends soon; one that added servables meanwhile gets them retired too.
+      for (const s of this.servables.values()) this.retire(s);
+      await this.queue;
       for (const s of this.servables.values()) this.retire(s);
       const all = Promise.all(this.retiring.values());
       let timer: NodeJS.Timeout | undefined;

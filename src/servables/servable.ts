@@ -62,6 +62,8 @@ export class ManagedServable implements Servable {
   private readonly forceWaiters = new Set<() => void>();
   /** Aborts node resource loads still running when the servable retires. */
   private readonly loads = new AbortController();
+  /** The last graph build (parse, validate, load resources): retiring waits for it to settle. */
+  private building: Promise<unknown> | undefined;
 
   constructor(config: ServableConfig, registry: CalculatorRegistry, logger: Logger) {
     this.name = config.name;
@@ -108,6 +110,8 @@ export class ManagedServable implements Servable {
 
   overloaded(): { readonly retryAfterSeconds: number } | undefined {
     const gen = this.serving;
+    // Retiring or loading: acquire() refuses with the right status.
+    if (this.state !== "AVAILABLE") return undefined;
     const capacity = gen?.resources.capacity;
     if (gen === undefined || capacity === undefined || gen.inFlight < capacity) return undefined;
     return { retryAfterSeconds: gen.resources.retryAfterSeconds() };
@@ -136,7 +140,9 @@ export class ManagedServable implements Servable {
     let gen: Generation;
     try {
       if ("error" in source) throw new Error(source.error);
-      gen = await this.build(config, source.text);
+      const building = this.build(config, source.text);
+      this.building = building;
+      gen = await building;
     } catch (e) {
       if (this.retiring) return true;
       const why = e instanceof Error ? e.message : String(e);
@@ -175,6 +181,8 @@ export class ManagedServable implements Servable {
       this.state = "UNLOADING";
       this.errorCode = "OK";
       this.errorMessage = "OK";
+      // A load in progress gives up at the abort; what it built is disposed by apply().
+      await this.building?.catch(() => undefined);
       const gen = this.serving;
       if (gen) void this.retireGeneration(gen);
       await Promise.all(this.draining.values());

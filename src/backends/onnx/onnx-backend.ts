@@ -18,6 +18,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { MessageChannel } from "node:worker_threads";
+import { checkGenerationRequest, type RequestRules } from "./pipeline.js";
 import { Piscina } from "piscina";
 import {
   BackendError,
@@ -55,6 +56,7 @@ export class OnnxBackend implements DiffusionBackend {
     private readonly pool: Piscina<WorkerTask, PingResult | void>,
     private readonly caps: BackendCapabilities,
     private readonly workers: number,
+    private readonly rules: RequestRules,
   ) {}
 
   /** Reads and validates the folder, starts the workers and waits until each has loaded its sessions. */
@@ -115,16 +117,28 @@ export class OnnxBackend implements DiffusionBackend {
       guidance: info.timeCondProjDim === undefined,
       parallelism: workers,
     };
-    return new OnnxBackend(info, pool, caps, workers);
+    const rules: RequestRules = {
+      info,
+      hasVaeEncoder: info.hasVaeEncoder,
+      staticLatentSize: staticSize && { width: staticSize.width / info.vaeScaleFactor, height: staticSize.height / info.vaeScaleFactor },
+      limits,
+      schedulerConfig: opts.scheduler !== undefined ? { ...info.schedulerConfig, _class_name: opts.scheduler } : info.schedulerConfig,
+    };
+    return new OnnxBackend(info, pool, caps, workers, rules);
   }
 
   capabilities(): BackendCapabilities {
     return this.caps;
   }
 
-  async generate(request: GenerationRequest, options: GenerateOptions = {}): Promise<GenerationResult> {
+  check(request: GenerationRequest): void {
     if (this.disposed) throw new BackendError("the backend has been disposed");
     if (!this.caps.modes.includes(request.mode)) throw new BackendError(`mode ${request.mode} is not supported by this model (supports ${this.caps.modes.join(", ")})`);
+    checkGenerationRequest(this.rules, request);
+  }
+
+  async generate(request: GenerationRequest, options: GenerateOptions = {}): Promise<GenerationResult> {
+    this.check(request);
     const { signal, onStep, onPreview } = options;
     if (signal?.aborted) throw new GenerationCancelledError(-1, { cause: signal.reason });
 

@@ -212,6 +212,70 @@ interface Conditioning {
   textEmbedsDim?: number;
 }
 
+/** What checking a request needs to know about a loaded model; known on the main thread too, so requests are refused before they queue. */
+export interface RequestRules {
+  readonly info: ModelFolderInfo;
+  readonly hasVaeEncoder: boolean;
+  /** Latent size of a static-shape export. */
+  readonly staticLatentSize: { readonly width: number; readonly height: number } | undefined;
+  readonly limits: RequestLimits;
+  readonly schedulerConfig: Record<string, unknown>;
+}
+
+export interface CheckedRequest {
+  readonly width: number;
+  readonly height: number;
+  readonly n: number;
+  readonly steps: number;
+  readonly guidance: number;
+  readonly strength: number;
+}
+
+/** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
+export function checkGenerationRequest(rules: RequestRules, req: GenerationRequest): CheckedRequest {
+  const { info } = rules;
+  const mode = req.mode;
+  if (mode !== "text2image" && mode !== "image2image" && mode !== "inpainting") throw new BackendError(`unknown mode ${JSON.stringify(mode)}`);
+  if (info.inpainting && mode !== "inpainting") throw new BackendError(`this model (${info.pipelineClass}) is an inpainting model; ${mode} is not supported`);
+  if (mode !== "text2image" && !rules.hasVaeEncoder) throw new BackendError(`${mode} needs a vae_encoder, which this model does not have`);
+  if (mode !== "text2image" && !req.image) throw new BackendError(`${mode} needs an input image`);
+  if (mode === "inpainting" && !req.mask) throw new BackendError("inpainting needs a mask");
+  for (const [what, img] of [["image", req.image], ["mask", req.mask]] as const) {
+    if (img && img.data.length !== img.width * img.height * 3) throw new BackendError(`${what}: data length ${img.data.length} is not width·height·3 = ${img.width * img.height * 3}`);
+  }
+  if (req.image && req.mask && (req.image.width !== req.mask.width || req.image.height !== req.mask.height)) {
+    throw new BackendError(`mask size ${req.mask.width}×${req.mask.height} differs from the image's ${req.image.width}×${req.image.height}`);
+  }
+  const native = info.sampleSize * info.vaeScaleFactor;
+  const width = req.width ?? req.image?.width ?? native;
+  const height = req.height ?? req.image?.height ?? native;
+  const m = info.vaeScaleFactor;
+  for (const [what, v] of [["width", width], ["height", height]] as const) {
+    if (!Number.isInteger(v) || v <= 0 || v % m !== 0) throw new BackendError(`${what} must be a positive multiple of ${m}, got ${v}`);
+  }
+  const fixed = rules.staticLatentSize;
+  if (fixed && (width !== fixed.width * m || height !== fixed.height * m)) {
+    throw new BackendError(`this model was exported for ${fixed.width * m}×${fixed.height * m} only, got ${width}×${height}`);
+  }
+  const n = req.numImagesPerPrompt ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
+  checkRequestLimits(width, height, n, rules.limits);
+  checkSeed(req.rngSeed);
+  const steps = req.numInferenceSteps ?? 50;
+  if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
+  const guidance = req.guidanceScale ?? 7.5;
+  if (!Number.isFinite(guidance)) throw new BackendError(`guidanceScale must be a number, got ${guidance}`);
+  const strength = mode === "text2image" ? 1 : req.strength ?? (mode === "inpainting" ? 1 : 0.8);
+  if (!(strength > 0 && strength <= 1)) throw new BackendError(`strength must be in (0, 1], got ${strength}`);
+  // The schedule itself can refuse (too many steps for the training schedule, a strength that leaves no step).
+  try {
+    createScheduler(rules.schedulerConfig).setTimesteps(steps, { strength });
+  } catch (e) {
+    throw new BackendError((e as Error).message, { cause: e });
+  }
+  return { width, height, n, steps, guidance, strength };
+}
+
 export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
@@ -350,42 +414,11 @@ export class OnnxPipeline {
     return nchwToRgbU8(t.data as Float32Array, n, H, W);
   }
 
-  private validate(req: GenerationRequest): { width: number; height: number; n: number; steps: number; guidance: number; strength: number } {
-    const info = this.info;
-    const mode = req.mode;
-    if (mode !== "text2image" && mode !== "image2image" && mode !== "inpainting") throw new BackendError(`unknown mode ${JSON.stringify(mode)}`);
-    if (info.inpainting && mode !== "inpainting") throw new BackendError(`this model (${info.pipelineClass}) is an inpainting model; ${mode} is not supported`);
-    if (mode !== "text2image" && !this.sessions.vaeEncoder) throw new BackendError(`${mode} needs a vae_encoder, which this model does not have`);
-    if (mode !== "text2image" && !req.image) throw new BackendError(`${mode} needs an input image`);
-    if (mode === "inpainting" && !req.mask) throw new BackendError("inpainting needs a mask");
-    for (const [what, img] of [["image", req.image], ["mask", req.mask]] as const) {
-      if (img && img.data.length !== img.width * img.height * 3) throw new BackendError(`${what}: data length ${img.data.length} is not width·height·3 = ${img.width * img.height * 3}`);
-    }
-    if (req.image && req.mask && (req.image.width !== req.mask.width || req.image.height !== req.mask.height)) {
-      throw new BackendError(`mask size ${req.mask.width}×${req.mask.height} differs from the image's ${req.image.width}×${req.image.height}`);
-    }
-    const native = info.sampleSize * info.vaeScaleFactor;
-    const width = req.width ?? req.image?.width ?? native;
-    const height = req.height ?? req.image?.height ?? native;
-    const m = info.vaeScaleFactor;
-    for (const [what, v] of [["width", width], ["height", height]] as const) {
-      if (!Number.isInteger(v) || v <= 0 || v % m !== 0) throw new BackendError(`${what} must be a positive multiple of ${m}, got ${v}`);
-    }
-    const fixed = this.sessions.staticLatentSize;
-    if (fixed && (width !== fixed.width * m || height !== fixed.height * m)) {
-      throw new BackendError(`this model was exported for ${fixed.width * m}×${fixed.height * m} only, got ${width}×${height}`);
-    }
-    const n = req.numImagesPerPrompt ?? 1;
-    if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
-    checkRequestLimits(width, height, n, this.limits);
-    checkSeed(req.rngSeed);
-    const steps = req.numInferenceSteps ?? 50;
-    if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
-    const guidance = req.guidanceScale ?? 7.5;
-    if (!Number.isFinite(guidance)) throw new BackendError(`guidanceScale must be a number, got ${guidance}`);
-    const strength = mode === "text2image" ? 1 : req.strength ?? (mode === "inpainting" ? 1 : 0.8);
-    if (!(strength > 0 && strength <= 1)) throw new BackendError(`strength must be in (0, 1], got ${strength}`);
-    return { width, height, n, steps, guidance, strength };
+  private validate(req: GenerationRequest): CheckedRequest {
+    return checkGenerationRequest(
+      { info: this.info, hasVaeEncoder: this.sessions.vaeEncoder !== undefined, staticLatentSize: this.sessions.staticLatentSize, limits: this.limits, schedulerConfig: this.schedulerConfig },
+      req,
+    );
   }
 
   async generate(req: GenerationRequest, hooks: PipelineHooks = {}): Promise<GenerationResult> {

@@ -468,14 +468,18 @@ export class OpenVinoBackend implements DiffusionBackend {
     return run;
   }
 
-  private async run(request: GenerationRequest, options: GenerateOptions): Promise<GenerationResult> {
+  check(request: GenerationRequest): void {
     if (this.disposed) throw new BackendError("the OpenVINO backend has been disposed");
-    const pool = this.pools.get(request.mode);
-    if (!pool) {
+    if (!this.pools.has(request.mode)) {
       const reason = this.failures.get(request.mode);
       throw new BackendError(`this model has no ${request.mode} pipeline${reason ? ` (it failed to load: ${reason})` : ""}`);
     }
     this.validate(request);
+  }
+
+  private async run(request: GenerationRequest, options: GenerateOptions): Promise<GenerationResult> {
+    this.check(request);
+    const pool = this.pools.get(request.mode)!;
     const config = toImageGenerationConfig(request);
     const { signal } = options;
     if (signal?.aborted) throw new GenerationCancelledError(-1, { cause: signal.reason });
