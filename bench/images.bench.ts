@@ -8,7 +8,7 @@
  * answer's encoding weighs as much as the model), and `/v2/health/live`
  * latency probed every 10 ms meanwhile (goal: p99 ≤ 50 ms). Then a 64×64
  * run at concurrency 8 with a small queue shows how 429s hold latency down.
- * Run with `npm run bench:images`. Env: BENCH_REQUESTS (default 24).
+ * Run with `npm run bench:images`. Env: BENCH_REQUESTS (default 80).
  */
 import { fork } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,7 +20,7 @@ import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 24);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 80);
 
 type Shape = "one-node" | "pipeline";
 
