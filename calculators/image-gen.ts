@@ -103,13 +103,12 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     };
     const job = new Job(res, request, mode, rngSeed, inputs, incoming.receivedAt ?? started, incoming.requestId);
 
+    // A stream also waits for its slot before answering, so until then any failure is still a plain HTTP error.
+    const release = await job.admit(ctx.signal);
     if (request.stream) {
-      // Wait for a slot before answering, so a request the backend cannot take yet is still a plain HTTP error.
-      const release = await job.admit(ctx.signal);
       ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", streamResponse(job, format, release, incoming.signal));
       return;
     }
-    const release = await job.admit(ctx.signal);
     let result: GenerationResult;
     try {
       result = await job.generate(ctx.signal);
@@ -249,8 +248,7 @@ class Job {
     try {
       for (const r of this.requests) res.backend.check(r);
     } catch (e) {
-      if (e instanceof BackendError) throw new HttpError(400, e.message);
-      throw e;
+      throw asRequestError(e);
     }
   }
 
@@ -285,8 +283,7 @@ class Job {
         );
       }
     } catch (e) {
-      if (e instanceof BackendError) throw new HttpError(400, e.message);
-      throw e;
+      throw asRequestError(e);
     }
     const seconds = (performance.now() - started) / 1000;
     const result = concat(parts);
@@ -312,6 +309,11 @@ class Job {
   }
 }
 
+/** What a backend refuses is the request's fault: a 400 with the backend's reason. */
+function asRequestError(e: unknown): unknown {
+  return e instanceof BackendError ? new HttpError(400, e.message) : e;
+}
+
 /** Joins the results of several edits (same size, by construction) into one batch. */
 function concat(parts: readonly GenerationResult[]): GenerationResult {
   if (parts.length === 1) return parts[0];
@@ -328,7 +330,7 @@ function concat(parts: readonly GenerationResult[]): GenerationResult {
  * Steps after which to send partial images: `k` of them spread evenly over
  * the schedule, never the last step (the final image follows it).
  */
-export function previewSteps(steps: number, k: number): Set<number> {
+function previewSteps(steps: number, k: number): Set<number> {
   const out = new Set<number>();
   for (let i = 1; i <= k; i++) {
     const step = Math.floor((i * steps) / (k + 1)) - 1;
@@ -349,10 +351,10 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
   if (clientSignal?.aborted) abort.abort(clientSignal.reason);
   else clientSignal?.addEventListener("abort", onClientGone, { once: true });
 
-  const pending: Promise<SseEvent | undefined>[] = [];
+  const pending: Promise<SseEvent>[] = [];
   let wake: (() => void) | undefined;
   let finished = false;
-  const push = (e: Promise<SseEvent | undefined>) => {
+  const push = (e: Promise<SseEvent>) => {
     e.catch(() => undefined); // consumed in order below; never an unhandled rejection meanwhile
     pending.push(e);
     wake?.();
@@ -389,11 +391,7 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
         async next(): Promise<IteratorResult<SseEvent>> {
           for (;;) {
             const head = pending.shift();
-            if (head !== undefined) {
-              const ev = await head;
-              if (ev !== undefined) return { value: ev, done: false };
-              continue;
-            }
+            if (head !== undefined) return { value: await head, done: false };
             if (finished) return { value: undefined, done: true };
             await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;
