@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
+import { PULL_USAGE, pullStep } from "./pull-command.js";
 import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
@@ -19,7 +20,9 @@ Options:
   --help                             show this help
   --version                          print the version
 
-${SERVER_USAGE}`;
+${SERVER_USAGE}
+
+${PULL_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -82,10 +85,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 2;
 }
 
-async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { err(l: string): void }): Promise<number> {
+async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l: string): void; err(l: string): void }): Promise<number> {
+  // --source_model / --configure run first: download, write graph.pbtxt and config.json, maybe exit.
+  const step = await pullStep(values, io);
+  if ("exit" in step) return step.exit;
   let opts;
   try {
-    opts = serveOptionsFrom(values);
+    opts = serveOptionsFrom({ ...step.serve, calculators_dir: values.calculators_dir });
   } catch (e) {
     if (!(e instanceof FlagError)) throw e;
     io.err(`graphserve: ${e.message}`);

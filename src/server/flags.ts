@@ -41,10 +41,24 @@ export const SERVER_FLAGS = {
   port: { type: "string" },
   grpc_bind_address: { type: "string" },
   grpc_workers: { type: "string" },
-  // OVMS's pull mode: a later feature.
+  // OVMS's pull and configure modes (src/cli/pull-command.ts).
   source_model: { type: "string" },
   task: { type: "string" },
   pull: { type: "boolean" },
+  overwrite_models: { type: "boolean" },
+  configure: { type: "boolean" },
+  target_device: { type: "string" },
+  resolution: { type: "string" },
+  max_resolution: { type: "string" },
+  default_resolution: { type: "string" },
+  num_images_per_prompt: { type: "string" },
+  guidance_scale: { type: "string" },
+  max_num_images_per_prompt: { type: "string" },
+  default_num_inference_steps: { type: "string" },
+  max_num_inference_steps: { type: "string" },
+  num_streams: { type: "string" },
+  cache_dir: { type: "string" },
+  source_loras: { type: "string" },
 } as const;
 
 export type ServerFlagValues = { [K in keyof typeof SERVER_FLAGS]?: (typeof SERVER_FLAGS)[K]["type"] extends "boolean" ? boolean : string };
@@ -114,9 +128,6 @@ export function parseSize(name: string, value: string): number {
 
 /** Turns parsed flags (and the environment) into ServeOptions; throws FlagError on the first problem. */
 export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_dir?: string }, env: NodeJS.ProcessEnv = process.env): ServeOptions {
-  for (const f of ["source_model", "task", "pull"] as const) {
-    if (v[f] !== undefined) throw new FlagError(`--${f} is not supported yet: pulling models (--source_model/--task/--pull) comes in a later release`);
-  }
   if (v.rest_port === undefined) throw new FlagError("--rest_port is required: graphserve serves REST only");
   const restPort = int("rest_port", v.rest_port, 0, 65535);
   if (v.model_path !== undefined && v.config_path !== undefined) throw new FlagError("--model_path and --config_path exclude each other");

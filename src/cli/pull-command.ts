@@ -1,0 +1,151 @@
+/**
+ * OVMS's pull and configure modes, run before (or instead of) serving:
+ *
+ *   --source_model ORG/NAME --model_repository_path DIR [--task image_generation]
+ *       download DIR/ORG/NAME (resumable, verified, atomic), write its
+ *       graph.pbtxt from the export flags, add it to DIR/config.json, then
+ *       serve it as --model_name (default ORG/NAME), or exit with --pull;
+ *   --configure --model_path DIR [--task image_generation]
+ *       only (re)write DIR/graph.pbtxt.
+ */
+import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
+import { modelDir, PullError, pullModel } from "../servables/pull/pull.js";
+import { addServable } from "../servables/repository-config.js";
+import { FlagError, type ServerFlagValues } from "../server/flags.js";
+
+/** The export flags: they shape the written graph.pbtxt. */
+const EXPORT_FLAGS = [
+  "target_device",
+  "resolution",
+  "max_resolution",
+  "default_resolution",
+  "num_images_per_prompt",
+  "guidance_scale",
+  "max_num_images_per_prompt",
+  "default_num_inference_steps",
+  "max_num_inference_steps",
+  "num_streams",
+  "cache_dir",
+  "source_loras",
+] as const;
+const PULL_ONLY = ["source_model", "task", "pull", "overwrite_models", "configure", ...EXPORT_FLAGS] as const;
+
+export const PULL_USAGE = `Pulling models (as OVMS):
+  --source_model ORG/NAME             download from the Hugging Face Hub ($HF_ENDPOINT, $HF_TOKEN, $https_proxy)
+                                      into --model_repository_path DIR/ORG/NAME, add it to DIR/config.json, serve it
+  --pull                              download and write graph.pbtxt, then exit
+  --overwrite_models                  download again even if the model is there
+  --configure --model_path DIR        only (re)write DIR/graph.pbtxt
+  --task image_generation             (detected from model_index.json when left out)
+  --target_device, --resolution, --max_resolution, --default_resolution, --num_images_per_prompt,
+  --guidance_scale, --max_num_images_per_prompt, --default_num_inference_steps,
+  --max_num_inference_steps, --num_streams, --cache_dir, --source_loras   graph.pbtxt settings`;
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** What to do after the pull step: exit with a code, or serve with these flags. */
+export type PullOutcome = { readonly exit: number } | { readonly serve: ServerFlagValues };
+
+/** Runs the pull or configure step when its flags are present; otherwise passes the flags through. */
+export async function pullStep(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv = process.env): Promise<PullOutcome> {
+  try {
+    if (values.configure) return { exit: await configure(values, io) };
+    if (values.source_model !== undefined) return await pullAndPrepare(values, io, env);
+    const stray = PULL_ONLY.find((f) => values[f] !== undefined);
+    if (stray !== undefined) throw new FlagError(`--${stray} applies only with --source_model or --configure`);
+    return { serve: values };
+  } catch (e) {
+    if (e instanceof FlagError || e instanceof PullError || e instanceof GraphExportError) {
+      io.err(`graphserve: ${e.message}`);
+      return { exit: e instanceof PullError ? 1 : 2 };
+    }
+    throw e;
+  }
+}
+
+async function configure(values: ServerFlagValues, io: Io): Promise<number> {
+  if (values.model_path === undefined) throw new FlagError("--configure needs --model_path (the model folder whose graph.pbtxt to write)");
+  if (values.source_model !== undefined || values.pull) throw new FlagError("--configure excludes --source_model and --pull");
+  checkTask(values.task, values.model_path);
+  const written = await writeGraph(values.model_path, graphSettings(values));
+  io.out(`${written ? "wrote" : "unchanged:"} ${join(values.model_path, "graph.pbtxt")}`);
+  return 0;
+}
+
+async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv): Promise<PullOutcome> {
+  const repository = values.model_repository_path ?? (env.OVMS_MODEL_REPOSITORY_PATH || undefined);
+  if (repository === undefined) throw new FlagError("--source_model needs --model_repository_path (or OVMS_MODEL_REPOSITORY_PATH): where the model is stored");
+  if (values.model_path !== undefined || values.config_path !== undefined) throw new FlagError("--source_model excludes --model_path and --config_path");
+  // Refuse bad flags before downloading anything.
+  if (values.task !== undefined && values.task !== "image_generation") throw new FlagError(`--task ${values.task} is not served by graphserve; it serves image_generation`);
+  try {
+    modelDir(repository, values.source_model!);
+  } catch (e) {
+    throw new FlagError((e as Error).message);
+  }
+  const settings = graphSettings(values);
+  const result = await pullModel({
+    sourceModel: values.source_model!,
+    repositoryPath: repository,
+    overwrite: values.overwrite_models === true,
+    task: values.task,
+    progress: { tty: process.stderr.isTTY === true, write: (t) => process.stderr.write(t) },
+    log: (line) => io.err(line),
+  });
+  checkTask(values.task, result.dir);
+  const name = values.model_name ?? values.source_model!;
+  const graphWritten = await writeGraph(result.dir, settings);
+  const configWritten = await addServable(join(repository, "config.json"), name, result.dir);
+  if (graphWritten) io.err(`wrote ${join(result.dir, "graph.pbtxt")}`);
+  if (configWritten) io.err(`added "${name}" to ${join(repository, "config.json")}`);
+  if (values.pull) return { exit: 0 };
+  const serve: Record<string, unknown> = { ...values, model_name: name, model_path: result.dir, model_repository_path: undefined };
+  for (const f of PULL_ONLY) delete serve[f];
+  return { serve: serve as ServerFlagValues };
+}
+
+function graphSettings(values: ServerFlagValues): ImageGraphSettings {
+  const settings = imageGraphSettingsFromFlags(values);
+  loraPaths(settings);
+  return settings;
+}
+
+function checkTask(task: string | undefined, dir: string): void {
+  if (task !== undefined && task !== "image_generation") throw new FlagError(`--task ${task} is not served by graphserve; it serves image_generation`);
+  if (!existsSync(join(dir, "model_index.json"))) {
+    throw new FlagError(`${dir} is not an image-generation model: it has no model_index.json${task === undefined ? " (the task cannot be detected)" : ""}`);
+  }
+}
+
+/**
+ * Where each LoRA adapter is: local files as given. Fetching adapters is left
+ * out on purpose: neither backend can apply one, so a graph naming them only
+ * serves OVMS, and the servable here reports that at load.
+ */
+function loraPaths(settings: ImageGraphSettings): Record<string, string> {
+  const paths: Record<string, string> = {};
+  for (const a of settings.loras?.adapters ?? []) {
+    if (a.source.kind !== "local") {
+      throw new FlagError(`--source_loras: "${a.alias}" is not a local file; graphserve does not download LoRA adapters (its backends cannot apply them), so give local paths for a graph meant for OVMS`);
+    }
+    paths[a.alias] = a.source.path;
+  }
+  return paths;
+}
+
+/** Writes graph.pbtxt unless it already says exactly this (so a repeated command touches nothing); atomic. */
+async function writeGraph(dir: string, settings: ImageGraphSettings): Promise<boolean> {
+  const file = join(dir, "graph.pbtxt");
+  const text = imageGenerationGraph(settings, loraPaths(settings));
+  const current = await readFile(file, "utf8").catch(() => undefined);
+  if (current === text) return false;
+  await writeFile(`${file}.tmp`, text);
+  await rename(`${file}.tmp`, file);
+  return true;
+}

@@ -1,0 +1,204 @@
+/**
+ * `--source_model ORG/NAME --model_repository_path DIR`: brings a Hub
+ * repository to `DIR/ORG/NAME`, as OVMS's pull does, without ever leaving a
+ * half-downloaded model where a server would load it. Files are listed with
+ * @huggingface/hub, fetched into a hidden staging folder beside the target
+ * (kept between runs, so an interrupted pull resumes), verified, and the
+ * folder is renamed into place in one step once everything is there.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
+import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
+import { DownloadError, downloadFiles, type RemoteFile } from "./download.js";
+import { createProgress, type ProgressOptions } from "./progress.js";
+
+export interface PullOptions {
+  /** `ORG/NAME` on the Hub. */
+  readonly sourceModel: string;
+  readonly repositoryPath: string;
+  /** Download again even when the model is already there. */
+  readonly overwrite?: boolean;
+  /** `image_generation` (the only task served), or undefined to detect it. */
+  readonly task?: string;
+  /** Default: $HF_ENDPOINT, else https://huggingface.co. */
+  readonly endpoint?: string;
+  /** Default: $HF_TOKEN. */
+  readonly token?: string;
+  readonly revision?: string;
+  /** Default: fetch through $https_proxy / $http_proxy (honouring $no_proxy). */
+  readonly fetch?: typeof fetch;
+  readonly progress?: Omit<ProgressOptions, "now">;
+  /** Lines for the log (what is happening, retries). */
+  readonly log?: (line: string) => void;
+  readonly concurrency?: number;
+  readonly retries?: number;
+  readonly retryDelayMs?: (attempt: number) => number;
+  /** Free bytes where the model goes (tests replace it). */
+  readonly freeBytes?: (path: string) => Promise<number>;
+}
+
+export interface PullResult {
+  /** Where the model is: `repositoryPath/ORG/NAME`. */
+  readonly dir: string;
+  /** False when it was already there (nothing was touched). */
+  readonly downloaded: boolean;
+  readonly files: number;
+  readonly bytes: number;
+}
+
+/** A pull that cannot succeed as asked; the message says what to do. */
+export class PullError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PullError";
+  }
+}
+
+export const STAGING_SUFFIX = ".graphserve-download";
+
+/** Where `ORG/NAME` lands, or a PullError for a name that could escape the repository. */
+export function modelDir(repositoryPath: string, sourceModel: string): string {
+  const parts = sourceModel.split("/");
+  if (parts.length > 2 || parts.some((p) => p === "" || p === "." || p === ".." || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(p))) {
+    throw new PullError(`--source_model must be a Hugging Face repository id such as OpenVINO/stable-diffusion-v1-5-int8-ov, got "${sourceModel}"`);
+  }
+  return join(resolve(repositoryPath), ...parts);
+}
+
+export async function pullModel(opts: PullOptions): Promise<PullResult> {
+  const dir = modelDir(opts.repositoryPath, opts.sourceModel);
+  const log = opts.log ?? (() => undefined);
+  if (opts.task !== undefined && opts.task !== "image_generation") {
+    throw new PullError(`--task ${opts.task} is not served by graphserve; it serves image_generation`);
+  }
+  const staging = join(dirname(dir), `.${basename(dir)}${STAGING_SUFFIX}`);
+  // Already there (and no download of it under way): local files are authoritative, as in OVMS.
+  if (!opts.overwrite && existsSync(dir) && !existsSync(staging)) {
+    log(`${opts.sourceModel} is already in ${dir}; not downloading (--overwrite_models downloads it again)`);
+    return { dir, downloaded: false, files: 0, bytes: 0 };
+  }
+
+  const endpoint = (opts.endpoint ?? (process.env.HF_ENDPOINT || "https://huggingface.co")).replace(/\/+$/, "");
+  const token = opts.token ?? (process.env.HF_TOKEN || undefined);
+  const revision = opts.revision ?? "main";
+  const fetchFn = opts.fetch ?? proxyAwareFetch();
+  const files = await listRepository(opts.sourceModel, endpoint, token, revision, fetchFn);
+  checkImageGenerationRepo(opts.sourceModel, files);
+
+  const total = files.reduce((n, f) => n + f.size, 0);
+  await mkdir(dirname(dir), { recursive: true });
+  // An interrupted pull already holds part of it.
+  await checkDiskSpace(dirname(dir), Math.max(0, total - (await bytesUnder(staging))), opts.freeBytes ?? freeBytesAt);
+
+  log(`downloading ${opts.sourceModel} (${files.length} files, ${(total / 1024 ** 2).toFixed(1)} MB) from ${endpoint} into ${dir}`);
+  const progress = createProgress(opts.sourceModel, total, files.length, opts.progress ?? { tty: false, write: () => undefined });
+  try {
+    await downloadFiles(files, staging, {
+      fetch: fetchFn,
+      url: (path) => `${endpoint}/${opts.sourceModel}/resolve/${encodeURIComponent(revision)}/${path.split("/").map(encodeURIComponent).join("/")}`,
+      headers: token !== undefined ? { Authorization: `Bearer ${token}` } : {},
+      concurrency: opts.concurrency,
+      retries: opts.retries,
+      retryDelayMs: opts.retryDelayMs,
+      onBytes: (d) => progress.bytes(d),
+      onFile: () => progress.fileDone(),
+      onRetry: (f, attempt, why) => log(`${f.path}: ${why}; retry ${attempt}`),
+    });
+  } catch (e) {
+    throw e instanceof DownloadError ? new PullError(explainDownload(opts.sourceModel, token, e), { cause: e }) : e;
+  } finally {
+    progress.finish();
+  }
+
+  // The model appears in one rename; a replaced copy is moved aside first and removed after.
+  const old = `${staging}.old`;
+  if (existsSync(dir)) await rename(dir, old);
+  await rename(staging, dir);
+  await rm(old, { recursive: true, force: true });
+  log(`${opts.sourceModel} is complete in ${dir}`);
+  return { dir, downloaded: true, files: files.length, bytes: total };
+}
+
+/** fetch through $https_proxy / $http_proxy (Node's own fetch ignores them). */
+function proxyAwareFetch(): typeof fetch {
+  const env = process.env;
+  if (!(env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY)) return fetch;
+  const dispatcher = new EnvHttpProxyAgent();
+  return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
+}
+
+async function listRepository(repo: string, hubUrl: string, token: string | undefined, revision: string, fetchFn: typeof fetch): Promise<RemoteFile[]> {
+  const files: RemoteFile[] = [];
+  try {
+    for await (const e of listFiles({ repo: { type: "model", name: repo }, recursive: true, revision, hubUrl, fetch: fetchFn, ...(token !== undefined ? { accessToken: token as `hf_${string}` } : {}) })) {
+      if (e.type === "file") files.push(remoteFile(e));
+    }
+  } catch (e) {
+    throw new PullError(explainHubError(repo, hubUrl, token, e), { cause: e });
+  }
+  return files;
+}
+
+function remoteFile(e: ListFileEntry): RemoteFile {
+  return e.lfs !== undefined ? { path: e.path, size: e.lfs.size, sha256: e.lfs.oid } : { path: e.path, size: e.size, ...(e.oid !== undefined ? { gitOid: e.oid } : {}) };
+}
+
+function explainHubError(repo: string, hubUrl: string, token: string | undefined, e: unknown): string {
+  if (e instanceof HubApiError) {
+    if (e.statusCode === 401 || e.statusCode === 403) {
+      return token === undefined
+        ? `${repo} is gated or private on ${hubUrl}: request access on its page, then set HF_TOKEN to a token of that account (${e.statusCode})`
+        : `${repo} on ${hubUrl} refused the token in HF_TOKEN (${e.statusCode}): check that it is valid and that this account was granted access`;
+    }
+    if (e.statusCode === 404) return `${repo} was not found on ${hubUrl} (404): check the repository id${token === undefined ? ", or set HF_TOKEN if it is private" : ""}`;
+    return `listing ${repo} on ${hubUrl} failed with HTTP ${e.statusCode}: ${e.message}`;
+  }
+  const cause = (e as { cause?: { code?: string } }).cause?.code;
+  return `cannot reach ${hubUrl} to list ${repo} (${cause ?? (e as Error).message}); set HF_ENDPOINT for a mirror, or https_proxy for a proxy`;
+}
+
+function explainDownload(repo: string, token: string | undefined, e: DownloadError): string {
+  if (e.status === 401 || e.status === 403) {
+    return token === undefined
+      ? `${repo} is gated (${e.message}): request access on its Hub page, then set HF_TOKEN to a token of that account`
+      : `${repo} refused the token in HF_TOKEN (${e.message}): check that it is valid and that this account was granted access`;
+  }
+  return `${repo}: ${e.message}`;
+}
+
+/** Refuses what graphserve could not serve before a byte is downloaded. */
+function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): void {
+  const paths = new Set(files.map((f) => f.path));
+  if (!paths.has("model_index.json")) {
+    throw new PullError(`${repo} is not an image-generation model: it has no model_index.json (a diffusers pipeline); --task image_generation needs one`);
+  }
+  const runnable = files.some((f) => /(^|\/)(openvino_model\.xml|model\.onnx)$/.test(f.path));
+  if (!runnable) {
+    throw new PullError(
+      `${repo} holds a diffusers pipeline without OpenVINO IR (openvino_model.xml) or ONNX (model.onnx) files; graphserve serves those formats: pull an exported repository (e.g. OpenVINO/*-ov) or export one with optimum-cli`,
+    );
+  }
+}
+
+async function checkDiskSpace(path: string, needed: number, freeBytes: (path: string) => Promise<number>): Promise<void> {
+  const free = await freeBytes(path);
+  if (free < needed) {
+    const gb = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GB`;
+    throw new PullError(`not enough disk space in ${path}: the model needs ${gb(needed)}, ${gb(free)} are free`);
+  }
+}
+
+async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  // parentPath is Node 20.12+; `path` is its older name.
+  for (const e of entries) if (e.isFile()) total += (await stat(join(e.parentPath ?? (e as { path?: string }).path ?? dir, e.name))).size;
+  return total;
+}
+
+async function freeBytesAt(path: string): Promise<number> {
+  const s = await statfs(path);
+  return s.bavail * s.bsize;
+}
