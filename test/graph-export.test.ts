@@ -6,6 +6,7 @@ import { parseGraphText } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "../calculators/image-gen/options.js";
 import {
+  checkExportedGraph,
   GraphExportError,
   imageGenerationGraph,
   imageGraphSettingsFromFlags,
@@ -214,39 +215,38 @@ describe("flag refusals", () => {
   });
 });
 
-describe("combinations the calculator refuses at load are refused up front", () => {
-  // Each one, written anyway, fails checkImageGenOptions: shown by the
-  // first case, which builds the graph by hand to prove the point.
-  test("--resolution with --max_resolution: refused by export, and by the calculator if written", () => {
-    const message = refusal(() => imageGraphSettingsFromFlags({ resolution: "512x512", max_resolution: "1024x1024" }), "max_resolution");
-    assert.match(message, /--resolution/);
-    refusal(() => imageGenerationGraph({ resolution: "512x512", maxResolution: "1024x1024" }), "max_resolution");
-    const handWritten = imageGenerationGraph({ resolution: "512x512" }).replace('resolution: "512x512"', 'resolution: "512x512"\n      max_resolution: "1024x1024"');
-    assert.throws(() => load(handWritten), /max_resolution cannot be set together with resolution/);
-  });
-  const cases: [string, Record<string, string>, string][] = [
-    ["default over max", { max_resolution: "512x512", default_resolution: "1024x512" }, "default_resolution"],
-    ["default over the built-in max", { default_resolution: "8192x512" }, "default_resolution"],
-    ["default not listed", { resolution: "512x512 256x256", default_resolution: "128x128" }, "default_resolution"],
-    ["max images with one static resolution", { resolution: "512x512", max_num_images_per_prompt: "4" }, "max_num_images_per_prompt"],
-    ["static n without a static resolution", { num_images_per_prompt: "2" }, "num_images_per_prompt"],
-    ["static n with a list", { resolution: "512x512 256x256", num_images_per_prompt: "2" }, "num_images_per_prompt"],
-    ["guidance without a static resolution", { guidance_scale: "3" }, "guidance_scale"],
-    ["default steps over max", { default_num_inference_steps: "60", max_num_inference_steps: "50" }, "default_num_inference_steps"],
-    ["default steps over the built-in max", { default_num_inference_steps: "150" }, "default_num_inference_steps"],
-    ["NPU without a resolution", { target_device: "NPU" }, "target_device"],
-    ["NPU with a list", { target_device: "NPU", resolution: "512x512 256x256" }, "target_device"],
-    ["NPU with two loose adapters", { target_device: "NPU", resolution: "512x512", source_loras: "a=org/a,b=org/b" }, "source_loras"],
-    ["NPU with two composites", { target_device: "NPU", resolution: "512x512", source_loras: "a=org/a,b=org/b,x=@a,y=@b" }, "source_loras"],
-    ["NPU with an adapter outside the composite", { target_device: "NPU", resolution: "512x512", source_loras: "a=org/a,b=org/b,x=@a" }, "source_loras"],
+describe("combinations the calculator refuses at load are refused before anything is written", () => {
+  // The text is read back through our own parser and validation, which run ImageGenCalculator's load-time rules.
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ["--resolution with --max_resolution", { resolution: "512x512", max_resolution: "1024x1024" }, /max_resolution/],
+    ["default over max", { max_resolution: "512x512", default_resolution: "1024x512" }, /default_resolution/],
+    ["default over the built-in max", { default_resolution: "8192x512" }, /default_resolution/],
+    ["default not listed", { resolution: "512x512 256x256", default_resolution: "128x128" }, /default_resolution/],
+    ["max images with one static resolution", { resolution: "512x512", max_num_images_per_prompt: "4" }, /max_num_images_per_prompt/],
+    ["static n without a static resolution", { num_images_per_prompt: "2" }, /num_images_per_prompt/],
+    ["guidance without a static resolution", { guidance_scale: "3" }, /guidance_scale/],
+    ["default steps over max", { default_num_inference_steps: "60", max_num_inference_steps: "50" }, /default_num_inference_steps/],
+    ["NPU without a resolution", { target_device: "NPU" }, /NPU/],
+    ["NPU with two loose adapters", { target_device: "NPU", resolution: "512x512", source_loras: "a=./a.safetensors,b=./b.safetensors" }, /LoRA|lora|composite/],
   ];
-  for (const [what, flags, flag] of cases) {
-    test(what, () => {
-      refusal(() => imageGraphSettingsFromFlags(flags), flag);
+  for (const [what, flags, reason] of cases) {
+    test(what, async () => {
+      const settings = imageGraphSettingsFromFlags(flags);
+      const paths = Object.fromEntries((settings.loras?.adapters ?? []).map((a) => [a.alias, `loras/${a.alias}.safetensors`]));
+      const text = imageGenerationGraph(settings, paths);
+      await assert.rejects(checkExportedGraph(text), (e: unknown) => {
+        assert.ok(e instanceof GraphExportError, String(e));
+        assert.match(e.message, /^these flags describe a graph that would not load: /);
+        assert.match(e.message, reason);
+        assert.ok(!e.message.includes("\n"), "one line");
+        return true;
+      });
     });
   }
-  test("the same combinations given as settings are refused by imageGenerationGraph", () => {
-    refusal(() => imageGenerationGraph({ numImagesPerPrompt: 2 }), "num_images_per_prompt");
+  test("a graph from sound flags passes the same check", async () => {
+    await checkExportedGraph(imageGenerationGraph(imageGraphSettingsFromFlags({ resolution: "512x512", num_images_per_prompt: "2", guidance_scale: "5", target_device: "NPU" })));
+  });
+  test("settings given directly are checked field by field by imageGenerationGraph", () => {
     refusal(() => imageGenerationGraph({ maxNumInferenceSteps: 0 }), "max_num_inference_steps");
     refusal(() => imageGenerationGraph({ guidanceScale: Number.NaN, resolution: "512x512" }), "guidance_scale");
     refusal(() => imageGenerationGraph({ maxResolution: "big" }), "max_resolution");

@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
+import { checkExportedGraph, GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
 import { modelDir, PullError, pullModel } from "../servables/pull/pull.js";
 import { addServable } from "../servables/repository-config.js";
 import { FlagError, type ServerFlagValues } from "../server/flags.js";
@@ -73,7 +73,7 @@ async function configure(values: ServerFlagValues, io: Io): Promise<number> {
   if (values.model_path === undefined) throw new FlagError("--configure needs --model_path (the model folder whose graph.pbtxt to write)");
   if (values.source_model !== undefined || values.pull) throw new FlagError("--configure excludes --source_model and --pull");
   checkTask(values.task, values.model_path);
-  const written = await writeGraph(values.model_path, graphSettings(values));
+  const written = await writeGraph(values.model_path, await exportedGraph(values));
   io.out(`${written ? "wrote" : "unchanged:"} ${join(values.model_path, "graph.pbtxt")}`);
   return 0;
 }
@@ -89,7 +89,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   } catch (e) {
     throw new FlagError((e as Error).message);
   }
-  const settings = graphSettings(values);
+  const graph = await exportedGraph(values);
   const result = await pullModel({
     sourceModel: values.source_model!,
     repositoryPath: repository,
@@ -100,7 +100,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   });
   checkTask(values.task, result.dir);
   const name = values.model_name ?? values.source_model!;
-  const graphWritten = await writeGraph(result.dir, settings);
+  const graphWritten = await writeGraph(result.dir, graph);
   const configWritten = await addServable(join(repository, "config.json"), name, result.dir);
   if (graphWritten) io.err(`wrote ${join(result.dir, "graph.pbtxt")}`);
   if (configWritten) io.err(`added "${name}" to ${join(repository, "config.json")}`);
@@ -110,10 +110,12 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   return { serve: serve as ServerFlagValues };
 }
 
-function graphSettings(values: ServerFlagValues): ImageGraphSettings {
+/** The graph.pbtxt the export flags describe, read back and validated as a servable would load it. */
+async function exportedGraph(values: ServerFlagValues): Promise<string> {
   const settings = imageGraphSettingsFromFlags(values);
-  loraPaths(settings);
-  return settings;
+  const text = imageGenerationGraph(settings, loraPaths(settings));
+  await checkExportedGraph(text);
+  return text;
 }
 
 function checkTask(task: string | undefined, dir: string): void {
@@ -140,9 +142,8 @@ function loraPaths(settings: ImageGraphSettings): Record<string, string> {
 }
 
 /** Writes graph.pbtxt unless it already says exactly this (so a repeated command touches nothing); atomic. */
-async function writeGraph(dir: string, settings: ImageGraphSettings): Promise<boolean> {
+async function writeGraph(dir: string, text: string): Promise<boolean> {
   const file = join(dir, "graph.pbtxt");
-  const text = imageGenerationGraph(settings, loraPaths(settings));
   const current = await readFile(file, "utf8").catch(() => undefined);
   if (current === text) return false;
   await writeFile(`${file}.tmp`, text);

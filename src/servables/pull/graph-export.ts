@@ -5,11 +5,16 @@
  * options. The text itself is graphserve's own.
  *
  * Unlike OVMS, which writes whatever the flags say and lets the graph fail
- * when it loads, flag combinations the calculator refuses at load time
- * (`--resolution` with `--max_resolution`, a static batch without a single
- * static resolution, NPU without one, …) are refused here, before anything is
- * written, with a message naming the flags.
+ * when it loads, the text is read back through graphserve's own parser and
+ * validation (which run ImageGenCalculator's load-time rules) before it is
+ * written: flag combinations the calculator would refuse (`--resolution`
+ * with `--max_resolution`, a static batch without one static resolution,
+ * NPU without one, …) are refused up front with the calculator's words.
  */
+
+import { CalculatorRegistry } from "../../engine/registry.js";
+import { parseGraphText } from "../../graph/load.js";
+import { validateGraph } from "../../graph/validate.js";
 
 /** Where a LoRA adapter comes from. */
 export type LoraSource =
@@ -40,10 +45,10 @@ export interface ImageGraphSettings {
   loras?: SourceLoras;
 }
 
-/** A bad flag value or combination; the message is one line naming the flag. */
+/** A bad flag value (naming the flag) or a combination the calculator refuses; one line. */
 export class GraphExportError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "GraphExportError";
   }
 }
@@ -70,8 +75,6 @@ const LORA_ALIAS = /^[A-Za-z0-9._-]+$/;
 const HF_REPO = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** OVMS's calculator defaults, which the cross-flag checks compare against. */
-const DEFAULT_MAX_RESOLUTION = { width: 4096, height: 4096 };
-const DEFAULT_MAX_STEPS = 100;
 
 /** A flag value shown in a message: quoted, JSON-escaped so it stays on one line. */
 const shown = (value: string) => JSON.stringify(value);
@@ -282,12 +285,12 @@ function checkLoras(loras: SourceLoras): void {
 // ---------------------------------------------------------------------------
 // Settings as a whole
 
-/** Each field's format, then the combinations the calculator would refuse at load time. */
+/** Each field's format (combinations are the calculator's to judge: see checkExportedGraph). */
 function checkSettings(s: ImageGraphSettings): void {
-  const npu = s.targetDevice !== undefined && devicesOf(s.targetDevice).some((d) => d.toUpperCase().startsWith("NPU"));
-  const list = s.resolution !== undefined ? resolutionListOf(s.resolution) : [];
-  const max = s.maxResolution !== undefined ? resolutionOf("max_resolution", s.maxResolution) : undefined;
-  const def = s.defaultResolution !== undefined ? resolutionOf("default_resolution", s.defaultResolution) : undefined;
+  if (s.targetDevice !== undefined) devicesOf(s.targetDevice);
+  if (s.resolution !== undefined) resolutionListOf(s.resolution);
+  if (s.maxResolution !== undefined) resolutionOf("max_resolution", s.maxResolution);
+  if (s.defaultResolution !== undefined) resolutionOf("default_resolution", s.defaultResolution);
   const int = (flag: string, v: number | undefined) => {
     if (v !== undefined && !(Number.isInteger(v) && v > 0 && v <= UINT32_MAX)) {
       throw new GraphExportError(`--${flag} must be an integer from 1 to ${UINT32_MAX}, got "${v}"`);
@@ -303,46 +306,6 @@ function checkSettings(s: ImageGraphSettings): void {
   }
   if (s.cacheDir !== undefined && s.cacheDir.trim() === "") throw new GraphExportError(`--cache_dir must be a folder path, got ${shown(s.cacheDir)}`);
   if (s.loras) checkLoras(s.loras);
-
-  const single = list.length === 1;
-  if (list.length > 0 && max) {
-    throw new GraphExportError("--max_resolution cannot be combined with --resolution: the listed resolutions are already the limit (drop --max_resolution)");
-  }
-  if (def) {
-    const limit = max ?? DEFAULT_MAX_RESOLUTION;
-    if (def.width > limit.width || def.height > limit.height) {
-      throw new GraphExportError(`--default_resolution ${showResolution(def)} exceeds ${max ? "--max_resolution" : "the default max_resolution"} ${showResolution(limit)}`);
-    }
-    if (list.length > 0 && !list.some((r) => r.width === def.width && r.height === def.height)) {
-      throw new GraphExportError(`--default_resolution ${showResolution(def)} is not one of --resolution "${list.map(showResolution).join(" ")}"`);
-    }
-  }
-  if (s.maxNumImagesPerPrompt !== undefined && single) {
-    throw new GraphExportError("--max_num_images_per_prompt cannot be combined with a single --resolution (a static pipeline); use --num_images_per_prompt");
-  }
-  if (s.numImagesPerPrompt !== undefined && !single) {
-    throw new GraphExportError("--num_images_per_prompt needs exactly one --resolution (a static pipeline)");
-  }
-  if (s.guidanceScale !== undefined && !single) {
-    throw new GraphExportError("--guidance_scale needs exactly one --resolution (a static pipeline)");
-  }
-  const maxSteps = s.maxNumInferenceSteps ?? DEFAULT_MAX_STEPS;
-  if (s.defaultNumInferenceSteps !== undefined && s.defaultNumInferenceSteps > maxSteps) {
-    throw new GraphExportError(
-      `--default_num_inference_steps ${s.defaultNumInferenceSteps} exceeds ${s.maxNumInferenceSteps !== undefined ? "--max_num_inference_steps" : "the default max_num_inference_steps"} ${maxSteps}`,
-    );
-  }
-  if (npu && !single) throw new GraphExportError(`--target_device "${s.targetDevice}" uses an NPU, which needs exactly one --resolution (a static shape)`);
-  const loras = s.loras;
-  if (npu && loras && loras.adapters.length > 0) {
-    if (loras.composites.length > 1) throw new GraphExportError("--source_loras may define only one composite when --target_device uses an NPU");
-    if (loras.adapters.length > 1 && loras.composites.length === 0) {
-      throw new GraphExportError("--source_loras must combine its adapters in one composite when --target_device uses an NPU");
-    }
-    const used = new Set(loras.composites.flatMap((c) => c.components.map((p) => p.adapter)));
-    const loose = loras.adapters.find((a) => loras.composites.length > 0 && !used.has(a.alias));
-    if (loose) throw new GraphExportError(`--source_loras adapter "${loose.alias}" must belong to the composite when --target_device uses an NPU`);
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -431,4 +394,20 @@ export function imageGenerationGraph(settings: ImageGraphSettings, loraPaths?: R
     "}",
     "",
   ].join("\n");
+}
+
+/**
+ * Reads `text` back as a servable would load it (our parser, MediaPipe's
+ * validation, ImageGenCalculator's load-time rules); GraphExportError with
+ * the reason otherwise.
+ */
+export async function checkExportedGraph(text: string): Promise<void> {
+  const registry = await CalculatorRegistry.withBuiltins();
+  try {
+    validateGraph(parseGraphText(text, "graph.pbtxt", registry.schema), registry);
+  } catch (e) {
+    // The last line says why; the file:line:col before it points into text the user never wrote.
+    const why = ((e as Error).message.split("\n").filter((l) => l.trim() !== "").pop() ?? String(e)).trim().replace(/^\S+:\d+:\d+: /, "");
+    throw new GraphExportError(`these flags describe a graph that would not load: ${why}`, { cause: e });
+  }
 }
