@@ -97,12 +97,14 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
     task: values.task,
     progress: { tty: process.stderr.isTTY === true, write: (t) => process.stderr.write(t) },
     log: (line) => io.err(line),
+    beforeReveal: async (staging) => void (await writeGraph(staging, graph)),
   });
   checkTask(values.task, result.dir);
   const name = values.model_name ?? values.source_model!;
-  const graphWritten = await writeGraph(result.dir, graph);
+  // A fresh download already has it; a model that was there gets it rewritten only if it changed.
+  const graphWritten = !result.downloaded && (await writeGraph(result.dir, graph));
   const configWritten = await addServable(join(repository, "config.json"), name, result.dir);
-  if (graphWritten) io.err(`wrote ${join(result.dir, "graph.pbtxt")}`);
+  if (result.downloaded || graphWritten) io.err(`wrote ${join(result.dir, "graph.pbtxt")}`);
   if (configWritten) io.err(`added "${name}" to ${join(repository, "config.json")}`);
   if (values.pull) return { exit: 0 };
   const serve: Record<string, unknown> = { ...values, model_name: name, model_path: result.dir, model_repository_path: undefined };

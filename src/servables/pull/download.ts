@@ -8,7 +8,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -115,6 +115,8 @@ async function fetchInto(file: RemoteFile, part: string, opts: DownloadOptions):
     offset = 0;
   }
   const hash = startHash(file);
+  // An empty file (.gitkeep, __init__.py) needs no request.
+  if (file.size === 0) await writeFile(part, "");
   if (offset > 0) await feed(hash, part);
   if (offset < file.size) {
     let res: Response;

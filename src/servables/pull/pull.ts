@@ -35,6 +35,8 @@ export interface PullOptions {
   readonly concurrency?: number;
   readonly retries?: number;
   readonly retryDelayMs?: (attempt: number) => number;
+  /** Called with the complete staging folder just before it is renamed into place (to add graph.pbtxt). */
+  readonly beforeReveal?: (stagingDir: string) => Promise<void>;
   /** Free bytes where the model goes (tests replace it). */
   readonly freeBytes?: (path: string) => Promise<number>;
 }
@@ -112,11 +114,18 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
     progress.finish();
   }
 
-  // The model appears in one rename; a replaced copy is moved aside first and removed after.
+  // Files the caller adds (graph.pbtxt) go in before the model is revealed, so it never appears without them.
+  await opts.beforeReveal?.(staging);
+  // The model appears in one rename; a replaced copy is moved aside first (after any left by a killed replace) and removed after.
   const old = `${staging}.old`;
-  if (existsSync(dir)) await rename(dir, old);
-  await rename(staging, dir);
-  await rm(old, { recursive: true, force: true });
+  try {
+    await rm(old, { recursive: true, force: true });
+    if (existsSync(dir)) await rename(dir, old);
+    await rename(staging, dir);
+    await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    throw new PullError(`${opts.sourceModel} was downloaded to ${staging} but could not be moved to ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
   log(`${opts.sourceModel} is complete in ${dir}`);
   return { dir, downloaded: true, files: files.length, bytes: total };
 }

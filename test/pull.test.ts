@@ -1,0 +1,510 @@
+/**
+ * Pull mode end to end against a loopback Hugging Face Hub stand-in:
+ * pullModel (resumable, verified, atomic downloads) and the real CLI
+ * (`--source_model`, `--pull`, `--configure`, serving a pulled model).
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { createInterface } from "node:readline";
+import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
+import { CalculatorRegistry } from "../src/engine/registry.js";
+import { parseGraphText } from "../src/graph/load.js";
+import { PullError, pullModel, STAGING_SUFFIX, type PullOptions } from "../src/servables/pull/pull.js";
+import { startForwardProxy, startHubStandIn, type HubRequestRecord, type HubStandIn } from "./helpers/hub-stand-in.js";
+import { CLI, ROOT, call, eventually, tempDir } from "./server-helpers.js";
+
+// The environment of this process must not leak into the pulls (tokens, endpoints, proxies).
+for (const k of ["HF_TOKEN", "HF_ENDPOINT", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "OVMS_MODEL_REPOSITORY_PATH"]) delete process.env[k];
+
+const MB = 1024 * 1024;
+const BIG = "unet/extra.bin";
+const BIG_SIZE = 3 * MB;
+
+// Source folders, built once: the tiny SD model, and the same with a 3 MB LFS file to interrupt.
+let sources: Promise<{ small: string; big: string }> | undefined;
+function src(): Promise<{ small: string; big: string }> {
+  sources ??= (async () => {
+    const small = tempDir();
+    await makeTinyModel(small, { family: "sd", seed: 7 });
+    const big = tempDir();
+    cpSync(small, big, { recursive: true });
+    writeFileSync(join(big, BIG), randomBytes(BIG_SIZE));
+    return { small, big };
+  })();
+  return sources;
+}
+
+/** A fresh stand-in per test: its own request log and faults. */
+async function standIn(t: TestContext): Promise<HubStandIn> {
+  const hub = await startHubStandIn();
+  t.after(() => hub.close());
+  return hub;
+}
+
+/** Relative paths of every regular file under `dir` (hidden ones included). */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+/** Every file of `source` is in `dir`, byte for byte (and `dir` holds nothing else but `extra`). */
+function assertSameFiles(dir: string, source: string, extra: string[] = []): void {
+  const want = filesUnder(source);
+  assert.deepEqual(filesUnder(dir).filter((f) => !extra.includes(f)), want);
+  for (const f of want) assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(source, f))), `${f} is byte-identical`);
+}
+
+function mtimes(paths: string[]): Record<string, number> {
+  return Object.fromEntries(paths.map((p) => [p, statSync(p).mtimeMs]));
+}
+
+const fileParam = (r: HubRequestRecord) => new URL(r.url, "http://x").searchParams.get("path");
+/** CDN (LFS bytes) requests for `path`. */
+const cdnFor = (reqs: HubRequestRecord[], path: string) => reqs.filter((r) => r.url.startsWith("/cdn/") && fileParam(r) === path);
+/** Resolve requests for `path` (any repo). */
+const resolveFor = (reqs: HubRequestRecord[], path: string) => reqs.filter((r) => r.url.includes("/resolve/") && r.url.split("/resolve/")[1].replace(/^[^/]+\//, "") === path);
+const contentRequests = (reqs: HubRequestRecord[]) => reqs.filter((r) => r.url.includes("/resolve/") || r.url.startsWith("/cdn/"));
+
+const staging = (repo: string, org: string, name: string) => join(repo, org, `.${name}${STAGING_SUFFIX}`);
+
+function pull(hub: HubStandIn, repo: string, sourceModel: string, log: string[], over: Partial<PullOptions> = {}) {
+  return pullModel({ sourceModel, repositoryPath: repo, endpoint: hub.url, retryDelayMs: () => 10, log: (l) => log.push(l), ...over });
+}
+
+async function rejectsWith(p: Promise<unknown>, ...patterns: RegExp[]): Promise<string> {
+  let message = "";
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof PullError, `a PullError, got ${String(e)}`);
+    message = e.message;
+    for (const re of patterns) assert.match(e.message, re);
+    return true;
+  });
+  return message;
+}
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, maxBuffer: 64 * MB }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** The `graphserve: …` lines of stderr: exactly one, one line. */
+function oneReason(r: CliResult): string {
+  const lines = r.stderr.split("\n").filter((l) => l.startsWith("graphserve: "));
+  assert.equal(lines.length, 1, `one graphserve: line in ${JSON.stringify(r.stderr)}`);
+  return lines[0];
+}
+
+let registry: CalculatorRegistry | undefined;
+
+test("full pull: byte-identical files, no staging left; then the CLI --pull writes graph.pbtxt and config.json", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  const log: string[] = [];
+  const r = await pull(hub, repo, "org/tiny", log);
+  assert.equal(r.downloaded, true);
+  assert.equal(r.dir, join(repo, "org", "tiny"));
+  const want = filesUnder(small);
+  assert.equal(r.files, want.length);
+  assert.equal(r.bytes, want.reduce((n, f) => n + statSync(join(small, f)).size, 0));
+  assertSameFiles(r.dir, small);
+  assert.ok(!existsSync(staging(repo, "org", "tiny")), "no staging folder left");
+  assert.deepEqual(filesUnder(repo).filter((f) => f.endsWith(".part")), [], "no .part files");
+  assert.deepEqual(readdirSync(join(repo, "org")), ["tiny"], "nothing beside the model");
+  assert.ok(log.some((l) => /complete/.test(l)), "logged the completion");
+
+  const repo2 = tempDir();
+  const c = await cli(["--source_model", "org/tiny", "--model_repository_path", repo2, "--pull", "--default_resolution", "64x64", "--max_num_inference_steps", "8"], { HF_ENDPOINT: hub.url });
+  assert.equal(c.code, 0, c.stderr);
+  const dir = join(repo2, "org", "tiny");
+  assertSameFiles(dir, small, ["graph.pbtxt"]);
+  const graph = readFileSync(join(dir, "graph.pbtxt"), "utf8");
+  assert.match(graph, /calculator: "ImageGenCalculator"/);
+  assert.match(graph, /default_resolution: "64x64"/);
+  assert.match(graph, /max_num_inference_steps: 8\b/);
+  registry ??= await CalculatorRegistry.withBuiltins();
+  const doc = parseGraphText(graph, "graph.pbtxt", registry.schema);
+  assert.deepEqual(doc.warnings, [], "graph.pbtxt parses cleanly");
+  const config = JSON.parse(readFileSync(join(repo2, "config.json"), "utf8")) as { model_config_list: { config: { name: string; base_path: string } }[] };
+  assert.deepEqual(config.model_config_list.map((e) => e.config), [{ name: "org/tiny", base_path: "org/tiny" }]);
+});
+
+test("one command: --source_model pulls, serves and answers /v3/images/generations; SIGTERM exits 0", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  const proc = spawn(
+    process.execPath,
+    [CLI, "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_repository_path", repo, "--source_model", "org/tiny", "--task", "image_generation"],
+    { cwd: ROOT, env: { ...process.env, API_KEY: "", HF_ENDPOINT: hub.url }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  });
+  const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  let stderr = "";
+  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
+      if (m) resolve(m[1]);
+    });
+    void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
+  });
+  await eventually(async () => (await call(url, "GET", "/v2/health/ready")).status === 200, "the pulled model to load", 30_000);
+  const r = await call(url, "POST", "/v3/images/generations", { json: { model: "org/tiny", prompt: "x", num_inference_steps: 1, size: "64x64" } });
+  assert.equal(r.status, 200, r.text);
+  const png = Buffer.from((r.body as { data: { b64_json: string }[] }).data[0].b64_json, "base64");
+  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), "a PNG");
+  assert.equal(png.readUInt32BE(16), 64, "width");
+  assert.equal(png.readUInt32BE(20), 64, "height");
+  assert.ok(existsSync(join(repo, "org", "tiny", "graph.pbtxt")));
+  assert.ok(existsSync(join(repo, "config.json")));
+  proc.kill("SIGTERM");
+  assert.equal(await exit, 0, stderr);
+});
+
+test("interrupted pull: gives up naming the file, keeps the .part; the next pull resumes with Range", async (t) => {
+  const { big } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/big", big);
+  const repo = tempDir();
+  const dir = join(repo, "org", "big");
+  // 3 attempts (retries: 2), each cut after 512 KiB.
+  hub.fault({ path: BIG, kind: "cut", afterBytes: 512 * 1024, times: 3 });
+  const log: string[] = [];
+  await rejectsWith(pull(hub, repo, "org/big", log, { retries: 2 }), new RegExp(BIG.replace(".", "\\.")), /gave up/);
+  assert.ok(!existsSync(dir), "no model folder after a failed pull");
+  const part = join(staging(repo, "org", "big"), `${BIG}.part`);
+  assert.ok(existsSync(part), "the staging folder keeps the .part");
+  const partSize = statSync(part).size;
+  const firstRun = cdnFor(hub.requests, BIG);
+  assert.equal(firstRun.length, 3, "3 attempts");
+  const received = firstRun.reduce((n, r) => n + r.bytes, 0);
+  assert.equal(partSize, received, "the .part holds every byte received");
+  assert.ok(partSize > 0 && partSize < BIG_SIZE);
+  assert.equal(log.filter((l) => l.startsWith(`${BIG}:`) && /retry \d/.test(l)).length, 2, "two retries logged");
+
+  const seen = hub.requests.length;
+  const progress: string[] = [];
+  const r = await pull(hub, repo, "org/big", log, { progress: { tty: false, write: (s) => progress.push(s), everySeconds: 0 } });
+  assert.equal(r.downloaded, true);
+  assertSameFiles(dir, big);
+  assert.ok(!existsSync(staging(repo, "org", "big")));
+  const second = cdnFor(hub.requests.slice(seen), BIG);
+  assert.equal(second.length, 1);
+  assert.equal(second[0].range, `bytes=${partSize}-`, "resumed where the .part ended");
+  assert.equal(second[0].status, 206);
+  const total = cdnFor(hub.requests, BIG).reduce((n, x) => n + x.bytes, 0);
+  assert.equal(total, BIG_SIZE, "the file crossed the wire once in all, not twice");
+  const last = progress.at(-1)!;
+  assert.match(last, /100% /);
+  const m = /([\d.]+)\/([\d.]+) MB/.exec(last);
+  assert.ok(m && m[1] === m[2], `final progress counts the resumed bytes once: ${last}`);
+});
+
+test("a transient cut inside one pull is retried and resumed transparently", async (t) => {
+  const { big } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/big", big);
+  const repo = tempDir();
+  hub.fault({ path: BIG, kind: "cut", afterBytes: MB, times: 1 });
+  const log: string[] = [];
+  const r = await pull(hub, repo, "org/big", log);
+  assert.equal(r.downloaded, true);
+  assertSameFiles(r.dir, big);
+  assert.ok(log.some((l) => l.startsWith(`${BIG}:`) && /retry 1/.test(l)), log.join("\n"));
+  const reqs = cdnFor(hub.requests, BIG);
+  assert.equal(reqs.length, 2);
+  assert.equal(reqs[0].range, undefined);
+  assert.equal(reqs[1].range, `bytes=${MB}-`);
+  assert.equal(reqs.reduce((n, x) => n + x.bytes, 0), BIG_SIZE);
+});
+
+test("corrupted bytes are detected (sha256 for LFS, git oid otherwise) and fetched again", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const LFS = "text_encoder/model.onnx";
+  const PLAIN = "model_index.json";
+
+  await t.test("an LFS file", async () => {
+    const repo = tempDir();
+    const before = hub.requests.length;
+    hub.fault({ path: LFS, kind: "corrupt", times: 1 });
+    const log: string[] = [];
+    const r = await pull(hub, repo, "org/tiny", log);
+    assertSameFiles(r.dir, small);
+    assert.ok(log.some((l) => l.startsWith(`${LFS}:`) && /checksum/.test(l) && /retry 1/.test(l)), log.join("\n"));
+    const reqs = cdnFor(hub.requests.slice(before), LFS);
+    assert.equal(reqs.length, 2, "fetched twice");
+    assert.ok(reqs.every((x) => x.range === undefined), "the second fetch starts over");
+  });
+
+  await t.test("a plain (non-LFS) file", async () => {
+    const repo = tempDir();
+    const before = hub.requests.length;
+    hub.fault({ path: PLAIN, kind: "corrupt", times: 1 });
+    const log: string[] = [];
+    const r = await pull(hub, repo, "org/tiny", log);
+    assertSameFiles(r.dir, small);
+    assert.ok(log.some((l) => l.startsWith(`${PLAIN}:`) && /checksum/.test(l)), log.join("\n"));
+    assert.equal(resolveFor(hub.requests.slice(before), PLAIN).length, 2, "fetched twice");
+  });
+
+  await t.test("a corrupt .part left by an earlier run", async () => {
+    const repo = tempDir();
+    const stage = staging(repo, "org", "tiny");
+    mkdirSync(join(stage, "text_encoder"), { recursive: true });
+    writeFileSync(join(stage, `${LFS}.part`), randomBytes(1000));
+    const before = hub.requests.length;
+    const log: string[] = [];
+    const r = await pull(hub, repo, "org/tiny", log);
+    assertSameFiles(r.dir, small);
+    assert.ok(log.some((l) => l.startsWith(`${LFS}:`) && /checksum/.test(l)), log.join("\n"));
+    const reqs = cdnFor(hub.requests.slice(before), LFS);
+    assert.deepEqual(reqs.map((x) => x.range), ["bytes=1000-", undefined], "resumed, found corrupt, fetched whole");
+    assert.ok(!existsSync(stage));
+  });
+});
+
+test("gated repositories: no token, a refused token, the right token; the CLI says it in one line, exit 1", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/gated", small, { gated: { token: "hf_good" } });
+  await hub.addRepoFromFolder("org/private", small, { gated: { token: "hf_good", listing: true } });
+  const repo = tempDir();
+  const dir = join(repo, "org", "gated");
+
+  await rejectsWith(pull(hub, repo, "org/gated", []), /gated/, /HF_TOKEN/);
+  assert.ok(!existsSync(dir), "no model folder");
+  assert.deepEqual(filesUnder(staging(repo, "org", "gated")), [], "no file downloaded");
+  const refused = await rejectsWith(pull(hub, repo, "org/gated", [], { token: "hf_bad" }), /refused the token/);
+  assert.doesNotMatch(refused, /hf_bad/, "the token itself is not printed");
+  assert.ok(!existsSync(dir));
+  await rejectsWith(pull(hub, repo, "org/private", []), /gated or private/, /HF_TOKEN/);
+  await rejectsWith(pull(hub, repo, "org/private", [], { token: "hf_bad" }), /refused the token/);
+
+  const before = hub.requests.length;
+  const r = await pull(hub, repo, "org/gated", [], { token: "hf_good" });
+  assert.equal(r.downloaded, true);
+  assertSameFiles(dir, small);
+  const content = contentRequests(hub.requests.slice(before)).filter((x) => x.url.includes("/resolve/"));
+  assert.ok(content.length > 0 && content.every((x) => x.auth === "Bearer hf_good"), "the token is sent");
+
+  const repo2 = tempDir();
+  const c = await cli(["--source_model", "org/gated", "--model_repository_path", repo2, "--pull"], { HF_ENDPOINT: hub.url });
+  assert.equal(c.code, 1, c.stderr);
+  assert.match(oneReason(c), /^graphserve: .*gated.*HF_TOKEN/);
+  assert.ok(!existsSync(join(repo2, "org", "gated")));
+  const bad = await cli(["--source_model", "org/gated", "--model_repository_path", repo2, "--pull"], { HF_ENDPOINT: hub.url, HF_TOKEN: "hf_bad" });
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(oneReason(bad), /^graphserve: .*refused the token/);
+  const good = await cli(["--source_model", "org/gated", "--model_repository_path", repo2, "--pull"], { HF_ENDPOINT: hub.url, HF_TOKEN: "hf_good" });
+  assert.equal(good.code, 0, good.stderr);
+  assertSameFiles(join(repo2, "org", "gated"), small, ["graph.pbtxt"]);
+});
+
+test("a missing repository: PullError 'not found' (404); the CLI exits 1", async (t) => {
+  const hub = await standIn(t);
+  const repo = tempDir();
+  await rejectsWith(pull(hub, repo, "org/nope", []), /not found/, /404/);
+  assert.ok(!existsSync(join(repo, "org", "nope")));
+  const c = await cli(["--source_model", "org/nope", "--model_repository_path", repo, "--pull"], { HF_ENDPOINT: hub.url });
+  assert.equal(c.code, 1, c.stderr);
+  assert.match(oneReason(c), /not found.*404/);
+});
+
+test("repositories graphserve cannot serve are refused before any download", async (t) => {
+  const hub = await standIn(t);
+  hub.addRepo("org/llm", { files: { "config.json": "{}", "model.safetensors": randomBytes(2000), "tokenizer.json": "{}" } });
+  hub.addRepo("org/torch", {
+    files: {
+      "model_index.json": JSON.stringify({ _class_name: "StableDiffusionPipeline" }),
+      "unet/config.json": "{}",
+      "unet/diffusion_pytorch_model.safetensors": randomBytes(2000),
+      "vae/diffusion_pytorch_model.safetensors": randomBytes(2000),
+    },
+  });
+  const repo = tempDir();
+  await rejectsWith(pull(hub, repo, "org/llm", []), /not an image-generation model/);
+  await rejectsWith(pull(hub, repo, "org/torch", []), /optimum-cli/);
+  assert.deepEqual(contentRequests(hub.requests), [], "no file was requested");
+  assert.deepEqual(filesUnder(repo), []);
+  const c = await cli(["--source_model", "org/llm", "--model_repository_path", repo, "--pull"], { HF_ENDPOINT: hub.url });
+  assert.equal(c.code, 1, c.stderr);
+  assert.match(oneReason(c), /not an image-generation model/);
+});
+
+test("already downloaded: nothing requested, nothing touched; --overwrite_models downloads again", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  const dir = join(repo, "org", "tiny");
+  const flags = ["--source_model", "org/tiny", "--model_repository_path", repo, "--pull", "--default_resolution", "64x64", "--max_num_inference_steps", "8"];
+  const env = { HF_ENDPOINT: hub.url };
+  const first = await cli(flags, env);
+  assert.equal(first.code, 0, first.stderr);
+  const paths = [...filesUnder(dir).map((f) => join(dir, f)), join(repo, "config.json")];
+  const before = mtimes(paths);
+  const configText = readFileSync(join(repo, "config.json"), "utf8");
+  const seen = hub.requests.length;
+
+  const log: string[] = [];
+  const again = await pull(hub, repo, "org/tiny", log);
+  assert.equal(again.downloaded, false);
+  assert.equal(again.dir, dir);
+  assert.ok(log.some((l) => /already/.test(l)));
+  const second = await cli(flags, env);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(hub.requests.length, seen, "no request to the Hub at all");
+  assert.deepEqual(mtimes(paths), before, "no file changed");
+  assert.deepEqual(filesUnder(dir).map((f) => join(dir, f)).concat(join(repo, "config.json")), paths, "no file added");
+
+  const third = await cli([...flags, "--overwrite_models"], env);
+  assert.equal(third.code, 0, third.stderr);
+  assert.ok(contentRequests(hub.requests.slice(seen)).length > 0, "downloaded again");
+  assertSameFiles(dir, small, ["graph.pbtxt"]);
+  assert.match(readFileSync(join(dir, "graph.pbtxt"), "utf8"), /max_num_inference_steps: 8\b/);
+  assert.equal(readFileSync(join(repo, "config.json"), "utf8"), configText);
+  assert.deepEqual(readdirSync(join(repo, "org")), ["tiny"], "no staging or .old folder left");
+  assert.ok(statSync(join(dir, "model_index.json")).mtimeMs >= before[join(dir, "model_index.json")], "files are new copies");
+});
+
+test("--overwrite_models after a crash that left the old copy aside (.old) still replaces the model", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  const r = await pull(hub, repo, "org/tiny", []);
+  const old = `${staging(repo, "org", "tiny")}.old`;
+  mkdirSync(join(old, "unet"), { recursive: true });
+  writeFileSync(join(old, "unet", "model.onnx"), "left by an interrupted replace");
+  const again = await pull(hub, repo, "org/tiny", [], { overwrite: true });
+  assert.equal(again.downloaded, true);
+  assertSameFiles(r.dir, small);
+  assert.deepEqual(readdirSync(join(repo, "org")), ["tiny"]);
+});
+
+test("HTTP 5xx answers are retried; a file the Hub lists but cannot serve (404) fails the pull at once", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const LFS = "unet/model.onnx";
+  hub.fault({ path: LFS, kind: "status", status: 503, times: 2 });
+  const log: string[] = [];
+  const r = await pull(hub, tempDir(), "org/tiny", log);
+  assertSameFiles(r.dir, small);
+  assert.equal(log.filter((l) => l.startsWith(`${LFS}: HTTP 503; retry`)).length, 2, log.join("\n"));
+
+  hub.fault({ path: LFS, kind: "status", status: 404, times: 10 });
+  const repo = tempDir();
+  await rejectsWith(pull(hub, repo, "org/tiny", []), new RegExp(LFS.replace(".", "\\.") + ": 404"));
+  assert.equal(cdnFor(hub.requests, LFS).filter((x) => x.status === 404).length, 1, "not retried");
+  assert.ok(!existsSync(join(repo, "org", "tiny")));
+});
+
+test("not enough disk space: refused before downloading", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  await rejectsWith(pull(hub, repo, "org/tiny", [], { freeBytes: async () => 10 }), /not enough disk space/);
+  assert.deepEqual(contentRequests(hub.requests), []);
+  assert.deepEqual(filesUnder(repo), []);
+  assert.ok(!existsSync(join(repo, "org", "tiny")));
+});
+
+test("the CLI pulls through $https_proxy / $http_proxy", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const proxy = await startForwardProxy();
+  t.after(() => proxy.close());
+  const repo = tempDir();
+  const c = await cli(["--source_model", "org/tiny", "--model_repository_path", repo, "--pull"], { HF_ENDPOINT: hub.url, https_proxy: proxy.url, http_proxy: proxy.url });
+  assert.equal(c.code, 0, c.stderr);
+  assertSameFiles(join(repo, "org", "tiny"), small, ["graph.pbtxt"]);
+  const host = new URL(hub.url).host;
+  assert.ok(proxy.tunnels.includes(host) || proxy.seen.some((u) => u.startsWith(hub.url)), `the proxy carried the traffic: ${JSON.stringify({ tunnels: proxy.tunnels, seen: proxy.seen.length })}`);
+});
+
+test("--configure rewrites only graph.pbtxt; a folder without model_index.json exits 2", async () => {
+  const { small } = await src();
+  const dir = tempDir();
+  cpSync(small, dir, { recursive: true });
+  const files = filesUnder(dir).map((f) => join(dir, f));
+  const before = mtimes(files);
+  const c = await cli(["--configure", "--model_path", dir, "--resolution", "512x512"]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(readFileSync(join(dir, "graph.pbtxt"), "utf8"), /resolution: "512x512"/);
+  assert.deepEqual(mtimes(files), before, "nothing else touched");
+  assert.deepEqual(filesUnder(dir), [...filesUnder(small), "graph.pbtxt"].sort());
+
+  const empty = tempDir();
+  writeFileSync(join(empty, "config.json"), "{}");
+  const bad = await cli(["--configure", "--model_path", empty, "--resolution", "512x512"]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(oneReason(bad), /model_index\.json/);
+  assert.ok(!existsSync(join(empty, "graph.pbtxt")));
+});
+
+test("progress on a non-TTY stderr: periodic lines with % and files, ending at 100%", async (t) => {
+  const { big } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/big", big);
+  // Three cuts: the CLI's own retry delays (1 s, 2 s, 4 s) stretch the pull past the 5 s line interval.
+  hub.fault({ path: BIG, kind: "cut", afterBytes: 256 * 1024, times: 3 });
+  const repo = tempDir();
+  const c = await cli(["--source_model", "org/big", "--model_repository_path", repo, "--pull"], { HF_ENDPOINT: hub.url });
+  assert.equal(c.code, 0, c.stderr);
+  const lines = c.stderr.split("\n").filter((l) => /%/.test(l) && /files\)/.test(l));
+  assert.ok(lines.length >= 3, `periodic lines: ${JSON.stringify(lines)}`);
+  assert.ok(lines.every((l) => l.startsWith("org/big: ") && !l.includes("\r")));
+  const n = filesUnder(big).length;
+  assert.match(lines.at(-1)!, new RegExp(`^org/big: 100% .*\\(${n}/${n} files\\)$`));
+  assert.ok(lines.slice(0, -1).some((l) => !/^org\/big: 100%/.test(l)), "earlier lines show partial progress");
+  assertSameFiles(join(repo, "org", "big"), big, ["graph.pbtxt"]);
+});
+
+test("odd repositories: paginated listings, names that need URL encoding, an empty file", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  hub.pageSize = 3;
+  const files: Record<string, Uint8Array | string> = {};
+  for (const f of filesUnder(small)) files[f] = readFileSync(join(small, f));
+  files["tokenizer/added tokens+1%.json"] = "{}";
+  files["tokenizer/ünïcode.txt"] = "x";
+  hub.addRepo("org/odd", { files });
+
+  const repo = tempDir();
+  const r = await pull(hub, repo, "org/odd", []);
+  assert.equal(r.files, Object.keys(files).length, "every page of the listing was read");
+  for (const [f, data] of Object.entries(files)) assert.ok(readFileSync(join(r.dir, f)).equals(Buffer.from(data)), f);
+
+  await t.test("an empty file", async () => {
+    hub.addRepo("org/empty", { files: { ...files, "unet/.gitkeep": "" } });
+    const repo2 = tempDir();
+    const r2 = await pull(hub, repo2, "org/empty", []);
+    assert.equal(readFileSync(join(r2.dir, "unet/.gitkeep")).length, 0);
+  });
+});
