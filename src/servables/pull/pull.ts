@@ -142,12 +142,22 @@ async function listRepository(repo: string, hubUrl: string, token: string | unde
   const files: RemoteFile[] = [];
   try {
     for await (const e of listFiles({ repo: { type: "model", name: repo }, recursive: true, revision, hubUrl, fetch: fetchFn, ...(token !== undefined ? { accessToken: token as `hf_${string}` } : {}) })) {
-      if (e.type === "file") files.push(remoteFile(e));
+      if (e.type === "file") files.push(remoteFile({ ...e, path: safePath(repo, e.path) }));
     }
   } catch (e) {
+    if (e instanceof PullError) throw e;
     throw new PullError(explainHubError(repo, hubUrl, token, e), { cause: e });
   }
   return files;
+}
+
+/** Refuses listing paths that could land outside the model folder (`..`, absolute, backslashes, NUL). */
+function safePath(repo: string, path: string): string {
+  const parts = path.split("/");
+  if (path === "" || path.includes("\\") || path.includes("\0") || parts.some((p) => p === "" || p === "." || p === "..") || /^[A-Za-z]:/.test(path)) {
+    throw new PullError(`${repo}: the Hub listing names an unsafe path ${JSON.stringify(path)}; refusing to download`);
+  }
+  return path;
 }
 
 function remoteFile(e: ListFileEntry): RemoteFile {
