@@ -6,14 +6,15 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { parseGraphText } from "../src/graph/load.js";
 import { PullError, pullModel, STAGING_SUFFIX, type PullOptions } from "../src/servables/pull/pull.js";
+import { PARTS_DIR } from "../src/servables/pull/download.js";
 import { startForwardProxy, startHubStandIn, type HubRequestRecord, type HubStandIn } from "./helpers/hub-stand-in.js";
 import { CLI, ROOT, call, eventually, tempDir } from "./server-helpers.js";
 
@@ -112,6 +113,12 @@ function oneReason(r: CliResult): string {
 
 let registry: CalculatorRegistry | undefined;
 
+
+/** Where the downloader keeps a file's partial bytes inside a staging folder. */
+function partFile(stage: string, path: string): string {
+  return join(stage, PARTS_DIR, createHash("sha1").update(path).digest("hex"));
+}
+
 test("full pull: byte-identical files, no staging left; then the CLI --pull writes graph.pbtxt and config.json", async (t) => {
   const { small } = await src();
   const hub = await standIn(t);
@@ -126,7 +133,7 @@ test("full pull: byte-identical files, no staging left; then the CLI --pull writ
   assert.equal(r.bytes, want.reduce((n, f) => n + statSync(join(small, f)).size, 0));
   assertSameFiles(r.dir, small);
   assert.ok(!existsSync(staging(repo, "org", "tiny")), "no staging folder left");
-  assert.deepEqual(filesUnder(repo).filter((f) => f.endsWith(".part")), [], "no .part files");
+  assert.deepEqual(filesUnder(repo).filter((f) => f.includes(PARTS_DIR)), [], "no part files left");
   assert.deepEqual(readdirSync(join(repo, "org")), ["tiny"], "nothing beside the model");
   assert.ok(log.some((l) => /complete/.test(l)), "logged the completion");
 
@@ -193,7 +200,7 @@ test("interrupted pull: gives up naming the file, keeps the .part; the next pull
   const log: string[] = [];
   await rejectsWith(pull(hub, repo, "org/big", log, { retries: 2 }), new RegExp(BIG.replace(".", "\\.")), /gave up/);
   assert.ok(!existsSync(dir), "no model folder after a failed pull");
-  const part = join(staging(repo, "org", "big"), `${BIG}.part`);
+  const part = partFile(staging(repo, "org", "big"), BIG);
   assert.ok(existsSync(part), "the staging folder keeps the .part");
   const partSize = statSync(part).size;
   const firstRun = cdnFor(hub.requests, BIG);
@@ -274,7 +281,8 @@ test("corrupted bytes are detected (sha256 for LFS, git oid otherwise) and fetch
     const repo = tempDir();
     const stage = staging(repo, "org", "tiny");
     mkdirSync(join(stage, "text_encoder"), { recursive: true });
-    writeFileSync(join(stage, `${LFS}.part`), randomBytes(1000));
+    mkdirSync(dirname(partFile(stage, LFS)), { recursive: true });
+    writeFileSync(partFile(stage, LFS), randomBytes(1000));
     const before = hub.requests.length;
     const log: string[] = [];
     const r = await pull(hub, repo, "org/tiny", log);
@@ -506,5 +514,97 @@ test("odd repositories: paginated listings, names that need URL encoding, an emp
     const repo2 = tempDir();
     const r2 = await pull(hub, repo2, "org/empty", []);
     assert.equal(readFileSync(join(r2.dir, "unet/.gitkeep")).length, 0);
+  });
+});
+
+test("review regressions: unsafe listing paths, colliding part names, one pull per model, fatal errors stop the rest, leftovers", async (t) => {
+  const { small } = await src();
+
+  await t.test("a listing path that would escape the model folder is refused before anything is written", async () => {
+    const { createServer } = await import("node:http");
+    const victim = join(tempDir(), "victim.txt");
+    writeFileSync(victim, "keep me");
+    const server = createServer((req, res) => {
+      if (req.url?.startsWith("/api/models/org/evil/tree/")) {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify([
+          { type: "file", path: "model_index.json", size: 2, oid: "x" },
+          { type: "file", path: "unet/model.onnx", size: 2, oid: "x" },
+          { type: "file", path: `../../../../../../../../..${victim}`, size: 5, oid: "x" },
+        ]));
+      } else res.writeHead(500).end("no");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    t.after(() => server.close());
+    const repo = tempDir();
+    await rejectsWith(pullModel({ sourceModel: "org/evil", repositoryPath: repo, endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}` }), /unsafe path/);
+    assert.equal(readFileSync(victim, "utf8"), "keep me");
+    assert.deepEqual(filesUnder(repo), []);
+  });
+
+  await t.test("a repository holding both x.bin and x.bin.part gets both", async () => {
+    const hub = await standIn(t);
+    hub.addRepo("org/parts", { files: { "model_index.json": "{}", "unet/model.onnx": "onnx", "x.bin": randomBytes(5000), "x.bin.part": randomBytes(3000) } });
+    const repo = tempDir();
+    const r = await pull(hub, repo, "org/parts", []);
+    assert.deepEqual(filesUnder(r.dir), ["model_index.json", "unet/model.onnx", "x.bin", "x.bin.part"]);
+  });
+
+  await t.test("a second pull of the same model at the same time is refused, naming the first", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    const [a, b] = await Promise.allSettled([pull(hub, repo, "org/tiny", []), pull(hub, repo, "org/tiny", [])]);
+    const outcomes = [a, b].map((o) => o.status);
+    assert.deepEqual(outcomes.sort(), ["fulfilled", "rejected"]);
+    const failed = [a, b].find((o): o is PromiseRejectedResult => o.status === "rejected")!;
+    assert.match((failed.reason as Error).message, /is being pulled by another process \(pid \d+\)/);
+    assertSameFiles(join(repo, "org", "tiny"), small);
+    assert.ok(!existsSync(`${staging(repo, "org", "tiny")}.lock`), "the lock is released");
+  });
+
+  await t.test("a fatal error (404) stops the other transfers instead of waiting out their retries", async () => {
+    const hub = await standIn(t);
+    hub.addRepo("org/half", { files: { "model_index.json": "{}", "unet/model.onnx": "onnx", "a.bin": randomBytes(2000), "b.bin": randomBytes(2000) } });
+    hub.fault({ path: "a.bin", kind: "status", status: 404, times: 99 });
+    hub.fault({ path: "b.bin", kind: "status", status: 503, times: 99 });
+    const started = performance.now();
+    await rejectsWith(pull(hub, tempDir(), "org/half", [], { retryDelayMs: () => 5000, concurrency: 4 }), /a\.bin: 404/);
+    assert.ok(performance.now() - started < 3000, `took ${Math.round(performance.now() - started)} ms`);
+  });
+
+  await t.test("files an earlier run fetched that the repository no longer lists stay out of the model", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    const stage = staging(repo, "org", "tiny");
+    mkdirSync(stage, { recursive: true });
+    writeFileSync(join(stage, "removed-upstream.bin"), "old");
+    const r = await pull(hub, repo, "org/tiny", []);
+    assertSameFiles(r.dir, small);
+  });
+
+  await t.test("a model already there wins over an unfinished replacement, without asking the Hub", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    await pull(hub, repo, "org/tiny", []);
+    mkdirSync(staging(repo, "org", "tiny"), { recursive: true });
+    const log: string[] = [];
+    const r = await pullModel({ sourceModel: "org/tiny", repositoryPath: repo, endpoint: "http://127.0.0.1:9", log: (l) => log.push(l) });
+    assert.equal(r.downloaded, false);
+    assert.match(log.join("\n"), /unfinished replacement is kept/);
+  });
+
+  await t.test("a replace killed between its renames: the previous copy is put back", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    const r = await pull(hub, repo, "org/tiny", []);
+    const { renameSync } = await import("node:fs");
+    renameSync(r.dir, `${staging(repo, "org", "tiny")}.old`);
+    const again = await pullModel({ sourceModel: "org/tiny", repositoryPath: repo, endpoint: "http://127.0.0.1:9" });
+    assert.equal(again.downloaded, false);
+    assertSameFiles(r.dir, small);
   });
 });

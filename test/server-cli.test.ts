@@ -45,6 +45,9 @@ test("bad server command lines exit 2 with a one-line reason", async () => {
     [["--rest_port", "0", ...single, "--task", "image_generation"], /--task applies only with --source_model or --configure/],
     [["--rest_port", "0", ...single, "--pull"], /--pull applies only with --source_model or --configure/],
     [["--configure", "--task", "image_generation"], /--configure needs --model_path/],
+    [["--configure", "--model_path", ECHO_GRAPH_DIR, "--overwrite_models"], /--configure excludes --overwrite_models/],
+    // Serving flags are checked before any download (the Hub here is unreachable, so reaching it would fail otherwise).
+    [["--rest_port", "abc", "--source_model", "org/x", "--model_repository_path", "/tmp/graphserve-never"], /--rest_port must be an integer/],
     [["--rest_port", "0", ...single, "--bogus"], /Unknown option '--bogus'/],
     [["--rest_port", "0", ...single, "--rest_workers", "-2"], /argument is ambiguous/],
     [["graph", "check", "--rest_port", "1", "graphs/echo/graph.pbtxt"], /--rest_port is a server option/],

@@ -87,7 +87,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l: string): void; err(l: string): void }): Promise<number> {
   // --source_model / --configure run first: download, write graph.pbtxt and config.json, maybe exit.
-  const step = await pullStep(values, io);
+  // Serving flags are checked before a download starts, not after it.
+  const step = await pullStep(values, io, (flags) => serveOptionsFrom({ ...flags, calculators_dir: values.calculators_dir }));
   if ("exit" in step) return step.exit;
   let opts;
   try {

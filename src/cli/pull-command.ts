@@ -13,6 +13,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { checkExportedGraph, GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
 import { modelDir, PullError, pullModel } from "../servables/pull/pull.js";
+import { ConfigError, parseConfigText } from "../servables/config.js";
 import { addServable } from "../servables/repository-config.js";
 import { FlagError, type ServerFlagValues } from "../server/flags.js";
 
@@ -53,17 +54,22 @@ export interface Io {
 export type PullOutcome = { readonly exit: number } | { readonly serve: ServerFlagValues };
 
 /** Runs the pull or configure step when its flags are present; otherwise passes the flags through. */
-export async function pullStep(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv = process.env): Promise<PullOutcome> {
+export async function pullStep(values: ServerFlagValues, io: Io, checkServing?: (flags: ServerFlagValues) => void, env: NodeJS.ProcessEnv = process.env): Promise<PullOutcome> {
   try {
     if (values.configure) return { exit: await configure(values, io) };
-    if (values.source_model !== undefined) return await pullAndPrepare(values, io, env);
+    if (values.source_model !== undefined) return await pullAndPrepare(values, io, env, checkServing);
     const stray = PULL_ONLY.find((f) => values[f] !== undefined);
     if (stray !== undefined) throw new FlagError(`--${stray} applies only with --source_model or --configure`);
     return { serve: values };
   } catch (e) {
-    if (e instanceof FlagError || e instanceof PullError || e instanceof GraphExportError) {
+    if (e instanceof FlagError || e instanceof GraphExportError) {
       io.err(`graphserve: ${e.message}`);
-      return { exit: e instanceof PullError ? 1 : 2 };
+      return { exit: 2 };
+    }
+    // What the machine refuses (a bad config.json, a path that is a file, no permission) is said in one line too.
+    if (e instanceof PullError || e instanceof ConfigError || typeof (e as NodeJS.ErrnoException).code === "string") {
+      io.err(`graphserve: ${(e as Error).message}`);
+      return { exit: 1 };
     }
     throw e;
   }
@@ -71,14 +77,15 @@ export async function pullStep(values: ServerFlagValues, io: Io, env: NodeJS.Pro
 
 async function configure(values: ServerFlagValues, io: Io): Promise<number> {
   if (values.model_path === undefined) throw new FlagError("--configure needs --model_path (the model folder whose graph.pbtxt to write)");
-  if (values.source_model !== undefined || values.pull) throw new FlagError("--configure excludes --source_model and --pull");
+  const pullOnly = (["source_model", "pull", "overwrite_models", "model_repository_path", "config_path"] as const).find((f) => values[f] !== undefined);
+  if (pullOnly !== undefined) throw new FlagError(`--configure excludes --${pullOnly}: it only rewrites --model_path's graph.pbtxt`);
   checkTask(values.task, values.model_path);
   const written = await writeGraph(values.model_path, await exportedGraph(values));
   io.out(`${written ? "wrote" : "unchanged:"} ${join(values.model_path, "graph.pbtxt")}`);
   return 0;
 }
 
-async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv): Promise<PullOutcome> {
+async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv, checkServing: ((flags: ServerFlagValues) => void) | undefined): Promise<PullOutcome> {
   const repository = values.model_repository_path ?? (env.OVMS_MODEL_REPOSITORY_PATH || undefined);
   if (repository === undefined) throw new FlagError("--source_model needs --model_repository_path (or OVMS_MODEL_REPOSITORY_PATH): where the model is stored");
   if (values.model_path !== undefined || values.config_path !== undefined) throw new FlagError("--source_model excludes --model_path and --config_path");
@@ -90,6 +97,13 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
     throw new FlagError((e as Error).message);
   }
   const graph = await exportedGraph(values);
+  const name = values.model_name ?? values.source_model!;
+  const configPath = join(repository, "config.json");
+  // Whatever would stop the server or the config update afterwards is found before the download.
+  if (!values.pull) checkServing?.(servingFlags(values, name, modelDir(repository, values.source_model!)));
+  await readFile(configPath, "utf8").then((text) => parseConfigText(text, configPath), (e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
   const result = await pullModel({
     sourceModel: values.source_model!,
     repositoryPath: repository,
@@ -100,16 +114,20 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
     beforeReveal: async (staging) => void (await writeGraph(staging, graph)),
   });
   checkTask(values.task, result.dir);
-  const name = values.model_name ?? values.source_model!;
   // A fresh download already has it; a model that was there gets it rewritten only if it changed.
   const graphWritten = !result.downloaded && (await writeGraph(result.dir, graph));
-  const configWritten = await addServable(join(repository, "config.json"), name, result.dir);
+  const configWritten = await addServable(configPath, name, result.dir);
   if (result.downloaded || graphWritten) io.err(`wrote ${join(result.dir, "graph.pbtxt")}`);
-  if (configWritten) io.err(`added "${name}" to ${join(repository, "config.json")}`);
+  if (configWritten) io.err(`added "${name}" to ${configPath}`);
   if (values.pull) return { exit: 0 };
-  const serve: Record<string, unknown> = { ...values, model_name: name, model_path: result.dir, model_repository_path: undefined };
+  return { serve: servingFlags(values, name, result.dir) };
+}
+
+/** The flags that serve the pulled model: single-servable mode, pull flags removed. */
+function servingFlags(values: ServerFlagValues, name: string, dir: string): ServerFlagValues {
+  const serve: Record<string, unknown> = { ...values, model_name: name, model_path: dir, model_repository_path: undefined };
   for (const f of PULL_ONLY) delete serve[f];
-  return { serve: serve as ServerFlagValues };
+  return serve as ServerFlagValues;
 }
 
 /** The graph.pbtxt the export flags describe, read back and validated as a servable would load it. */

@@ -1,15 +1,16 @@
 /**
  * Downloads a repository's files into a staging folder: several at once,
- * each resumable (bytes land in `<file>.part` and a retry or a later run
- * continues with a Range request), each verified against what the Hub
- * publishes (sha256 and size for LFS files, the git blob id for the rest)
- * before it takes its final name. A corrupt file is fetched again from
- * scratch; a line that keeps failing gives up with the file named.
+ * each resumable (bytes land in a part file under `PARTS_DIR`, and a retry
+ * or a later run continues with a Range request), each verified against
+ * what the Hub publishes (sha256 and size for LFS files, the git blob id for
+ * the rest) before it takes its final name. A corrupt file is fetched again
+ * from scratch; a line that keeps failing gives up with the file named; the
+ * first failure that retrying cannot fix stops every other transfer.
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -24,6 +25,12 @@ export interface RemoteFile {
   readonly gitOid?: string;
 }
 
+/**
+ * Part files live here, named by a hash of their path, so they can never
+ * collide with a file of the repository (`x.bin` beside `x.bin.part`).
+ */
+export const PARTS_DIR = ".graphserve-parts";
+
 export interface DownloadOptions {
   readonly fetch: typeof fetch;
   /** The URL of a file's content (the Hub's resolve URL). */
@@ -35,8 +42,11 @@ export interface DownloadOptions {
   readonly retries?: number;
   /** Wait before retry `attempt` (1-based), in ms (default 1 s doubling to 15 s). */
   readonly retryDelayMs?: (attempt: number) => number;
-  /** Told of every byte that reaches the disk (negative when a corrupt file is thrown away). */
-  onBytes?(delta: number): void;
+  /**
+   * Told of bytes on disk: fetched now, or `resumed` from an earlier run;
+   * negative when bytes are thrown away (a corrupt file, a broken write).
+   */
+  onBytes?(delta: number, resumed?: boolean): void;
   /** Told when a file is complete and verified. */
   onFile?(file: RemoteFile, fetched: boolean): void;
   /** Told of every retry, with its reason. */
@@ -56,36 +66,50 @@ export class DownloadError extends Error {
 class TransientError extends Error {}
 
 export async function downloadFiles(files: readonly RemoteFile[], dir: string, opts: DownloadOptions): Promise<void> {
+  const root = resolve(dir);
+  for (const f of files) {
+    const target = resolve(root, f.path);
+    if (!target.startsWith(root + sep) || f.path.split("/")[0] === PARTS_DIR) throw new DownloadError(`${f.path}: the path would land outside the model folder`);
+  }
+  // The first failure retrying cannot fix aborts the other transfers (and their retry waits).
+  const stop = new AbortController();
+  const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
+  const run = { ...opts, signal };
   const queue = [...files];
-  const workers = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, queue.length)) }, async () => {
-    for (let f = queue.shift(); f !== undefined; f = queue.shift()) await downloadFile(f, dir, opts);
-  });
-  // One failure stops the others from taking more files; those in flight finish their attempt.
-  const results = await Promise.allSettled(workers.map((w) => w.catch((e: unknown) => {
-    queue.length = 0;
-    throw e;
-  })));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
+  let failure: unknown;
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, queue.length)) }, async () => {
+      try {
+        for (let f = queue.shift(); f !== undefined && failure === undefined; f = queue.shift()) await downloadFile(f, root, run);
+      } catch (e) {
+        if (failure === undefined) {
+          failure = e;
+          stop.abort(e);
+        }
+      }
+    }),
+  );
+  if (failure !== undefined) throw failure;
+  await rm(join(root, PARTS_DIR), { recursive: true, force: true });
 }
 
 async function downloadFile(file: RemoteFile, dir: string, opts: DownloadOptions): Promise<void> {
   const final = join(dir, file.path);
-  const part = `${final}.part`;
+  const part = join(dir, PARTS_DIR, createHash("sha1").update(file.path).digest("hex"));
   await mkdir(dirname(final), { recursive: true });
+  await mkdir(dirname(part), { recursive: true });
   // A complete file from an earlier run is kept if it still verifies.
   const existing = await sizeOf(final);
   if (existing !== undefined) {
-    if (existing === file.size && (await verify(file, await hashFile(file, final)))) {
-      opts.onBytes?.(file.size);
+    if (existing === file.size && verify(file, await hashFile(file, final))) {
+      opts.onBytes?.(file.size, true);
       opts.onFile?.(file, false);
       return;
     }
     await rm(final, { force: true });
   }
-  // Bytes an interrupted run left in the .part file count as done (a discard takes them back).
   const resumed = (await sizeOf(part)) ?? 0;
-  if (resumed > 0) opts.onBytes?.(resumed);
+  if (resumed > 0) opts.onBytes?.(resumed, true);
   const retries = opts.retries ?? 5;
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
@@ -114,7 +138,7 @@ async function fetchInto(file: RemoteFile, part: string, opts: DownloadOptions):
     await discard(part, offset, opts);
     offset = 0;
   }
-  const hash = startHash(file);
+  let hash = startHash(file);
   // An empty file (.gitkeep, __init__.py) needs no request.
   if (file.size === 0) await writeFile(part, "");
   if (offset > 0) await feed(hash, part);
@@ -130,29 +154,24 @@ async function fetchInto(file: RemoteFile, part: string, opts: DownloadOptions):
       if (opts.signal?.aborted) throw e;
       throw new TransientError(`request failed (${reason(e)})`, { cause: e });
     }
+    const refuse = async (e: Error) => {
+      await res.body?.cancel().catch(() => undefined);
+      throw e;
+    };
     if (res.status === 416 && offset > 0) {
       // The server will not continue from there: start over.
-      await res.body?.cancel();
       await discard(part, offset, opts);
-      throw new TransientError("the server refused to resume (416)");
+      await refuse(new TransientError("the server refused to resume (416)"));
     }
-    if (res.status === 401 || res.status === 403 || res.status === 404) {
-      await res.body?.cancel();
-      throw new DownloadError(`${file.path}: ${res.status} ${res.statusText}`, res.status);
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.body?.cancel();
-      throw new TransientError(`HTTP ${res.status}`);
-    }
+    if (res.status === 401 || res.status === 403 || res.status === 404) await refuse(new DownloadError(`${file.path}: ${res.status} ${res.statusText}`, res.status));
+    if (res.status !== 200 && res.status !== 206) await refuse(new TransientError(`HTTP ${res.status}`));
     if (res.status === 200 && offset > 0) {
-      // The server ignored the Range header: the body is the whole file.
+      // The server ignored the Range header: this body is the whole file, so it replaces the part.
       await discard(part, offset, opts);
-      return fetchInto(file, part, opts);
-    }
-    if (res.status === 206 && !contentRangeStartsAt(res.headers.get("content-range"), offset)) {
-      await res.body?.cancel();
+      hash = startHash(file);
+    } else if (res.status === 206 && !contentRangeStartsAt(res.headers.get("content-range"), offset)) {
       await discard(part, offset, opts);
-      throw new TransientError(`the server resumed at the wrong offset (${res.headers.get("content-range")})`);
+      await refuse(new TransientError(`the server resumed at the wrong offset (${res.headers.get("content-range")})`));
     }
     await append(res, part, hash, file, opts);
   }
@@ -165,9 +184,12 @@ async function fetchInto(file: RemoteFile, part: string, opts: DownloadOptions):
 
 async function append(res: Response, part: string, hash: Hash, file: RemoteFile, opts: DownloadOptions): Promise<void> {
   if (res.body === null) throw new TransientError("empty response body");
+  const before = (await sizeOf(part)) ?? 0;
+  let counted = 0;
   const count = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
+      counted += chunk.length;
       opts.onBytes?.(chunk.length);
       cb(null, chunk);
     },
@@ -175,11 +197,14 @@ async function append(res: Response, part: string, hash: Hash, file: RemoteFile,
   try {
     await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), count, createWriteStream(part, { flags: "a" }));
   } catch (e) {
+    // Bytes counted but never written (in flight when it broke) are taken back, so progress matches the disk.
+    const written = ((await sizeOf(part)) ?? before) - before;
+    if (written < counted) opts.onBytes?.(written - counted);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOSPC") throw new DownloadError(`no space left on the device while writing ${file.path}`, undefined, { cause: e });
     if (code === "EACCES" || code === "EROFS" || code === "EPERM") throw new DownloadError(`cannot write ${part} (${code})`, undefined, { cause: e });
     if (opts.signal?.aborted) throw e;
-    // The bytes that did arrive stay in the .part file: the next attempt resumes after them.
+    // The bytes that did arrive stay in the part file; the next attempt hashes them again and resumes after them.
     throw new TransientError(`connection broke (${reason(e)})`, { cause: e });
   }
 }

@@ -13,7 +13,8 @@ export interface ProgressOptions {
 }
 
 export interface Progress {
-  bytes(delta: number): void;
+  /** Bytes now on disk; `resumed` ones (from an earlier run) count toward the total but not the rate. */
+  bytes(delta: number, resumed?: boolean): void;
   fileDone(): void;
   /** Prints the final state (and ends the redrawn line). */
   finish(): void;
@@ -26,13 +27,14 @@ export function createProgress(label: string, totalBytes: number, totalFiles: nu
   const now = opts.now ?? (() => performance.now());
   const started = now();
   let done = 0;
+  let resumedBytes = 0;
   let files = 0;
   let last = -Infinity;
   const interval = opts.tty ? 100 : (opts.everySeconds ?? 5) * 1000;
 
   const line = (): string => {
     const seconds = Math.max(0.001, (now() - started) / 1000);
-    const rate = done / seconds;
+    const rate = Math.max(0, done - resumedBytes) / seconds;
     const pct = totalBytes > 0 ? Math.min(100, (100 * done) / totalBytes) : 100;
     const eta = rate > 0 && done < totalBytes ? ` ETA ${Math.ceil((totalBytes - done) / rate)} s` : "";
     const stats = `${pct.toFixed(0).padStart(3)}% ${mb(done)}/${mb(totalBytes)} MB ${mb(rate)} MB/s${eta} (${files}/${totalFiles} files)`;
@@ -43,13 +45,14 @@ export function createProgress(label: string, totalBytes: number, totalFiles: nu
   };
   const tick = (force = false) => {
     const t = now();
-    if (!force && t - last < interval) return;
+    if (!force && (t - last < interval || done === 0)) return;
     last = t;
     opts.write(line());
   };
   return {
-    bytes(delta) {
+    bytes(delta, resumed = false) {
       done += delta;
+      if (resumed) resumedBytes += delta;
       tick();
     },
     fileDone() {

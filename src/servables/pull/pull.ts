@@ -7,8 +7,8 @@
  * folder is renamed into place in one step once everything is there.
  */
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
 import { DownloadError, downloadFiles, type RemoteFile } from "./download.js";
@@ -76,9 +76,13 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
     throw new PullError(`--task ${opts.task} is not served by graphserve; it serves image_generation`);
   }
   const staging = join(dirname(dir), `.${basename(dir)}${STAGING_SUFFIX}`);
-  // Already there (and no download of it under way): local files are authoritative, as in OVMS.
-  if (!opts.overwrite && existsSync(dir) && !existsSync(staging)) {
-    log(`${opts.sourceModel} is already in ${dir}; not downloading (--overwrite_models downloads it again)`);
+  const old = `${staging}.old`;
+  // A replace killed between its two renames left the previous copy aside: put it back.
+  if (existsSync(old) && !existsSync(dir)) await rename(old, dir);
+  // Already there: local files are authoritative, as in OVMS (a replacement left half-done waits for --overwrite_models).
+  if (!opts.overwrite && existsSync(dir)) {
+    const pending = existsSync(staging) ? `; an unfinished replacement is kept in ${staging} for --overwrite_models` : "";
+    log(`${opts.sourceModel} is already in ${dir}; not downloading (--overwrite_models downloads it again)${pending}`);
     return { dir, downloaded: false, files: 0, bytes: 0 };
   }
 
@@ -94,7 +98,23 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
   // An interrupted pull already holds part of it.
   await checkDiskSpace(dirname(dir), Math.max(0, total - (await bytesUnder(staging))), opts.freeBytes ?? freeBytesAt);
 
-  log(`downloading ${opts.sourceModel} (${files.length} files, ${(total / 1024 ** 2).toFixed(1)} MB) from ${endpoint} into ${dir}`);
+  const unlock = await lock(staging, opts.sourceModel);
+  try {
+    log(`downloading ${opts.sourceModel} (${files.length} files, ${size(total)}) from ${endpoint} into ${dir}`);
+    await download(opts, files, staging, endpoint, token, revision, fetchFn, total, log);
+    // Files an earlier run fetched that the repository no longer lists stay out of the model.
+    await removeUnlisted(staging, files);
+    // Files the caller adds (graph.pbtxt) go in before the model is revealed, so it never appears without them.
+    await opts.beforeReveal?.(staging);
+    await reveal(opts.sourceModel, staging, dir, old);
+  } finally {
+    await unlock();
+  }
+  log(`${opts.sourceModel} is complete in ${dir}`);
+  return { dir, downloaded: true, files: files.length, bytes: total };
+}
+
+async function download(opts: PullOptions, files: RemoteFile[], staging: string, endpoint: string, token: string | undefined, revision: string, fetchFn: typeof fetch, total: number, log: (line: string) => void): Promise<void> {
   const progress = createProgress(opts.sourceModel, total, files.length, opts.progress ?? { tty: false, write: () => undefined });
   try {
     await downloadFiles(files, staging, {
@@ -104,7 +124,7 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
       concurrency: opts.concurrency,
       retries: opts.retries,
       retryDelayMs: opts.retryDelayMs,
-      onBytes: (d) => progress.bytes(d),
+      onBytes: (d, resumed) => progress.bytes(d, resumed),
       onFile: () => progress.fileDone(),
       onRetry: (f, attempt, why) => log(`${f.path}: ${why}; retry ${attempt}`),
     });
@@ -113,22 +133,63 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
   } finally {
     progress.finish();
   }
+}
 
-  // Files the caller adds (graph.pbtxt) go in before the model is revealed, so it never appears without them.
-  await opts.beforeReveal?.(staging);
-  // The model appears in one rename; a replaced copy is moved aside first (after any left by a killed replace) and removed after.
-  const old = `${staging}.old`;
+/** The model appears in one rename; a copy it replaces is moved aside first and removed after. */
+async function reveal(repo: string, staging: string, dir: string, old: string): Promise<void> {
   try {
     await rm(old, { recursive: true, force: true });
     if (existsSync(dir)) await rename(dir, old);
     await rename(staging, dir);
     await rm(old, { recursive: true, force: true });
   } catch (e) {
-    throw new PullError(`${opts.sourceModel} was downloaded to ${staging} but could not be moved to ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    throw new PullError(`${repo} was downloaded to ${staging} but could not be moved to ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
-  log(`${opts.sourceModel} is complete in ${dir}`);
-  return { dir, downloaded: true, files: files.length, bytes: total };
 }
+
+/**
+ * One pull per model at a time (replicas sharing a volume): a lock file
+ * beside the staging folder, holding the owner's pid; a lock whose process
+ * is gone is taken over.
+ */
+async function lock(staging: string, repo: string): Promise<() => Promise<void>> {
+  const file = `${staging}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: "wx" });
+      return () => rm(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const owner = Number(await readFile(file, "utf8").catch(() => ""));
+      if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+        throw new PullError(`${repo} is being pulled by another process (pid ${owner}); wait for it to finish, or remove ${file} if it is gone`);
+      }
+      await rm(file, { force: true });
+    }
+  }
+  throw new PullError(`${repo}: could not take the pull lock ${file}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function removeUnlisted(staging: string, files: readonly RemoteFile[]): Promise<void> {
+  const listed = new Set(files.map((f) => f.path));
+  const entries = await readdir(staging, { recursive: true, withFileTypes: true });
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const path = relative(staging, join(e.parentPath ?? (e as { path?: string }).path ?? staging, e.name)).split(sep).join("/");
+    if (!listed.has(path)) await rm(join(staging, path), { force: true });
+  }
+}
+
+const size = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GB` : `${(n / 1024 ** 2).toFixed(1)} MB`);
 
 /** fetch through $https_proxy / $http_proxy (Node's own fetch ignores them). */
 function proxyAwareFetch(): typeof fetch {
@@ -154,7 +215,11 @@ async function listRepository(repo: string, hubUrl: string, token: string | unde
 /** Refuses listing paths that could land outside the model folder (`..`, absolute, backslashes, NUL). */
 function safePath(repo: string, path: string): string {
   const parts = path.split("/");
-  if (path === "" || path.includes("\\") || path.includes("\0") || parts.some((p) => p === "" || p === "." || p === "..") || /^[A-Za-z]:/.test(path)) {
+  const unsafe = (p: string) =>
+    p === "" || p === "." || p === ".." || /[\x00-\x1f]/.test(p) ||
+    // Names Windows cannot hold, refused there (a model folder should move between machines, but Linux allows these).
+    (process.platform === "win32" && (/[<>:"|?*]/.test(p) || /[. ]$/.test(p) || /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(p)));
+  if (path === "" || path.includes("\\") || parts.some(unsafe) || /^[A-Za-z]:/.test(path)) {
     throw new PullError(`${repo}: the Hub listing names an unsafe path ${JSON.stringify(path)}; refusing to download`);
   }
   return path;
@@ -203,10 +268,7 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
 
 async function checkDiskSpace(path: string, needed: number, freeBytes: (path: string) => Promise<number>): Promise<void> {
   const free = await freeBytes(path);
-  if (free < needed) {
-    const gb = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GB`;
-    throw new PullError(`not enough disk space in ${path}: the model needs ${gb(needed)}, ${gb(free)} are free`);
-  }
+  if (free < needed) throw new PullError(`not enough disk space in ${path}: the model needs ${size(needed)}, ${size(free)} are free`);
 }
 
 async function bytesUnder(dir: string): Promise<number> {
