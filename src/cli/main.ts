@@ -15,6 +15,9 @@ const USAGE = `Usage:
   graphserve demo [server options]   serve a tiny built-in image model as "demo" (port 8000 by default;
                                      built once into ~/.cache/graphserve, or $GRAPHSERVE_DEMO_DIR)
 ${TINY_MODEL_USAGE}
+  graphserve bench --url URL --model NAME [...]      load-test a server speaking the OpenAI Images API (--help)
+  graphserve accuracy --url URL --model NAME --prompts FILE [...]
+                                     determinism, CLIP score, PSNR/SSIM over the API (--help)
 Options:
   --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
   --help                             show this help
@@ -33,6 +36,8 @@ function version(): string {
 export async function main(argv: readonly string[]): Promise<number> {
   const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
   if (argv[0] === "make-tiny-model") return makeTinyModelCommand(argv.slice(1), io);
+  // The client tools take their own flags; loaded on demand.
+  if (argv[0] === "accuracy") return (await import("../tools/accuracy/command.js")).accuracyCommand(argv.slice(1), io);
   let parsed;
   try {
     parsed = parseArgs({

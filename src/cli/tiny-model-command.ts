@@ -1,5 +1,5 @@
 /**
- * `graphserve make-tiny-model --out DIR [--family sd|sdxl] [--inpainting] [--seed N]`:
+ * `graphserve make-tiny-model --out DIR [--family sd|sdxl|clip] [--inpainting] [--seed N]`:
  * a complete, seeded, few-hundred-KB Optimum-layout ONNX model folder with a
  * graph.pbtxt beside it, so a servable can be tried and tested with nothing
  * downloaded. The pixels are noise; the files' names, dtypes and layouts are real.
@@ -8,10 +8,12 @@ import { existsSync, readdirSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { makeTinyClip } from "../backends/onnx/tiny/make-tiny-clip.js";
 import { makeTinyModel, type TinyFamily } from "../backends/onnx/tiny/make-tiny-model.js";
 
-export const TINY_MODEL_USAGE = `  graphserve make-tiny-model --out DIR [--family sd|sdxl] [--inpainting] [--seed N]
-                                     write a tiny seeded ONNX Stable Diffusion model and its graph.pbtxt`;
+export const TINY_MODEL_USAGE = `  graphserve make-tiny-model --out DIR [--family sd|sdxl|clip] [--inpainting] [--seed N]
+                                     write a tiny seeded ONNX Stable Diffusion model and its graph.pbtxt
+                                     (clip: a tiny CLIP for graphserve accuracy --clip)`;
 
 export interface TinyGraphSettings {
   readonly defaultResolution?: string;
@@ -67,8 +69,8 @@ export async function makeTinyModelCommand(argv: readonly string[], io: { out(l:
     io.err("graphserve make-tiny-model: --out DIR is required");
     return 2;
   }
-  if (values.family !== "sd" && values.family !== "sdxl") {
-    io.err(`graphserve make-tiny-model: --family must be sd or sdxl, not "${values.family}"`);
+  if (values.family !== "sd" && values.family !== "sdxl" && values.family !== "clip") {
+    io.err(`graphserve make-tiny-model: --family must be sd, sdxl or clip, not "${values.family}"`);
     return 2;
   }
   const seed = Number(values.seed);
@@ -81,6 +83,12 @@ export async function makeTinyModelCommand(argv: readonly string[], io: { out(l:
   if (existsSync(out) && readdirSync(out).length > 0) {
     io.err(`graphserve make-tiny-model: ${out} exists and is not empty`);
     return 1;
+  }
+  if (values.family === "clip") {
+    // A CLIP for `graphserve accuracy --clip`: text and vision towers, no graph (it is not served).
+    await makeTinyClip(out, { seed });
+    io.out(`wrote a tiny CLIP (seed ${seed}) to ${out}`);
+    return 0;
   }
   await makeTinyModel(out, { family: values.family as TinyFamily, inpainting: values.inpainting, seed });
   await writeFile(join(out, "graph.pbtxt"), tinyModelGraph());
