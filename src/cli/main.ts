@@ -37,6 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const io = { out: (l: string) => console.log(l), err: (l: string) => console.error(l) };
   if (argv[0] === "make-tiny-model") return makeTinyModelCommand(argv.slice(1), io);
   // The client tools take their own flags; loaded on demand.
+  if (argv[0] === "bench") return (await import("../tools/bench/command.js")).benchCommand(argv.slice(1), io);
   if (argv[0] === "accuracy") return (await import("../tools/accuracy/command.js")).accuracyCommand(argv.slice(1), io);
   let parsed;
   try {
