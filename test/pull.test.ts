@@ -206,7 +206,8 @@ test("interrupted pull: gives up naming the file, keeps the .part; the next pull
   const firstRun = cdnFor(hub.requests, BIG);
   assert.equal(firstRun.length, 3, "3 attempts");
   const received = firstRun.reduce((n, r) => n + r.bytes, 0);
-  assert.equal(partSize, received, "the .part holds every byte received");
+  // The socket is destroyed right after the last write, so a few of the bytes sent may never arrive; none is invented.
+  assert.ok(partSize > 0 && partSize <= received, `the part file holds what arrived (${partSize} of ${received} bytes sent)`);
   assert.ok(partSize > 0 && partSize < BIG_SIZE);
   assert.equal(log.filter((l) => l.startsWith(`${BIG}:`) && /retry \d/.test(l)).length, 2, "two retries logged");
 
@@ -221,7 +222,8 @@ test("interrupted pull: gives up naming the file, keeps the .part; the next pull
   assert.equal(second[0].range, `bytes=${partSize}-`, "resumed where the .part ended");
   assert.equal(second[0].status, 206);
   const total = cdnFor(hub.requests, BIG).reduce((n, x) => n + x.bytes, 0);
-  assert.equal(total, BIG_SIZE, "the file crossed the wire once in all, not twice");
+  // Once in all, not twice: only bytes lost in the cut connections are sent again.
+  assert.ok(total >= BIG_SIZE && total <= BIG_SIZE + (received - partSize), `${total} bytes sent for a ${BIG_SIZE}-byte file`);
   const last = progress.at(-1)!;
   assert.match(last, /100% /);
   const m = /([\d.]+)\/([\d.]+) MB/.exec(last);
@@ -242,8 +244,10 @@ test("a transient cut inside one pull is retried and resumed transparently", asy
   const reqs = cdnFor(hub.requests, BIG);
   assert.equal(reqs.length, 2);
   assert.equal(reqs[0].range, undefined);
-  assert.equal(reqs[1].range, `bytes=${MB}-`);
-  assert.equal(reqs.reduce((n, x) => n + x.bytes, 0), BIG_SIZE);
+  // Resumed where the first transfer broke: at most the bytes it sent (a cut may lose a few in flight).
+  const resumedAt = Number(/^bytes=(\d+)-$/.exec(reqs[1].range ?? "")?.[1]);
+  assert.ok(resumedAt > 0 && resumedAt <= MB, `resumed at ${reqs[1].range}`);
+  assert.equal(reqs[1].bytes, BIG_SIZE - resumedAt);
 });
 
 test("corrupted bytes are detected (sha256 for LFS, git oid otherwise) and fetched again", async (t) => {
