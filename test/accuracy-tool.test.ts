@@ -378,6 +378,7 @@ describe("graphserve accuracy", () => {
       [["--url", fake.url, "--model", "m", "--prompts", empty], /no prompts/],
       [[...ok, "--clip", join(notClip, "nope")], /--clip .*not a directory/],
       [[...ok, "--clip", notClip], /preprocessor_config\.json/],
+      [[...ok, "--timeout", "3000000"], /--timeout must be at most 2147483 s/],
       [[...ok, "--reference", join(notClip, "nope")], /--reference .*not a directory/],
     ];
     const n0 = fake.seen.length;
@@ -407,3 +408,34 @@ describe("graphserve accuracy", () => {
 });
 
 
+
+describe("review regressions", () => {
+  it("an answer cut off mid-body is that prompt's error (exit 1), not a local failure (exit 2)", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+      res.write('{"data":[{"b64_json":"iVBOR');
+      setTimeout(() => res.destroy(), 20);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    after(() => server.close());
+    const prompts = join(tempDir(), "p.txt");
+    await writeFile(prompts, "a cat\n");
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await accuracyCommand(["--url", `http://127.0.0.1:${(server.address() as AddressInfo).port}`, "--model", "m", "--prompts", prompts], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    assert.equal(code, 1, err.join("\n"));
+    assert.match(out.join("\n"), /request failed/);
+  });
+
+  it("a corrupt local reference is a local error (exit 2), not a determinism failure of the server", async () => {
+    const server = await startImageServer("acc-ref-review");
+    const prompts = join(tempDir(), "p.txt");
+    await writeFile(prompts, "a cat\n");
+    const refs = tempDir();
+    await writeFile(join(refs, "0.png"), "not a png");
+    const err: string[] = [];
+    const code = await accuracyCommand(["--url", server.url, "--model", "acc-ref-review", "--prompts", prompts, "--size", "64x64", "--steps", "1", "--reference", refs], { out: () => undefined, err: (l) => err.push(l) });
+    assert.equal(code, 2);
+    assert.match(err.at(-1)!, /reference .*0\.png/);
+  });
+});

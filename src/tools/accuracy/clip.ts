@@ -46,6 +46,7 @@ export function preprocessingFrom(cfg: PreprocessorConfig, path = "preprocessor_
     }
     return [v[0], v[1], v[2]];
   };
+  // An exact {height, width} size (no shortest_edge) is approximated by its shorter side; CLIP checkpoints use shortest_edge.
   const sizeOf = (v: PreprocessorConfig["size"]): number | undefined =>
     typeof v === "number" ? v : v?.shortest_edge ?? (v?.height !== undefined && v.width !== undefined ? Math.min(v.height, v.width) : undefined);
   const crop = cfg.crop_size;
@@ -72,8 +73,10 @@ export async function clipPixels(image: Uint8Array, pre: ClipPreprocessing): Pro
   const w0 = meta.width!;
   const h0 = meta.height!;
   const scale = pre.shortestEdge / Math.min(w0, h0);
-  const w1 = Math.max(pre.cropWidth, Math.round(w0 * scale));
-  const h1 = Math.max(pre.cropHeight, Math.round(h0 * scale));
+  // As transformers' get_resize_output_image_size: the short side exactly, the long one truncated.
+  const [rw, rh] = w0 <= h0 ? [pre.shortestEdge, Math.floor(h0 * scale)] : [Math.floor(w0 * scale), pre.shortestEdge];
+  // Never smaller than the crop (a crop_size above the resize size would otherwise fall outside the image).
+  const [w1, h1] = [Math.max(pre.cropWidth, rw), Math.max(pre.cropHeight, rh)];
   const left = Math.floor((w1 - pre.cropWidth) / 2);
   const top = Math.floor((h1 - pre.cropHeight) / 2);
   const { data } = await sharp(image)

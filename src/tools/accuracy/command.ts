@@ -145,6 +145,8 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
       if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed + 1)) throw new FlagError(`--seed must be an integer in [0, 2^53 − 1), not "${values.seed}"`);
     }
     const timeoutMs = values.timeout === undefined ? undefined : positiveInt("timeout", values.timeout) * 1000;
+    // Node's timers hold at most 2^31 − 1 ms; a longer timeout would fire at once.
+    if (timeoutMs !== undefined && timeoutMs > 2 ** 31 - 1) throw new FlagError(`--timeout must be at most ${Math.floor((2 ** 31 - 1) / 1000)} s, not "${values.timeout}"`);
     const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
     if (values.clip !== undefined && !isDir(values.clip)) throw new FlagError(`--clip ${values.clip}: not a directory`);
     if (values.reference !== undefined && !isDir(values.reference)) throw new FlagError(`--reference ${values.reference}: not a directory`);

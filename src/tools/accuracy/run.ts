@@ -136,13 +136,15 @@ async function generate(opts: AccuracyOptions, endpoint: string, prompt: string,
   counter.sent++;
   try {
     let res: Response;
+    let text: string;
     try {
       res = await fetch(endpoint, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(opts.timeoutMs ?? 600_000) });
+      // Reading the body can fail too (a connection cut mid-answer, a timeout): the server's fault, reported per prompt.
+      text = await res.text();
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new RequestError(`seed ${seed}: request failed (${cause?.code ?? cause?.message ?? (e as Error).message})`);
     }
-    const text = await res.text();
     if (!res.ok) {
       let msg = text.slice(0, 200);
       try {
@@ -229,15 +231,26 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
         let reference: ReferenceResult | undefined;
         let referenceMissing: boolean | undefined;
         let saved: string | undefined;
+        // Only a server image that does not decode fails the prompt; a bad local reference is a local error (exit 2).
         try {
           const meta = await sharp(a.bytes).metadata();
           width = meta.width;
           height = meta.height;
+        } catch (e) {
+          error = `seed ${seed}: cannot decode the image (${(e as Error).message})`;
+        }
+        if (error === undefined) {
           if (clip) clipScore = await clip.score(prompt, a.bytes);
           if (opts.referenceDir !== undefined) {
             const file = referenceFile(opts.referenceDir, index, seed);
             if (file === undefined) referenceMissing = true;
-            else reference = await compareWithReference(file, a.bytes);
+            else {
+              try {
+                reference = await compareWithReference(file, a.bytes);
+              } catch (e) {
+                throw new Error(`reference ${file}: ${(e as Error).message}`);
+              }
+            }
           }
           if (opts.outDir !== undefined) {
             saved = join(opts.outDir, `${index}-seed${seed}.png`);
@@ -245,8 +258,6 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
             const isPng = a.bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
             await writeFile(saved, isPng ? a.bytes : await sharp(a.bytes).png().toBuffer());
           }
-        } catch (e) {
-          error = `seed ${seed}: cannot decode the image (${(e as Error).message})`;
         }
         r = {
           index,

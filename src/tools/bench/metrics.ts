@@ -10,17 +10,18 @@ export interface QueueWaitTotals {
   readonly count: number;
 }
 
-const SERIES = /^graphserve_image_queue_wait_seconds_(sum|count)\{([^}]*)\}\s+(\S+)/gm;
+// The label set runs to the last "}" of the line: quoted values may hold "}" or ",".
+const SERIES = /^graphserve_image_queue_wait_seconds_(sum|count)\{(.*)\}\s+(\S+)$/gm;
+const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
 
 /** Sum and count of the queue-wait histogram for `servable`, summed over its nodes; undefined when absent. */
 export function parseQueueWait(text: string, servable: string): QueueWaitTotals | undefined {
-  const label = `servable=${JSON.stringify(servable)}`;
   let sum = 0;
   let count = 0;
   let seen = false;
   for (const m of text.matchAll(SERIES)) {
-    // Labels are `a="x",b="y"`: match the servable label as a whole item.
-    if (!m[2].split(",").includes(label)) continue;
+    const labels = new Map([...m[2].matchAll(LABEL)].map((l) => [l[1], l[2].replace(/\\(.)/g, (_c, ch: string) => (ch === "n" ? "\n" : ch))]));
+    if (labels.get("servable") !== servable) continue;
     seen = true;
     if (m[1] === "sum") sum += Number(m[3]);
     else count += Number(m[3]);

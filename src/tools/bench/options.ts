@@ -42,9 +42,18 @@ export interface BenchOptions {
 
 export class OptionsError extends Error {}
 
+/** Node's timers hold at most 2^31 − 1 ms; a longer timeout would fire at once. */
+export const MAX_TIMEOUT_S = Math.floor((2 ** 31 - 1) / 1000);
+
+function maxTimeout(s: number): number {
+  if (s > MAX_TIMEOUT_S) throw new OptionsError(`--timeout must be at most ${MAX_TIMEOUT_S} s (about 24 days), got ${s}`);
+  return s;
+}
+
 /** Requests per level when neither --requests nor --duration is given: enough for p90 at every level. */
 export function defaultRequests(concurrency: number): number {
-  return Math.max(20, 4 * concurrency);
+  // 100 at least: below that, a nearest-rank p99 is simply the slowest request.
+  return Math.max(100, 4 * concurrency);
 }
 
 function positiveInt(flag: string, text: string): number {
@@ -118,8 +127,11 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
 
   // Only the shape is checked: whether a size is allowed is the server's call (a 400 is a result).
   if (values.size !== undefined && !/^\d+x\d+$/.test(values.size)) throw new OptionsError(`--size must be WxH (e.g. 512x512), got "${values.size}"`);
+  // Fewer requests than workers would label a level with a concurrency it never reached.
+  if (requests !== undefined && requests < Math.max(...levels)) throw new OptionsError(`--requests ${requests} is below the concurrency ${Math.max(...levels)}: every worker needs at least one request`);
   const steps = values.steps === undefined ? undefined : positiveInt("steps", values.steps);
   let partialImages: number | undefined;
+  if (values["partial-images"] !== undefined && !values.stream) throw new OptionsError("--partial-images needs --stream");
   if (values["partial-images"] !== undefined) {
     const p = values["partial-images"];
     if (!/^\d+$/.test(p)) throw new OptionsError(`--partial-images must be a non-negative integer, got "${p}"`);
@@ -143,7 +155,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     ...(partialImages !== undefined ? { partialImages } : {}),
     prompt: values.prompt ?? "a photo of a red fox in the snow",
     ...(values["api-key"] !== undefined ? { apiKey: values["api-key"] } : {}),
-    timeoutS: values.timeout === undefined ? 600 : positiveNumber("timeout", values.timeout),
+    timeoutS: values.timeout === undefined ? 600 : maxTimeout(positiveNumber("timeout", values.timeout)),
     json: values.json ?? false,
     ...(values.plot !== undefined ? { plot: values.plot } : {}),
   };

@@ -109,13 +109,13 @@ function target(o: BenchOptions): Target {
   return { endpoint: o.url + o.path, headers, prefix: `${json.slice(0, -1)},"rng_seed":`, stream: o.stream, timeoutMs: o.timeoutS * 1000 };
 }
 
-/** Images in a unary answer: `data` entries (a 200 without `data`, e.g. an echo servable, has 0). */
-function countData(text: string): number {
+/** Images in a unary answer: its `data` entries, or undefined when it has no `data` array (not an images answer). */
+function countData(text: string): number | undefined {
   try {
     const data = (JSON.parse(text) as { data?: unknown } | null)?.data;
-    return Array.isArray(data) ? data.length : 0;
+    return Array.isArray(data) ? data.length : undefined;
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
@@ -196,10 +196,14 @@ async function request(t: Target, seed: number, tally: Tally): Promise<void> {
     if (t.stream && res.body !== null && (res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
       const r = await readSse(res.body, t0);
       if (r.failed) return tally.fail("stream");
+      // A stream that ends without a final image (cut off mid-generation) is not a success.
+      if (r.images === 0) return tally.fail("incomplete");
       if (r.firstPartialMs !== undefined) tally.firstPartials.push(r.firstPartialMs);
       tally.succeed(performance.now() - t0, r.images);
     } else {
+      // A 200 that is not an images answer (an error object, another API) is not a success either.
       const images = countData(await res.text());
+      if (images === undefined) return tally.fail("no-data");
       tally.succeed(performance.now() - t0, images);
     }
   } catch (e) {
