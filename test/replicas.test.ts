@@ -1,0 +1,94 @@
+/**
+ * Scaling out: graphserve replicas are stateless. Two server processes share
+ * one model folder (read only: nothing in it changes), answer the same seed
+ * with the same bytes whichever of them serves it, and one draining on
+ * SIGTERM finishes every request it had accepted while the other keeps
+ * serving.
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { createInterface } from "node:readline";
+import { imageServable } from "./image-server.js";
+import { CLI, ROOT, call, eventually } from "./server-helpers.js";
+
+interface Replica {
+  readonly proc: ChildProcess;
+  readonly url: string;
+  readonly exit: Promise<number | null>;
+}
+
+async function replica(t: TestContext, modelDir: string): Promise<Replica> {
+  const proc = spawn(process.execPath, [CLI, "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "tiny", "--model_path", modelDir, "--shutdown_grace_seconds", "30"], {
+    cwd: ROOT,
+    env: { ...process.env, API_KEY: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.after(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  });
+  const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  let stderr = "";
+  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
+      if (m) resolve(m[1]);
+    });
+    void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
+  });
+  await eventually(async () => (await call(url, "GET", "/v2/health/ready")).status === 200, "the replica to load its model", 30_000);
+  return { proc, url, exit };
+}
+
+/** Every file under `dir` with its size and mtime: the folder must come out of the test as it went in. */
+function snapshot(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => {
+      const p = join(e.parentPath, e.name);
+      const s = statSync(p);
+      return `${relative(dir, p)} ${s.size} ${s.mtimeMs}`;
+    })
+    .sort();
+}
+
+const generate = (url: string, seed: number, extra: Record<string, unknown> = {}) =>
+  call(url, "POST", "/v3/images/generations", { json: { model: "tiny", prompt: "three cats", size: "64x64", num_inference_steps: 2, rng_seed: seed, ...extra } });
+
+const imageOf = (r: { body: unknown }) => (r.body as { data: { b64_json: string }[] }).data[0].b64_json;
+
+test("two replicas on one read-only model folder: the same seed gives the same bytes on either; a draining replica loses no request", async (t) => {
+  const dir = await imageServable();
+  const before = snapshot(dir);
+  const [a, b] = await Promise.all([replica(t, dir), replica(t, dir)]);
+
+  // Requests spread over both replicas: each seed answered by each, identically.
+  const seeds = [1, 2, 3, 4];
+  const answers = await Promise.all(seeds.flatMap((seed) => [generate(a.url, seed), generate(b.url, seed)]));
+  for (const r of answers) assert.equal(r.status, 200, r.text);
+  for (let i = 0; i < seeds.length; i++) {
+    assert.equal(imageOf(answers[2 * i]), imageOf(answers[2 * i + 1]), `seed ${seeds[i]}: replica A and B agree`);
+  }
+  assert.notEqual(imageOf(answers[0]), imageOf(answers[2]), "different seeds differ");
+
+  // Replica A drains: the requests it accepted finish; new ones go to B.
+  const finishedAt: number[] = [];
+  const inFlight = [5, 6, 7].map((seed) => generate(a.url, seed, { size: "512x512", num_inference_steps: 600 }).then((r) => (finishedAt.push(performance.now()), r)));
+  await new Promise((r) => setTimeout(r, 300));
+  const sigterm = performance.now();
+  a.proc.kill("SIGTERM");
+  const afterSigterm = await generate(b.url, 9);
+  assert.equal(afterSigterm.status, 200, "the other replica keeps serving");
+  const drained = await Promise.all(inFlight);
+  for (const r of drained) assert.equal(r.status, 200, `an accepted request finished during the drain: ${r.text}`);
+  assert.ok(finishedAt.filter((at) => at > sigterm).length >= 2, "requests really were in flight (running or queued) at SIGTERM");
+  assert.equal(await a.exit, 0, "the draining replica exits cleanly");
+  await assert.rejects(generate(a.url, 10), "a drained replica takes no new request");
+
+  b.proc.kill("SIGTERM");
+  assert.equal(await b.exit, 0);
+  assert.deepEqual(snapshot(dir), before, "the shared model folder is unchanged");
+});
