@@ -15,7 +15,8 @@ const USAGE = `Usage:
   graphserve demo [server options]   serve a tiny built-in image model as "demo" (port 8000 by default;
                                      built once into ~/.cache/graphserve, or $GRAPHSERVE_DEMO_DIR)
 ${TINY_MODEL_USAGE}
-  graphserve bench --url URL --model NAME [...]      load-test a server speaking the OpenAI Images API (--help)
+  graphserve bench --url URL --model NAME [...]
+                                     load-test a server speaking the OpenAI Images API (--help)
   graphserve accuracy --url URL --model NAME --prompts FILE [...]
                                      determinism, CLIP score, PSNR/SSIM over the API (--help)
 Options:
