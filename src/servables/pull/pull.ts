@@ -86,11 +86,13 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
     return { dir, downloaded: false, files: 0, bytes: 0 };
   }
 
-  const endpoint = (opts.endpoint ?? (process.env.HF_ENDPOINT || "https://huggingface.co")).replace(/\/+$/, "");
-  const token = opts.token ?? (process.env.HF_TOKEN || undefined);
-  const revision = opts.revision ?? "main";
-  const fetchFn = opts.fetch ?? proxyAwareFetch();
-  const files = await listRepository(opts.sourceModel, endpoint, token, revision, fetchFn);
+  const hub: HubSource = {
+    endpoint: (opts.endpoint ?? (process.env.HF_ENDPOINT || "https://huggingface.co")).replace(/\/+$/, ""),
+    token: opts.token ?? (process.env.HF_TOKEN || undefined),
+    revision: opts.revision ?? "main",
+    fetch: opts.fetch ?? proxyAwareFetch(),
+  };
+  const files = await listRepository(opts.sourceModel, hub);
   checkImageGenerationRepo(opts.sourceModel, files);
 
   const total = files.reduce((n, f) => n + f.size, 0);
@@ -100,8 +102,8 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
 
   const unlock = await lock(staging, opts.sourceModel);
   try {
-    log(`downloading ${opts.sourceModel} (${files.length} files, ${size(total)}) from ${endpoint} into ${dir}`);
-    await download(opts, files, staging, endpoint, token, revision, fetchFn, total, log);
+    log(`downloading ${opts.sourceModel} (${files.length} files, ${size(total)}) from ${hub.endpoint} into ${dir}`);
+    await download(opts, hub, files, staging, log);
     // Files an earlier run fetched that the repository no longer lists stay out of the model.
     await removeUnlisted(staging, files);
     // Files the caller adds (graph.pbtxt) go in before the model is revealed, so it never appears without them.
@@ -114,13 +116,22 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
   return { dir, downloaded: true, files: files.length, bytes: total };
 }
 
-async function download(opts: PullOptions, files: RemoteFile[], staging: string, endpoint: string, token: string | undefined, revision: string, fetchFn: typeof fetch, total: number, log: (line: string) => void): Promise<void> {
+/** Where the files come from: the Hub (or a mirror), the token, the revision, and the fetch to use. */
+interface HubSource {
+  readonly endpoint: string;
+  readonly token: string | undefined;
+  readonly revision: string;
+  readonly fetch: typeof fetch;
+}
+
+async function download(opts: PullOptions, hub: HubSource, files: readonly RemoteFile[], staging: string, log: (line: string) => void): Promise<void> {
+  const total = files.reduce((n, f) => n + f.size, 0);
   const progress = createProgress(opts.sourceModel, total, files.length, opts.progress ?? { tty: false, write: () => undefined });
   try {
     await downloadFiles(files, staging, {
-      fetch: fetchFn,
-      url: (path) => `${endpoint}/${opts.sourceModel}/resolve/${encodeURIComponent(revision)}/${path.split("/").map(encodeURIComponent).join("/")}`,
-      headers: token !== undefined ? { Authorization: `Bearer ${token}` } : {},
+      fetch: hub.fetch,
+      url: (path) => `${hub.endpoint}/${opts.sourceModel}/resolve/${encodeURIComponent(hub.revision)}/${path.split("/").map(encodeURIComponent).join("/")}`,
+      headers: hub.token !== undefined ? { Authorization: `Bearer ${hub.token}` } : {},
       concurrency: opts.concurrency,
       retries: opts.retries,
       retryDelayMs: opts.retryDelayMs,
@@ -129,7 +140,7 @@ async function download(opts: PullOptions, files: RemoteFile[], staging: string,
       onRetry: (f, attempt, why) => log(`${f.path}: ${why}; retry ${attempt}`),
     });
   } catch (e) {
-    throw e instanceof DownloadError ? new PullError(explainDownload(opts.sourceModel, token, e), { cause: e }) : e;
+    throw e instanceof DownloadError ? new PullError(explainDownload(opts.sourceModel, hub.token, e), { cause: e }) : e;
   } finally {
     progress.finish();
   }
@@ -199,10 +210,11 @@ function proxyAwareFetch(): typeof fetch {
   return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }
 
-async function listRepository(repo: string, hubUrl: string, token: string | undefined, revision: string, fetchFn: typeof fetch): Promise<RemoteFile[]> {
+async function listRepository(repo: string, hub: HubSource): Promise<RemoteFile[]> {
   const files: RemoteFile[] = [];
+  const { endpoint: hubUrl, token } = hub;
   try {
-    for await (const e of listFiles({ repo: { type: "model", name: repo }, recursive: true, revision, hubUrl, fetch: fetchFn, ...(token !== undefined ? { accessToken: token as `hf_${string}` } : {}) })) {
+    for await (const e of listFiles({ repo: { type: "model", name: repo }, recursive: true, revision: hub.revision, hubUrl, fetch: hub.fetch, ...(token !== undefined ? { accessToken: token as `hf_${string}` } : {}) })) {
       if (e.type === "file") files.push(remoteFile({ ...e, path: safePath(repo, e.path) }));
     }
   } catch (e) {
