@@ -91,8 +91,9 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   if (values.model_path !== undefined || values.config_path !== undefined) throw new FlagError("--source_model excludes --model_path and --config_path");
   // Refuse bad flags before downloading anything.
   if (values.task !== undefined && values.task !== "image_generation") throw new FlagError(`--task ${values.task} is not served by graphserve; it serves image_generation`);
+  let dir: string;
   try {
-    modelDir(repository, values.source_model!);
+    dir = modelDir(repository, values.source_model!);
   } catch (e) {
     throw new FlagError((e as Error).message);
   }
@@ -100,7 +101,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   const name = values.model_name ?? values.source_model!;
   const configPath = join(repository, "config.json");
   // Whatever would stop the server or the config update afterwards is found before the download.
-  if (!values.pull) checkServing?.(servingFlags(values, name, modelDir(repository, values.source_model!)));
+  if (!values.pull) checkServing?.(servingFlags(values, name, dir));
   await readFile(configPath, "utf8").then((text) => parseConfigText(text, configPath), (e: NodeJS.ErrnoException) => {
     if (e.code !== "ENOENT") throw e;
   });
