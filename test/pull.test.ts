@@ -5,18 +5,17 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { createInterface } from "node:readline";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { parseGraphText } from "../src/graph/load.js";
 import { PullError, pullModel, STAGING_SUFFIX, type PullOptions } from "../src/servables/pull/pull.js";
 import { PARTS_DIR } from "../src/servables/pull/download.js";
 import { startForwardProxy, startHubStandIn, type HubRequestRecord, type HubStandIn } from "./helpers/hub-stand-in.js";
-import { CLI, ROOT, call, eventually, tempDir } from "./server-helpers.js";
+import { CLI, ROOT, call, eventually, spawnCli, tempDir } from "./server-helpers.js";
 
 // The environment of this process must not leak into the pulls (tokens, endpoints, proxies).
 for (const k of ["HF_TOKEN", "HF_ENDPOINT", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "OVMS_MODEL_REPOSITORY_PATH"]) delete process.env[k];
@@ -158,24 +157,11 @@ test("one command: --source_model pulls, serves and answers /v3/images/generatio
   const hub = await standIn(t);
   await hub.addRepoFromFolder("org/tiny", small);
   const repo = tempDir();
-  const proc = spawn(
-    process.execPath,
-    [CLI, "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_repository_path", repo, "--source_model", "org/tiny", "--task", "image_generation"],
-    { cwd: ROOT, env: { ...process.env, API_KEY: "", HF_ENDPOINT: hub.url }, stdio: ["ignore", "pipe", "pipe"] },
+  const { proc, url, exit, stderr } = await spawnCli(
+    t,
+    ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_repository_path", repo, "--source_model", "org/tiny", "--task", "image_generation"],
+    { HF_ENDPOINT: hub.url },
   );
-  t.after(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-  });
-  const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  let stderr = "";
-  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
-      if (m) resolve(m[1]);
-    });
-    void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
-  });
   await eventually(async () => (await call(url, "GET", "/v2/health/ready")).status === 200, "the pulled model to load", 30_000);
   const r = await call(url, "POST", "/v3/images/generations", { json: { model: "org/tiny", prompt: "x", num_inference_steps: 1, size: "64x64" } });
   assert.equal(r.status, 200, r.text);
@@ -186,7 +172,7 @@ test("one command: --source_model pulls, serves and answers /v3/images/generatio
   assert.ok(existsSync(join(repo, "org", "tiny", "graph.pbtxt")));
   assert.ok(existsSync(join(repo, "config.json")));
   proc.kill("SIGTERM");
-  assert.equal(await exit, 0, stderr);
+  assert.equal(await exit, 0, stderr());
 });
 
 test("interrupted pull: gives up naming the file, keeps the .part; the next pull resumes with Range", async (t) => {

@@ -7,40 +7,15 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { createInterface } from "node:readline";
 import { imageServable } from "./image-server.js";
-import { CLI, ROOT, call, eventually } from "./server-helpers.js";
+import { call, eventually, spawnCli, type CliServer } from "./server-helpers.js";
 
-interface Replica {
-  readonly proc: ChildProcess;
-  readonly url: string;
-  readonly exit: Promise<number | null>;
-}
-
-async function replica(t: TestContext, modelDir: string): Promise<Replica> {
-  const proc = spawn(process.execPath, [CLI, "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "tiny", "--model_path", modelDir, "--shutdown_grace_seconds", "30"], {
-    cwd: ROOT,
-    env: { ...process.env, API_KEY: "" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  t.after(() => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-  });
-  const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  let stderr = "";
-  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
-      if (m) resolve(m[1]);
-    });
-    void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
-  });
-  await eventually(async () => (await call(url, "GET", "/v2/health/ready")).status === 200, "the replica to load its model", 30_000);
-  return { proc, url, exit };
+async function replica(t: TestContext, modelDir: string): Promise<CliServer> {
+  const r = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "tiny", "--model_path", modelDir, "--shutdown_grace_seconds", "30"]);
+  await eventually(async () => (await call(r.url, "GET", "/v2/health/ready")).status === 200, "the replica to load its model", 30_000);
+  return r;
 }
 
 /** Every file under `dir` with its size and mtime: the folder must come out of the test as it went in. */

@@ -3,11 +3,13 @@
  * (written as .mjs into a --calculators_dir, as a user would), a server on
  * an ephemeral loopback port with its log captured, and request helpers.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { after } from "node:test";
+import { createInterface } from "node:readline";
+import { after, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { DEFAULT_CORS } from "../src/server/cors.js";
@@ -242,4 +244,36 @@ export function errorOf(r: Reply): { message: string; type: string; param: strin
   const e = (r.body as { error?: { message: string; type: string; param: string | null; code: string | null } } | undefined)?.error;
   if (e === undefined) throw new Error(`not an OpenAI error body (status ${r.status}): ${r.text}`);
   return e;
+}
+
+export interface CliServer {
+  readonly proc: ChildProcess;
+  /** The URL the server logged it listens on. */
+  readonly url: string;
+  /** The exit code once it exits. */
+  readonly exit: Promise<number | null>;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
+}
+
+/**
+ * Runs the real CLI as a child process with `args` and resolves once it logs
+ * the URL it listens on; killed (SIGKILL) when the test ends if still running.
+ */
+export async function spawnCli(t: TestContext, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  });
+  const exit = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  let stderr = "";
+  proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(line);
+      if (m) resolve(m[1]);
+    });
+    void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
+  });
+  return { proc, url, exit, stderr: () => stderr };
 }
