@@ -54,8 +54,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
   } catch (e) {
-    // parseArgs may add hint lines; the first says what is wrong.
-    io.err(`graphserve: ${(e as Error).message.split("\n", 1)[0]}`);
+    // parseArgs may add hint lines; the first says what is wrong (its "Unknown option" one runs on into a hint).
+    const first = (e as Error).message.split("\n", 1)[0];
+    const unknown = /^Unknown option '([^']+)'/.exec(first);
+    io.err(`graphserve: ${unknown ? `Unknown option '${unknown[1]}'; see graphserve --help` : first}`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -273,7 +273,7 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
   const runnable = files.some((f) => /(^|\/)(openvino_model\.xml|model\.onnx)$/.test(f.path));
   if (!runnable) {
     throw new PullError(
-      `${repo} holds a diffusers pipeline without OpenVINO IR (openvino_model.xml) or ONNX (model.onnx) files; graphserve serves those formats: pull an exported repository (e.g. OpenVINO/*-ov) or export one with optimum-cli`,
+      `${repo} holds a diffusers pipeline without OpenVINO IR (openvino_model.xml) or ONNX (model.onnx) files; graphserve serves those formats: pull an exported repository (e.g. OpenVINO/*-ov), or export one with \`optimum-cli export onnx --model ${repo} DIR\` and serve DIR`,
     );
   }
 }

@@ -86,7 +86,7 @@ export function formatReport(report: AccuracyReport): string[] {
   if (hasRef) {
     const resized = s.resizedForReference ? `; ${s.resizedForReference} generated image(s) resized to the reference size` : "";
     lines.push(
-      `reference: ${s.references}/${s.prompts} compared; mean PSNR ${fmt(s.meanPsnr, 2)} dB over finite values, ${s.identicalToReference} identical (PSNR inf); mean SSIM ${fmt(s.meanSsim, 4)}${resized}`,
+      `reference: ${s.references}/${s.prompts} compared; ${s.identicalToReference} identical (PSNR inf)${s.meanPsnr === undefined ? "" : `, mean PSNR of the others ${fmt(s.meanPsnr, 2)} dB`}; mean SSIM ${fmt(s.meanSsim, 4)}${resized}`,
     );
   }
   lines.push(`elapsed: ${(report.elapsedMs / 1000).toFixed(1)} s`);
