@@ -11,6 +11,7 @@ import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { boundedTimeout, FlagError, positiveInt } from "../flags.js";
 import { MAX_PROMPTS, parsePrompts, runAccuracy, type AccuracyReport, type PromptResult } from "./run.js";
 
 export const ACCURACY_USAGE = `  graphserve accuracy --url URL --model NAME --prompts FILE [--clip DIR] [--reference DIR]
@@ -26,14 +27,6 @@ export interface AccuracyIo {
 }
 
 const NAME = "graphserve accuracy";
-
-class FlagError extends Error {}
-
-function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n <= 0) throw new FlagError(`--${flag} must be a positive integer, not "${v}"`);
-  return n;
-}
 
 /** JSON with Infinity (PSNR of identical images) written as the string "Infinity". */
 export function reportJson(report: AccuracyReport): string {
@@ -144,9 +137,7 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
       seed = Number(values.seed);
       if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed + 1)) throw new FlagError(`--seed must be an integer in [0, 2^53 − 1), not "${values.seed}"`);
     }
-    const timeoutMs = values.timeout === undefined ? undefined : positiveInt("timeout", values.timeout) * 1000;
-    // Node's timers hold at most 2^31 − 1 ms; a longer timeout would fire at once.
-    if (timeoutMs !== undefined && timeoutMs > 2 ** 31 - 1) throw new FlagError(`--timeout must be at most ${Math.floor((2 ** 31 - 1) / 1000)} s, not "${values.timeout}"`);
+    const timeoutMs = values.timeout === undefined ? undefined : boundedTimeout(positiveInt("timeout", values.timeout)) * 1000;
     const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
     if (values.clip !== undefined && !isDir(values.clip)) throw new FlagError(`--clip ${values.clip}: not a directory`);
     if (values.reference !== undefined && !isDir(values.reference)) throw new FlagError(`--reference ${values.reference}: not a directory`);

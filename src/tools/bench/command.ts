@@ -5,7 +5,8 @@
  * succeeded at all or the plot could not be written, 2 bad flags.
  */
 import { writeFile } from "node:fs/promises";
-import { BENCH_USAGE, OptionsError, parseBenchOptions } from "./options.js";
+import { FlagError } from "../flags.js";
+import { BENCH_USAGE, parseBenchOptions } from "./options.js";
 import { plotSvg } from "./plot.js";
 import { formatJson, formatProgress, formatTable } from "./report.js";
 import { runBench } from "./run.js";
@@ -25,7 +26,7 @@ export async function benchCommand(argv: readonly string[], io: BenchIo): Promis
   try {
     opts = parseBenchOptions(argv);
   } catch (e) {
-    if (!(e instanceof OptionsError)) throw e;
+    if (!(e instanceof FlagError)) throw e;
     io.err(`graphserve bench: ${e.message}`);
     return 2;
   }

@@ -1,9 +1,10 @@
 /**
  * `graphserve bench` flags, parsed with node:util's parseArgs into a typed,
- * checked BenchOptions. Every problem is one line (an OptionsError); the
+ * checked BenchOptions. Every problem is one line (an FlagError); the
  * command prints it and exits 2.
  */
 import { parseArgs } from "node:util";
+import { boundedTimeout, FlagError, positiveInt, positiveNumber } from "../flags.js";
 
 export const BENCH_USAGE = `  graphserve bench --url URL --model NAME [--concurrency C | --sweep 1,2,4,8,16]
                    [--requests N | --duration S] [--size WxH] [--steps K] [--stream]
@@ -40,34 +41,13 @@ export interface BenchOptions {
   readonly plot?: string;
 }
 
-export class OptionsError extends Error {}
-
-/** Node's timers hold at most 2^31 − 1 ms; a longer timeout would fire at once. */
-export const MAX_TIMEOUT_S = Math.floor((2 ** 31 - 1) / 1000);
-
-function maxTimeout(s: number): number {
-  if (s > MAX_TIMEOUT_S) throw new OptionsError(`--timeout must be at most ${MAX_TIMEOUT_S} s (about 24 days), got ${s}`);
-  return s;
-}
-
 /** Requests per level when neither --requests nor --duration is given: enough for p90 at every level. */
 export function defaultRequests(concurrency: number): number {
   // 100 at least: below that, a nearest-rank p99 is simply the slowest request.
   return Math.max(100, 4 * concurrency);
 }
 
-function positiveInt(flag: string, text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new OptionsError(`--${flag} must be a positive integer, got "${text}"`);
-  return Number(text);
-}
-
-function positiveNumber(flag: string, text: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0) throw new OptionsError(`--${flag} must be a positive number, got "${text}"`);
-  return n;
-}
-
-/** Parses `argv` (after `bench`); undefined for --help. Throws OptionsError. */
+/** Parses `argv` (after `bench`); undefined for --help. Throws FlagError. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions | undefined {
   let values;
   try {
@@ -97,49 +77,49 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     }));
   } catch (e) {
     // parseArgs may add hint lines; the first says what is wrong.
-    throw new OptionsError((e as Error).message.split("\n", 1)[0]);
+    throw new FlagError((e as Error).message.split("\n", 1)[0]);
   }
   if (values.help) return undefined;
 
-  if (values.url === undefined) throw new OptionsError("--url is required (e.g. --url http://localhost:8000)");
+  if (values.url === undefined) throw new FlagError("--url is required (e.g. --url http://localhost:8000)");
   let url: URL;
   try {
     url = new URL(values.url);
   } catch {
-    throw new OptionsError(`--url is not a URL: "${values.url}"`);
+    throw new FlagError(`--url is not a URL: "${values.url}"`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new OptionsError(`--url must be http or https, got "${values.url}"`);
-  if (values.model === undefined || values.model === "") throw new OptionsError("--model is required");
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new FlagError(`--url must be http or https, got "${values.url}"`);
+  if (values.model === undefined || values.model === "") throw new FlagError("--model is required");
 
-  if (values.concurrency !== undefined && values.sweep !== undefined) throw new OptionsError("give --concurrency or --sweep, not both");
+  if (values.concurrency !== undefined && values.sweep !== undefined) throw new FlagError("give --concurrency or --sweep, not both");
   let levels: number[];
   if (values.sweep !== undefined) {
     const parts = values.sweep.split(",");
-    if (parts.some((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1)) throw new OptionsError(`--sweep must be a comma-separated list of positive integers, got "${values.sweep}"`);
+    if (parts.some((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1)) throw new FlagError(`--sweep must be a comma-separated list of positive integers, got "${values.sweep}"`);
     levels = parts.map(Number);
   } else {
     levels = [values.concurrency === undefined ? 1 : positiveInt("concurrency", values.concurrency)];
   }
 
-  if (values.requests !== undefined && values.duration !== undefined) throw new OptionsError("give --requests or --duration, not both");
+  if (values.requests !== undefined && values.duration !== undefined) throw new FlagError("give --requests or --duration, not both");
   const requests = values.requests === undefined ? undefined : positiveInt("requests", values.requests);
   const durationS = values.duration === undefined ? undefined : positiveNumber("duration", values.duration);
 
   // Only the shape is checked: whether a size is allowed is the server's call (a 400 is a result).
-  if (values.size !== undefined && !/^\d+x\d+$/.test(values.size)) throw new OptionsError(`--size must be WxH (e.g. 512x512), got "${values.size}"`);
+  if (values.size !== undefined && !/^\d+x\d+$/.test(values.size)) throw new FlagError(`--size must be WxH (e.g. 512x512), got "${values.size}"`);
   // Fewer requests than workers would label a level with a concurrency it never reached.
-  if (requests !== undefined && requests < Math.max(...levels)) throw new OptionsError(`--requests ${requests} is below the concurrency ${Math.max(...levels)}: every worker needs at least one request`);
+  if (requests !== undefined && requests < Math.max(...levels)) throw new FlagError(`--requests ${requests} is below the concurrency ${Math.max(...levels)}: every worker needs at least one request`);
   const steps = values.steps === undefined ? undefined : positiveInt("steps", values.steps);
   let partialImages: number | undefined;
-  if (values["partial-images"] !== undefined && !values.stream) throw new OptionsError("--partial-images needs --stream");
+  if (values["partial-images"] !== undefined && !values.stream) throw new FlagError("--partial-images needs --stream");
   if (values["partial-images"] !== undefined) {
     const p = values["partial-images"];
-    if (!/^\d+$/.test(p)) throw new OptionsError(`--partial-images must be a non-negative integer, got "${p}"`);
+    if (!/^\d+$/.test(p)) throw new FlagError(`--partial-images must be a non-negative integer, got "${p}"`);
     partialImages = Number(p);
   }
   const path = values.path ?? "/v3/images/generations";
-  if (!path.startsWith("/")) throw new OptionsError(`--path must start with "/", got "${path}"`);
-  if (values.plot !== undefined && values.plot === "") throw new OptionsError("--plot needs a file name");
+  if (!path.startsWith("/")) throw new FlagError(`--path must start with "/", got "${path}"`);
+  if (values.plot !== undefined && values.plot === "") throw new FlagError("--plot needs a file name");
 
   return {
     url: values.url.replace(/\/+$/, ""),
@@ -155,7 +135,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | undef
     ...(partialImages !== undefined ? { partialImages } : {}),
     prompt: values.prompt ?? "a photo of a red fox in the snow",
     ...(values["api-key"] !== undefined ? { apiKey: values["api-key"] } : {}),
-    timeoutS: values.timeout === undefined ? 600 : maxTimeout(positiveNumber("timeout", values.timeout)),
+    timeoutS: values.timeout === undefined ? 600 : boundedTimeout(positiveNumber("timeout", values.timeout)),
     json: values.json ?? false,
     ...(values.plot !== undefined ? { plot: values.plot } : {}),
   };
