@@ -15,24 +15,9 @@ import { checkExportedGraph, GraphExportError, imageGenerationGraph, imageGraphS
 import { modelDir, PullError, pullModel } from "../servables/pull/pull.js";
 import { ConfigError, parseConfigText } from "../servables/config.js";
 import { addServable } from "../servables/repository-config.js";
-import { FlagError, type ServerFlagValues } from "../server/flags.js";
+import { FlagError, PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
 
-/** The export flags: they shape the written graph.pbtxt. */
-const EXPORT_FLAGS = [
-  "target_device",
-  "resolution",
-  "max_resolution",
-  "default_resolution",
-  "num_images_per_prompt",
-  "guidance_scale",
-  "max_num_images_per_prompt",
-  "default_num_inference_steps",
-  "max_num_inference_steps",
-  "num_streams",
-  "cache_dir",
-  "source_loras",
-] as const;
-const PULL_ONLY = ["source_model", "task", "pull", "overwrite_models", "configure", ...EXPORT_FLAGS] as const;
+const PULL_ONLY = Object.keys(PULL_FLAGS) as (keyof typeof PULL_FLAGS)[];
 
 export const PULL_USAGE = `Pulling models (as OVMS):
   --source_model ORG/NAME             download from the Hugging Face Hub ($HF_ENDPOINT, $HF_TOKEN, $https_proxy)

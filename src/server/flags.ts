@@ -16,6 +16,28 @@ export class FlagError extends Error {
   }
 }
 
+/** OVMS's pull and configure modes (src/cli/pull-command.ts): they run before serving and are not serving options. */
+export const PULL_FLAGS = {
+  source_model: { type: "string" },
+  task: { type: "string" },
+  pull: { type: "boolean" },
+  overwrite_models: { type: "boolean" },
+  configure: { type: "boolean" },
+  // What the written graph.pbtxt says.
+  target_device: { type: "string" },
+  resolution: { type: "string" },
+  max_resolution: { type: "string" },
+  default_resolution: { type: "string" },
+  num_images_per_prompt: { type: "string" },
+  guidance_scale: { type: "string" },
+  max_num_images_per_prompt: { type: "string" },
+  default_num_inference_steps: { type: "string" },
+  max_num_inference_steps: { type: "string" },
+  num_streams: { type: "string" },
+  cache_dir: { type: "string" },
+  source_loras: { type: "string" },
+} as const;
+
 /** The parseArgs option table of server mode. */
 export const SERVER_FLAGS = {
   rest_port: { type: "string" },
@@ -41,24 +63,7 @@ export const SERVER_FLAGS = {
   port: { type: "string" },
   grpc_bind_address: { type: "string" },
   grpc_workers: { type: "string" },
-  // OVMS's pull and configure modes (src/cli/pull-command.ts).
-  source_model: { type: "string" },
-  task: { type: "string" },
-  pull: { type: "boolean" },
-  overwrite_models: { type: "boolean" },
-  configure: { type: "boolean" },
-  target_device: { type: "string" },
-  resolution: { type: "string" },
-  max_resolution: { type: "string" },
-  default_resolution: { type: "string" },
-  num_images_per_prompt: { type: "string" },
-  guidance_scale: { type: "string" },
-  max_num_images_per_prompt: { type: "string" },
-  default_num_inference_steps: { type: "string" },
-  max_num_inference_steps: { type: "string" },
-  num_streams: { type: "string" },
-  cache_dir: { type: "string" },
-  source_loras: { type: "string" },
+  ...PULL_FLAGS,
 } as const;
 
 export type ServerFlagValues = { [K in keyof typeof SERVER_FLAGS]?: (typeof SERVER_FLAGS)[K]["type"] extends "boolean" ? boolean : string };
