@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { checkExportedGraph, GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
-import { modelDir, PullError, pullModel } from "../servables/pull/pull.js";
+import { modelDir, PullError, pullModel, unservedTask } from "../servables/pull/pull.js";
 import { ConfigError, parseConfigText } from "../servables/config.js";
 import { addServable } from "../servables/repository-config.js";
 import { FlagError, PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
@@ -64,7 +64,8 @@ async function configure(values: ServerFlagValues, io: Io): Promise<number> {
   if (values.model_path === undefined) throw new FlagError("--configure needs --model_path (the model folder whose graph.pbtxt to write)");
   const pullOnly = (["source_model", "pull", "overwrite_models", "model_repository_path", "config_path"] as const).find((f) => values[f] !== undefined);
   if (pullOnly !== undefined) throw new FlagError(`--configure excludes --${pullOnly}: it only rewrites --model_path's graph.pbtxt`);
-  checkTask(values.task, values.model_path);
+  checkTaskName(values.task);
+  checkImageGenerationFolder(values.model_path, values.task);
   const written = await writeGraph(values.model_path, await exportedGraph(values));
   io.out(`${written ? "wrote" : "unchanged:"} ${join(values.model_path, "graph.pbtxt")}`);
   return 0;
@@ -75,7 +76,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
   if (repository === undefined) throw new FlagError("--source_model needs --model_repository_path (or OVMS_MODEL_REPOSITORY_PATH): where the model is stored");
   if (values.model_path !== undefined || values.config_path !== undefined) throw new FlagError("--source_model excludes --model_path and --config_path");
   // Refuse bad flags before downloading anything.
-  if (values.task !== undefined && values.task !== "image_generation") throw new FlagError(`--task ${values.task} is not served by graphserve; it serves image_generation`);
+  checkTaskName(values.task);
   let dir: string;
   try {
     dir = modelDir(repository, values.source_model!);
@@ -99,7 +100,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
     log: (line) => io.err(line),
     beforeReveal: async (staging) => void (await writeGraph(staging, graph)),
   });
-  checkTask(values.task, result.dir);
+  checkImageGenerationFolder(result.dir, values.task);
   // A fresh download already has it; a model that was there gets it rewritten only if it changed.
   const graphWritten = !result.downloaded && (await writeGraph(result.dir, graph));
   const configWritten = await addServable(configPath, name, result.dir);
@@ -124,8 +125,13 @@ async function exportedGraph(values: ServerFlagValues): Promise<string> {
   return text;
 }
 
-function checkTask(task: string | undefined, dir: string): void {
-  if (task !== undefined && task !== "image_generation") throw new FlagError(`--task ${task} is not served by graphserve; it serves image_generation`);
+function checkTaskName(task: string | undefined): void {
+  const unserved = unservedTask(task);
+  if (unserved !== undefined) throw new FlagError(unserved);
+}
+
+/** The folder holds a diffusers pipeline (model_index.json), which is how the task is detected. */
+function checkImageGenerationFolder(dir: string, task: string | undefined): void {
   if (!existsSync(join(dir, "model_index.json"))) {
     throw new FlagError(`${dir} is not an image-generation model: it has no model_index.json${task === undefined ? " (the task cannot be detected)" : ""}`);
   }

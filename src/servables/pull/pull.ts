@@ -69,12 +69,16 @@ export function modelDir(repositoryPath: string, sourceModel: string): string {
   return join(resolve(repositoryPath), ...parts);
 }
 
+/** Why `task` cannot be served, or undefined when it can (or is left to be detected). */
+export function unservedTask(task: string | undefined): string | undefined {
+  return task === undefined || task === "image_generation" ? undefined : `--task ${task} is not served by graphserve; it serves image_generation`;
+}
+
 export async function pullModel(opts: PullOptions): Promise<PullResult> {
   const dir = modelDir(opts.repositoryPath, opts.sourceModel);
   const log = opts.log ?? (() => undefined);
-  if (opts.task !== undefined && opts.task !== "image_generation") {
-    throw new PullError(`--task ${opts.task} is not served by graphserve; it serves image_generation`);
-  }
+  const unserved = unservedTask(opts.task);
+  if (unserved !== undefined) throw new PullError(unserved);
   const staging = join(dirname(dir), `.${basename(dir)}${STAGING_SUFFIX}`);
   const old = `${staging}.old`;
   // A replace killed between its two renames left the previous copy aside: put it back.
@@ -98,7 +102,7 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
   const total = files.reduce((n, f) => n + f.size, 0);
   await mkdir(dirname(dir), { recursive: true });
   // An interrupted pull already holds part of it.
-  await checkDiskSpace(dirname(dir), Math.max(0, total - (await bytesUnder(staging))), opts.freeBytes ?? freeBytesAt);
+  await checkDiskSpace(dirname(dir), Math.max(0, total - (await filesUnder(staging)).reduce((n, f) => n + f.size, 0)), opts.freeBytes ?? freeBytesAt);
 
   const unlock = await lock(staging, opts.sourceModel);
   try {
@@ -192,12 +196,20 @@ function alive(pid: number): boolean {
 
 async function removeUnlisted(staging: string, files: readonly RemoteFile[]): Promise<void> {
   const listed = new Set(files.map((f) => f.path));
-  const entries = await readdir(staging, { recursive: true, withFileTypes: true });
+  for (const f of await filesUnder(staging)) if (!listed.has(f.path)) await rm(join(staging, f.path), { force: true });
+}
+
+/** Every regular file under `dir` (none when it does not exist): its path relative to `dir`, with "/", and size. */
+async function filesUnder(dir: string): Promise<{ path: string; size: number }[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  const out: { path: string; size: number }[] = [];
   for (const e of entries) {
     if (!e.isFile()) continue;
-    const path = relative(staging, join(e.parentPath ?? (e as { path?: string }).path ?? staging, e.name)).split(sep).join("/");
-    if (!listed.has(path)) await rm(join(staging, path), { force: true });
+    // parentPath is Node 20.12+; `path` is its older name.
+    const full = join(e.parentPath ?? (e as { path?: string }).path ?? dir, e.name);
+    out.push({ path: relative(dir, full).split(sep).join("/"), size: (await stat(full)).size });
   }
+  return out;
 }
 
 const size = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GB` : `${(n / 1024 ** 2).toFixed(1)} MB`);
@@ -281,14 +293,6 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
 async function checkDiskSpace(path: string, needed: number, freeBytes: (path: string) => Promise<number>): Promise<void> {
   const free = await freeBytes(path);
   if (free < needed) throw new PullError(`not enough disk space in ${path}: the model needs ${size(needed)}, ${size(free)} are free`);
-}
-
-async function bytesUnder(dir: string): Promise<number> {
-  let total = 0;
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
-  // parentPath is Node 20.12+; `path` is its older name.
-  for (const e of entries) if (e.isFile()) total += (await stat(join(e.parentPath ?? (e as { path?: string }).path ?? dir, e.name))).size;
-  return total;
 }
 
 async function freeBytesAt(path: string): Promise<number> {
