@@ -52,20 +52,18 @@ export interface ImageRequestInput {
   readonly fields?: Readonly<Record<string, string | readonly string[]>>;
 }
 
-/** A validated request: what the backend needs plus how to answer. */
-export interface ImageRequest {
+/** The fields that pass to the backend unchanged (see GenerationRequest). */
+type PassedThrough = "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3" | "width" | "height" | "strength" | "maxSequenceLength";
+
+/**
+ * A validated request: what the backend needs plus how to answer. `width`
+ * and `height` are both set or both undefined (undefined: the model's native
+ * size, or the input image's for edits).
+ */
+export interface ImageRequest extends Pick<GenerationRequest, PassedThrough> {
   readonly kind: ImageRequestKind;
   /** The `model` field as sent (routing happens before this module). */
   readonly model?: string;
-  readonly prompt: string;
-  readonly prompt2?: string;
-  readonly prompt3?: string;
-  readonly negativePrompt?: string;
-  readonly negativePrompt2?: string;
-  readonly negativePrompt3?: string;
-  /** Both set or both undefined (undefined: the model's native size, or the input image's for edits). */
-  readonly width?: number;
-  readonly height?: number;
   /** Images per prompt: the request's, else the static value, else 1. */
   readonly n: number;
   /** Denoising steps: the request's, else `settings.defaultSteps`. */
@@ -74,8 +72,6 @@ export interface ImageRequest {
   readonly guidanceScale?: number;
   /** Undefined: the caller draws one. */
   readonly rngSeed?: number;
-  readonly strength?: number;
-  readonly maxSequenceLength?: number;
   readonly loraAlphas?: Readonly<Record<string, number>>;
   // Response options.
   readonly outputFormat: OutputFormat;
