@@ -9,11 +9,12 @@
  *       only (re)write DIR/graph.pbtxt.
  */
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { checkExportedGraph, GraphExportError, imageGenerationGraph, imageGraphSettingsFromFlags, type ImageGraphSettings } from "../servables/pull/graph-export.js";
 import { modelDir, PullError, pullModel, unservedTask } from "../servables/pull/pull.js";
 import { ConfigError, parseConfigText } from "../servables/config.js";
+import { replaceFile } from "../servables/replace-file.js";
 import { addServable } from "../servables/repository-config.js";
 import { FlagError, PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
 
@@ -158,7 +159,6 @@ async function writeGraph(dir: string, text: string): Promise<boolean> {
   const file = join(dir, "graph.pbtxt");
   const current = await readFile(file, "utf8").catch(() => undefined);
   if (current === text) return false;
-  await writeFile(`${file}.tmp`, text);
-  await rename(`${file}.tmp`, file);
+  await replaceFile(file, text);
   return true;
 }

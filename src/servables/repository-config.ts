@@ -6,10 +6,10 @@
  * The file is replaced atomically (temp file + rename in the same folder), so
  * a server polling it never reads half a file.
  */
-import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { ConfigError, ioReason, isRemotePath } from "./config.js";
+import { replaceFile } from "./replace-file.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -120,14 +120,9 @@ async function writeAtomically(path: string, content: string): Promise<void> {
   } catch (e) {
     throw new ConfigError(`cannot create the folder of config file "${path}": ${ioReason(e)}`);
   }
-  const mode = (await stat(path).catch(() => undefined))?.mode;
-  const temp = `${resolve(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
-    await writeFile(temp, content, { encoding: "utf8", flag: "wx" });
-    if (mode !== undefined) await chmod(temp, mode & 0o7777);
-    await rename(temp, path);
+    await replaceFile(path, content);
   } catch (e) {
-    await unlink(temp).catch(() => undefined);
     throw new ConfigError(`cannot write config file "${path}": ${ioReason(e)}`);
   }
 }
