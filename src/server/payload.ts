@@ -88,6 +88,12 @@ export interface HttpSseResponse {
  */
 export type HttpResponsePayload = string | Uint8Array | HttpResponseObject | HttpSseResponse;
 
+/** The request packet's fields as the server builds them: all but the signal. */
+export type HttpRequestInit = Omit<HttpRequestPayload, "signal">;
+
+// The class carries the payload's fields (declared here, assigned in the constructor).
+export interface HttpRequest extends HttpRequestInit {}
+
 /**
  * The concrete request packet. A class so `signal` can live in a private
  * field behind a getter: structured cloning copies own enumerable fields
@@ -95,33 +101,10 @@ export type HttpResponsePayload = string | Uint8Array | HttpResponseObject | Htt
  * AbortSignal and without a per-request `defineProperty`.
  */
 export class HttpRequest implements HttpRequestPayload {
-  readonly method: string;
-  readonly uri: string;
-  readonly path: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Buffer;
-  readonly json?: Readonly<Record<string, unknown>>;
-  readonly multipart?: MultipartBody;
-  readonly model: string;
-  readonly servable: string;
-  readonly stream: boolean;
-  readonly requestId: string;
-  readonly receivedAt: number;
   readonly #signal: AbortSignal;
 
-  constructor(init: Omit<HttpRequestPayload, "signal">, signal: AbortSignal) {
-    this.method = init.method;
-    this.uri = init.uri;
-    this.path = init.path;
-    this.headers = init.headers;
-    this.body = init.body;
-    if (init.json !== undefined) this.json = init.json;
-    if (init.multipart !== undefined) this.multipart = init.multipart;
-    this.model = init.model;
-    this.servable = init.servable;
-    this.stream = init.stream;
-    this.requestId = init.requestId;
-    this.receivedAt = init.receivedAt;
+  constructor(init: HttpRequestInit, signal: AbortSignal) {
+    Object.assign(this, init);
     this.#signal = signal;
   }
 

@@ -133,7 +133,21 @@ async function runGraph(ctx: ServerContext, req: Request, res: Response, lease: 
   };
   res.once("close", onClose);
   const payload = new HttpRequest(
-    { method: req.method, uri: req.originalUrl, path: req.path, headers: req.headers, body: p.body, json: p.json, multipart: p.multipart, model: p.model, servable: p.servable, stream: p.stream, requestId: locals(res).requestId, receivedAt: locals(res).start },
+    {
+      method: req.method,
+      uri: req.originalUrl,
+      path: req.path,
+      headers: req.headers,
+      body: p.body,
+      // Only the body kind the request had is a field at all.
+      ...(p.json !== undefined ? { json: p.json } : {}),
+      ...(p.multipart !== undefined ? { multipart: p.multipart } : {}),
+      model: p.model,
+      servable: p.servable,
+      stream: p.stream,
+      requestId: locals(res).requestId,
+      receivedAt: locals(res).start,
+    },
     abort.signal,
   );
 
