@@ -1069,36 +1069,50 @@ export class GraphRun {
       return;
     }
     ctx.inputTimestamp = Timestamp.Unstarted;
+    const open = calc.open.bind(calc);
+    this.lifecycle(
+      () => open(ctx),
+      () => this.afterOpen(id, rt, n),
+      (e) => {
+        ctx.outputs.reset();
+        ctx.outputSidePackets.pending.length = 0;
+        this.openFailed(id, rt, e);
+      },
+    );
+  }
+
+  /**
+   * Runs open or close, either of which may return a promise: `done` or
+   * `failed` follows at once for a synchronous result, or once the promise
+   * settles (counted as pending meanwhile, then the run drains).
+   */
+  private lifecycle(call: () => void | Promise<void>, done: () => void, failed: (e: unknown) => void): void {
     let r: void | Promise<void>;
     let async: boolean;
     try {
-      r = calc.open(ctx);
+      r = call();
       async = isThenable(r);
     } catch (e) {
-      ctx.outputs.reset();
-      ctx.outputSidePackets.pending.length = 0;
-      this.openFailed(id, rt, e);
+      failed(e);
       return;
     }
-    if (async) {
-      this.pending++;
-      Promise.resolve(r).then(
-        () => {
-          this.pending--;
-          this.afterOpen(id, rt, n);
-          this.drain();
-        },
-        (e: unknown) => {
-          this.pending--;
-          ctx.outputs.reset();
-          ctx.outputSidePackets.pending.length = 0;
-          this.openFailed(id, rt, e);
-          this.drain();
-        },
-      );
+    if (!async) {
+      done();
       return;
     }
-    this.afterOpen(id, rt, n);
+    this.pending++;
+    Promise.resolve(r).then(
+      () => {
+        this.pending--;
+        done();
+        this.drain();
+      },
+      (e: unknown) => {
+        this.pending--;
+        failed(e);
+        this.drain();
+      },
+    );
   }
 
   private openFailed(id: number, rt: NodeState, e: unknown): void {
@@ -1131,34 +1145,15 @@ export class GraphRun {
     }
     ctx.inputTimestamp = DONE;
     ctx.inputs.current.fill(undefined);
-    let r: void | Promise<void>;
-    let async: boolean;
-    try {
-      r = calc.close(ctx);
-      async = isThenable(r);
-    } catch (e) {
-      this.fail(id, "Close", e);
-      this.finishClose(id, rt, false);
-      return;
-    }
-    if (async) {
-      this.pending++;
-      Promise.resolve(r).then(
-        () => {
-          this.pending--;
-          this.finishClose(id, rt, !this.stopped);
-          this.drain();
-        },
-        (e: unknown) => {
-          this.pending--;
-          this.fail(id, "Close", e);
-          this.finishClose(id, rt, false);
-          this.drain();
-        },
-      );
-      return;
-    }
-    this.finishClose(id, rt, !this.stopped);
+    const close = calc.close.bind(calc);
+    this.lifecycle(
+      () => close(ctx),
+      () => this.finishClose(id, rt, !this.stopped),
+      (e) => {
+        this.fail(id, "Close", e);
+        this.finishClose(id, rt, false);
+      },
+    );
   }
 
   private finishClose(id: number, rt: NodeState, propagate: boolean): void {
