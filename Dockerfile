@@ -19,7 +19,8 @@ COPY tsconfig.json ./
 COPY proto proto
 COPY src src
 COPY calculators calculators
-RUN npx tsc -p tsconfig.json
+COPY web web
+RUN npx tsc -p tsconfig.json && npm run build:web
 
 FROM ${NODE_IMAGE} AS runtime
 ARG OPENVINO=false
@@ -36,6 +37,7 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
  && npm cache clean --force
 COPY --from=build /app/dist/src dist/src
 COPY --from=build /app/dist/calculators dist/calculators
+COPY --from=build /app/dist/web dist/web
 COPY proto proto
 COPY graphs graphs
 # Models are mounted here (read-only is enough: graphserve never writes a served model).
@@ -43,8 +45,10 @@ RUN mkdir -p /models && chown node:node /models
 VOLUME /models
 USER node
 EXPOSE 8000
-# node itself is PID 1's child-free entry: SIGTERM reaches the server, which drains
-# for --shutdown_grace_seconds (default 30) before exiting.
+# node is PID 1 (no init): the kernel drops signals PID 1 has no handler for, so
+# graphserve handles SIGTERM/SIGINT on every path: the server drains for
+# --shutdown_grace_seconds (default 30); a --pull or the demo model's build stops
+# at once (exit 143/130), keeping what was downloaded for the next run.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["--rest_port", "8000", "--config_path", "/models/config.json"]

@@ -29,14 +29,24 @@ import {
   type NodeShape,
   type SseEvent,
 } from "../src/index.js";
-import { BackendError, GenerationCancelledError, type GenerationMode, type GenerationRequest, type GenerationResult, type RgbImage } from "../src/backends/index.js";
+import {
+  BackendError,
+  GenerationCancelledError,
+  type GenerationMode,
+  type GenerationRequest,
+  type GenerationResult,
+  type RgbImage,
+  type StepDecision,
+  type StepProgress,
+} from "../src/backends/index.js";
 import { decodeImage, decodeMask, readImageSize, type OutputSize } from "./image-gen/codec.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
-import { encodeResponse, imageEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
+import { encodeResponse, imageEvent, progressEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
 
 const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
+const PREVIEW: StepDecision = { preview: true };
 /** OpenAI's limit on images per edit request. */
 const MAX_EDIT_IMAGES = 16;
 /** Largest upload decoded, in pixels (8192²: 192 MiB of RGB); bigger files are refused before decoding. */
@@ -106,7 +116,11 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     // A stream also waits for its slot before answering, so until then any failure is still a plain HTTP error.
     const release = await job.admit(ctx.signal);
     if (request.stream) {
-      ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", streamResponse(job, format, release, incoming.signal));
+      const stream = streamResponse(job, format, release, incoming.signal);
+      // The generation runs behind the returned stream: the graph view shows this call busy until it is over
+      // (cancelled if the stream was: the run is over by then, so its signal cannot tell).
+      ctx.continueUntil(stream.done, stream.cancelled);
+      ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", stream.response);
       return;
     }
     let result: GenerationResult;
@@ -264,9 +278,15 @@ class Job {
   /**
    * Runs every generation of the request; with `partials` > 0, `onPreview`
    * receives decoded previews after that many steps spread over each run's
-   * schedule. Rejects with a 400 for what the backend refuses.
+   * schedule; `onProgress` hears of every finished step (1-based) of
+   * generation `index`. Rejects with a 400 for what the backend refuses.
    */
-  async generate(signal: AbortSignal, partials = 0, onPreview?: (index: number, images: readonly RgbImage[]) => void): Promise<GenerationResult> {
+  async generate(
+    signal: AbortSignal,
+    partials = 0,
+    onPreview?: (index: number, images: readonly RgbImage[]) => void,
+    onProgress?: (index: number, step: number, totalSteps: number) => void,
+  ): Promise<GenerationResult> {
     const started = performance.now();
     const parts: GenerationResult[] = [];
     try {
@@ -274,10 +294,17 @@ class Job {
         // Asked only when previews are wanted: with a step callback the backend waits for its answer after every step.
         let preview: Set<number> | undefined;
         const watch = partials > 0 && onPreview !== undefined;
+        const onStep =
+          watch || onProgress !== undefined
+            ? ({ step, totalSteps }: StepProgress): StepDecision | undefined => {
+                onProgress?.(i, step + 1, totalSteps);
+                return watch && (preview ??= previewSteps(totalSteps, partials)).has(step) ? PREVIEW : undefined;
+              }
+            : undefined;
         parts.push(
           await this.res.backend.generate(this.requests[i], {
             signal,
-            onStep: watch ? ({ step, totalSteps }) => ((preview ??= previewSteps(totalSteps, partials)).has(step) ? { preview: true } : undefined) : undefined,
+            onStep,
             onPreview: watch ? (_step, images) => onPreview(i, images) : undefined,
           }),
         );
@@ -339,13 +366,27 @@ function previewSteps(steps: number, k: number): Set<number> {
   return out;
 }
 
+/** A streamed answer and when the node's work on it is over. */
+interface StreamedAnswer {
+  readonly response: HttpSseResponse;
+  /**
+   * Settles once the generation has ended and every event it queued is
+   * encoded, whether or not anyone reads them (a reader is not the node's
+   * work, and the server may never start one): resolves when the stream
+   * completed or was cancelled, rejects when it failed.
+   */
+  readonly done: Promise<void>;
+  /** Aborted when the stream is cancelled: the client left, or the server stopped reading. */
+  readonly cancelled: AbortSignal;
+}
+
 /**
  * A streamed answer (OpenAI's image events). Generation starts at once and
  * feeds an ordered list of pending events; the server drains it. The client
  * leaving, or the server stopping the iteration, cancels the generation
  * between steps and frees the slot.
  */
-function streamResponse(job: Job, format: ResponseFormat, release: () => void, clientSignal: AbortSignal | undefined): HttpSseResponse {
+function streamResponse(job: Job, format: ResponseFormat, release: () => void, clientSignal: AbortSignal | undefined): StreamedAnswer {
   const abort = new AbortController();
   const onClientGone = () => abort.abort(clientSignal!.reason);
   if (clientSignal?.aborted) abort.abort(clientSignal.reason);
@@ -354,19 +395,48 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
   const pending: Promise<SseEvent>[] = [];
   let wake: (() => void) | undefined;
   let finished = false;
+  // The node's work: the generation, then the encodings it queued (counted, not held, so sent events can be freed).
+  let encoding = 0;
+  let failure: { readonly error: unknown } | undefined;
+  let settleDone: (() => void) | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    settleDone = () => {
+      if (finished && encoding === 0) (failure === undefined ? resolve() : reject(failure.error));
+    };
+  });
+  const encoded = (failed: boolean, error?: unknown) => {
+    // Once the stream was cancelled, whatever fails after is part of stopping, not a failure.
+    if (failed && failure === undefined && !abort.signal.aborted) failure = { error };
+    encoding--;
+    settleDone!();
+  };
   const push = (e: Promise<SseEvent>) => {
-    e.catch(() => undefined); // consumed in order below; never an unhandled rejection meanwhile
+    encoding++;
+    // Consumed in order below; this handler also keeps it from being an unhandled rejection meanwhile.
+    e.then(() => encoded(false), (err: unknown) => encoded(true, err));
     pending.push(e);
     wake?.();
   };
   const partialIndex = new Map<number, number>();
+  // graphserve's stream_progress: one event per step for each image the step advanced (a batch of n per input).
+  const perInput = job.request.n;
+  const onProgress = job.request.streamProgress
+    ? (input: number, step: number, totalSteps: number) => {
+        for (let k = 0; k < perInput; k++) push(Promise.resolve(progressEvent(format.kind, input * perInput + k, step, totalSteps)));
+      }
+    : undefined;
 
   void job
-    .generate(abort.signal, job.request.partialImages, (input, images) => {
-      const index = partialIndex.get(input) ?? 0;
-      partialIndex.set(input, index + 1);
-      images.forEach((image, k) => push(imageEvent(format, image, input * images.length + k, index)));
-    })
+    .generate(
+      abort.signal,
+      job.request.partialImages,
+      (input, images) => {
+        const index = partialIndex.get(input) ?? 0;
+        partialIndex.set(input, index + 1);
+        images.forEach((image, k) => push(imageEvent(format, image, input * images.length + k, index)));
+      },
+      onProgress,
+    )
     .then(
       (result) => {
         const size = result.width * result.height * 3;
@@ -383,6 +453,7 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
       clientSignal?.removeEventListener("abort", onClientGone);
       finished = true;
       wake?.();
+      settleDone!();
     });
 
   const events: AsyncIterable<SseEvent> = {
@@ -404,5 +475,5 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
       };
     },
   };
-  return { headers: { "x-rng-seed": String(format.rngSeed) }, events };
+  return { response: { headers: { "x-rng-seed": String(format.rngSeed) }, events }, done, cancelled: abort.signal };
 }

@@ -139,7 +139,8 @@ describe("OnnxBackend (SD)", () => {
     }
     const r = await gen;
     assert.ok(r.timings.totalMs > 100, `generation took only ${r.timings.totalMs} ms; the test needs a longer one`);
-    assert.ok(worst < 50, `setTimeout(0) took ${worst.toFixed(1)} ms during generation`);
+    // Inference on the event loop would stall it for about the whole generation; a busy machine adds smaller stalls.
+    assert.ok(worst < Math.max(50, r.timings.totalMs / 2), `setTimeout(0) took ${worst.toFixed(1)} ms during a ${r.timings.totalMs.toFixed(0)} ms generation`);
   });
 
   it("rejects unsupported requests with BackendError", async () => {

@@ -5,15 +5,18 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
+import { createServer, request as httpRequest } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { hostname } from "node:os";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { parseGraphText } from "../src/graph/load.js";
 import { PullError, pullModel, STAGING_SUFFIX, type PullOptions } from "../src/servables/pull/pull.js";
 import { PARTS_DIR } from "../src/servables/pull/download.js";
+import { runProcess, type ProcessResult } from "./helpers/run-process.js";
 import { startForwardProxy, startHubStandIn, type HubRequestRecord, type HubStandIn } from "./helpers/hub-stand-in.js";
 import { CLI, ROOT, call, eventually, spawnCli, tempDir } from "./server-helpers.js";
 
@@ -67,6 +70,7 @@ function mtimes(paths: string[]): Record<string, number> {
 
 const fileParam = (r: HubRequestRecord) => new URL(r.url, "http://x").searchParams.get("path");
 /** CDN (LFS bytes) requests for `path`. */
+const cdnRequests = (reqs: HubRequestRecord[]) => reqs.filter((r) => r.url.startsWith("/cdn/"));
 const cdnFor = (reqs: HubRequestRecord[], path: string) => reqs.filter((r) => r.url.startsWith("/cdn/") && fileParam(r) === path);
 /** Resolve requests for `path` (any repo). */
 const resolveFor = (reqs: HubRequestRecord[], path: string) => reqs.filter((r) => r.url.includes("/resolve/") && r.url.split("/resolve/")[1].replace(/^[^/]+\//, "") === path);
@@ -89,22 +93,12 @@ async function rejectsWith(p: Promise<unknown>, ...patterns: RegExp[]): Promise<
   return message;
 }
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, maxBuffer: 64 * MB }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+  return runProcess(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, maxBuffer: 64 * MB });
 }
 
 /** The `graphserve: …` lines of stderr: exactly one, one line. */
-function oneReason(r: CliResult): string {
+function oneReason(r: ProcessResult): string {
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("graphserve: "));
   assert.equal(lines.length, 1, `one graphserve: line in ${JSON.stringify(r.stderr)}`);
   return lines[0];
@@ -173,6 +167,63 @@ test("one command: --source_model pulls, serves and answers /v3/images/generatio
   assert.ok(existsSync(join(repo, "config.json")));
   proc.kill("SIGTERM");
   assert.equal(await exit, 0, stderr());
+});
+
+/**
+ * A front for the Hub stand-in whose /resolve/ answers send their headers and
+ * then stall (a slow transfer); everything else is passed through.
+ */
+async function stallingFront(t: TestContext, hubUrl: string): Promise<string> {
+  const hub = new URL(hubUrl);
+  const server = createServer((req, res) => {
+    const upstream = httpRequest({ host: hub.hostname, port: hub.port, path: req.url, method: req.method, headers: { ...req.headers, host: hub.host } }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (req.url?.includes("/resolve/") && (up.statusCode ?? 0) < 300) res.flushHeaders();
+      else up.pipe(res);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+test("SIGTERM during `--pull` (PID 1 in an init container): transfers stop, one line, exit 143, lock released, nothing revealed; the next run resumes", async (t) => {
+  const { small } = await src();
+  const hub = await standIn(t);
+  await hub.addRepoFromFolder("org/tiny", small);
+  const repo = tempDir();
+  const front = await stallingFront(t, hub.url);
+  const args = [CLI, "--pull", "--source_model", "org/tiny", "--model_repository_path", repo, "--task", "image_generation"];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, HF_ENDPOINT: front }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+  await eventually(async () => stderr.includes("downloading org/tiny"), "the download to start", 20_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const stopped = performance.now();
+  proc.kill("SIGTERM");
+  assert.equal(await exit, 143, stderr);
+  assert.ok(performance.now() - stopped < 5000, "stopped promptly");
+  const reasons = stderr.split("\n").filter((l) => l.startsWith("graphserve: "));
+  assert.deepEqual(reasons.length, 1, stderr);
+  assert.match(reasons[0], /^graphserve: SIGTERM: pull of org\/tiny stopped; what was downloaded is kept and the next run resumes it$/);
+  assert.ok(!existsSync(`${staging(repo, "org", "tiny")}.lock`), "the lock is released");
+  assert.ok(!existsSync(join(repo, "org", "tiny")), "nothing revealed");
+  assert.ok(existsSync(staging(repo, "org", "tiny")), "what was fetched is kept");
+
+  const seen = hub.requests.length;
+  const rerun = await cli(["--pull", "--source_model", "org/tiny", "--model_repository_path", repo, "--task", "image_generation"], { HF_ENDPOINT: hub.url });
+  assert.equal(rerun.code, 0, rerun.stderr);
+  assertSameFiles(join(repo, "org", "tiny"), small, ["graph.pbtxt"]);
+  // Files complete before SIGTERM are not fetched again; one cut short resumes with a Range.
+  const before = new Set(cdnRequests(hub.requests.slice(0, seen)).filter((r) => r.status === 200).map(fileParam));
+  assert.ok(before.size > 0, "some files were complete before SIGTERM");
+  const again = cdnRequests(hub.requests.slice(seen)).filter((r) => before.has(fileParam(r)) && r.range === undefined);
+  assert.deepEqual(again.map(fileParam), [], "nothing complete was fetched again");
 });
 
 test("interrupted pull: gives up naming the file, keeps the .part; the next pull resumes with Range", async (t) => {
@@ -540,17 +591,118 @@ test("review regressions: unsafe listing paths, colliding part names, one pull p
     assert.deepEqual(filesUnder(r.dir), ["model_index.json", "unet/model.onnx", "x.bin", "x.bin.part"]);
   });
 
-  await t.test("a second pull of the same model at the same time is refused, naming the first", async () => {
+  await t.test("a second pull of the same model at the same time waits for the first, then finds the model there and downloads nothing", async () => {
     const hub = await standIn(t);
     await hub.addRepoFromFolder("org/tiny", small);
     const repo = tempDir();
-    const [a, b] = await Promise.allSettled([pull(hub, repo, "org/tiny", []), pull(hub, repo, "org/tiny", [])]);
-    const outcomes = [a, b].map((o) => o.status);
-    assert.deepEqual(outcomes.sort(), ["fulfilled", "rejected"]);
-    const failed = [a, b].find((o): o is PromiseRejectedResult => o.status === "rejected")!;
-    assert.match((failed.reason as Error).message, /is being pulled by another process \(pid \d+\)/);
+    const logs: string[][] = [[], []];
+    const [a, b] = await Promise.all(logs.map((log) => pull(hub, repo, "org/tiny", log)));
+    assert.deepEqual([a.downloaded, b.downloaded].sort(), [false, true]);
+    const waited = logs[a.downloaded ? 1 : 0];
+    assert.ok(waited.some((l) => /is being pulled by another process \(pid \d+\); waiting/.test(l)), waited.join("\n"));
+    assert.ok(!waited.some((l) => l.startsWith("downloading")), "the waiting pull downloaded nothing");
     assertSameFiles(join(repo, "org", "tiny"), small);
     assert.ok(!existsSync(`${staging(repo, "org", "tiny")}.lock`), "the lock is released");
+  });
+
+  await t.test("a pull that waited re-checks under the lock: it asks the Hub nothing and leaves the folder the first one revealed alone", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    // A is slow (a big model): it holds the lock while B arrives.
+    const slow: typeof fetch = async (input, init) => {
+      await new Promise((r) => setTimeout(r, 100));
+      return fetch(input, init);
+    };
+    let requestsB = 0;
+    const counting: typeof fetch = async (input, init) => (requestsB++, fetch(input, init));
+    const logB: string[] = [];
+    const pA = pull(hub, repo, "org/tiny", [], { fetch: slow, concurrency: 1 });
+    await eventually(async () => existsSync(`${staging(repo, "org", "tiny")}.lock`), "A to take the lock", 5000);
+    const b = await pull(hub, repo, "org/tiny", logB, { fetch: counting });
+    const a = await pA;
+    assert.deepEqual([a.downloaded, b.downloaded], [true, false]);
+    assert.match(logB.join("\n"), /being pulled by another process \(pid \d+\); waiting/);
+    assert.equal(requestsB, 0, "B asked the Hub nothing");
+    assertSameFiles(join(repo, "org", "tiny"), small);
+  });
+
+  await t.test("a lock left by a killed pull is taken over: same host with our pid (a container's pid 1) or a dead one, another host's gone quiet", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const stale = [
+      { host: hostname(), pid: process.pid, age: 0 },
+      { host: hostname(), pid: 2 ** 22 + 17, age: 0 },
+      { host: "other-pod", pid: 1, age: 120_000 },
+    ];
+    for (const owner of stale) {
+      const repo = tempDir();
+      mkdirSync(join(repo, "org"), { recursive: true });
+      const file = `${staging(repo, "org", "tiny")}.lock`;
+      writeFileSync(file, JSON.stringify({ host: owner.host, pid: owner.pid }));
+      const then = new Date(Date.now() - owner.age);
+      utimesSync(file, then, then);
+      await pull(hub, repo, "org/tiny", []);
+      assertSameFiles(join(repo, "org", "tiny"), small);
+      assert.ok(!existsSync(file), "the lock is released");
+      assert.deepEqual(readdirSync(join(repo, "org")).filter((f) => f.includes(".lock")), [], "no lock left aside");
+    }
+  });
+
+  await t.test("a stale lock met by several pulls at once is taken over by exactly one: the others wait and download nothing", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    for (let round = 0; round < 8; round++) {
+      const repo = tempDir();
+      mkdirSync(join(repo, "org"), { recursive: true });
+      writeFileSync(`${staging(repo, "org", "tiny")}.lock`, JSON.stringify({ host: hostname(), pid: 2 ** 22 + 17 }));
+      const results = await Promise.all([0, 1, 2].map(() => pull(hub, repo, "org/tiny", [])));
+      assert.equal(results.filter((r) => r.downloaded).length, 1, `round ${round}: one download`);
+      assertSameFiles(join(repo, "org", "tiny"), small);
+    }
+  });
+
+  await t.test("a live lock from another host (a replica on a shared volume) is waited for, naming the host, up to lockWaitSeconds", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    mkdirSync(join(repo, "org"), { recursive: true });
+    const file = `${staging(repo, "org", "tiny")}.lock`;
+    writeFileSync(file, JSON.stringify({ host: "other-pod", pid: 1 }));
+    const log: string[] = [];
+    const started = performance.now();
+    await rejectsWith(pull(hub, repo, "org/tiny", log, { lockWaitSeconds: 1 }), /still being pulled by another process \(pid 1 on other-pod\) after waiting 1 s/);
+    assert.ok(performance.now() - started >= 1000);
+    assert.match(log.join("\n"), /being pulled by another process \(pid 1 on other-pod\); waiting for it to finish/);
+    assert.ok(!existsSync(join(repo, "org", "tiny")));
+    assert.ok(existsSync(file), "another host's live lock is left alone");
+
+    // Released while we wait: the pull goes ahead.
+    const waiting = pull(hub, repo, "org/tiny", [], { lockWaitSeconds: 30 });
+    setTimeout(() => rmSync(file), 300);
+    assert.equal((await waiting).downloaded, true);
+    assertSameFiles(join(repo, "org", "tiny"), small);
+  });
+
+  await t.test("an abort while waiting for a lock or downloading rejects with its reason and releases our lock", async () => {
+    const hub = await standIn(t);
+    await hub.addRepoFromFolder("org/tiny", small);
+    const repo = tempDir();
+    mkdirSync(join(repo, "org"), { recursive: true });
+    const file = `${staging(repo, "org", "tiny")}.lock`;
+    writeFileSync(file, JSON.stringify({ host: "other-pod", pid: 1 }));
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error("stopped")), 200);
+    await assert.rejects(pull(hub, repo, "org/tiny", [], { signal: stop.signal }), /stopped/);
+    assert.ok(existsSync(file), "the other host's lock stays");
+    rmSync(file);
+
+    const stalled = new AbortController();
+    const hanging: typeof fetch = async (input, init) => (String(input).includes("/resolve/") ? new Promise<Response>((_r, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason))) : fetch(input, init));
+    setTimeout(() => stalled.abort(new Error("stopped")), 300);
+    await assert.rejects(pull(hub, repo, "org/tiny", [], { signal: stalled.signal, fetch: hanging }), /stopped/);
+    assert.ok(!existsSync(file), "our lock is released");
+    assert.ok(!existsSync(join(repo, "org", "tiny")), "nothing revealed");
   });
 
   await t.test("a fatal error (404) stops the other transfers instead of waiting out their retries", async () => {

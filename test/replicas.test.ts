@@ -7,27 +7,14 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
 import { imageServable } from "./image-server.js";
+import { snapshot } from "./helpers/snapshot.js";
 import { call, eventually, spawnCli, type CliServer } from "./server-helpers.js";
 
 async function replica(t: TestContext, modelDir: string): Promise<CliServer> {
   const r = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "tiny", "--model_path", modelDir, "--shutdown_grace_seconds", "30"]);
   await eventually(async () => (await call(r.url, "GET", "/v2/health/ready")).status === 200, "the replica to load its model", 30_000);
   return r;
-}
-
-/** Every file under `dir` with its size and mtime: the folder must come out of the test as it went in. */
-function snapshot(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => {
-      const p = join(e.parentPath, e.name);
-      const s = statSync(p);
-      return `${relative(dir, p)} ${s.size} ${s.mtimeMs}`;
-    })
-    .sort();
 }
 
 const generate = (url: string, seed: number, extra: Record<string, unknown> = {}) =>

@@ -209,7 +209,8 @@ test("unsupported content type 415; unknown model 404; unknown path 404; wrong m
   assert.equal(unknown.status, 404);
   assert.deepEqual(errorOf(unknown), { message: "Mediapipe graph definition with requested name is not found", type: "invalid_request_error", param: "model", code: "model_not_found" });
 
-  for (const path of ["/", "/v2/health", "/v4/x", "/v3", "/metrics/x"]) {
+  // Not "/": that is the web UI (test/web-ui.test.ts).
+  for (const path of ["/v2/health", "/v4/x", "/v3", "/metrics/x"]) {
     const r = await srv.request("GET", path);
     assert.equal(r.status, 404, path);
     assert.match(errorOf(r).message, /^Invalid request URL/);
@@ -236,8 +237,9 @@ test("unsupported content type 415; unknown model 404; unknown path 404; wrong m
 test("a loading or failed servable is 503 'Mediapipe is not loaded yet' (OVMS: 500), told not to retry when it failed", async () => {
   const r = await srv.request("POST", "/v3/images/generations", { json: { model: "broken" } });
   assert.equal(r.status, 503);
-  assert.equal(errorOf(r).message, "Mediapipe is not loaded yet");
+  assert.match(errorOf(r).message, /^Mediapipe is not loaded yet - servable "broken" failed to load: .*NoSuchCalculator/s);
   assert.equal(errorOf(r).type, "server_error");
+  assert.equal(errorOf(r).code, "model_failed");
   assert.equal(r.headers.get("x-should-retry"), "false");
 });
 

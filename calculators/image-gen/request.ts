@@ -17,6 +17,13 @@
  * - OpenAI fields OVMS refuses are accepted: `quality` and `moderation`
  *   (recorded, no effect on the model), `output_format`, `output_compression`,
  *   `background`, `user` (for logs), `stream`, `partial_images`;
+ * - graphserve's own `stream_progress` (boolean, only with `stream: true`;
+ *   `true` without it is refused with param `stream_progress`): the stream
+ *   also carries an `image_generation.progress` / `image_edit.progress`
+ *   event after every denoising step of every image, with `step` (1-based),
+ *   `num_inference_steps` (the steps that image's schedule runs: fewer than
+ *   asked for an edit with `strength` < 1) and `image_index`. The OpenAI
+ *   SDKs never send it, so their streams are unchanged;
  * - `response_format: "url"` is refused with OVMS's message plus the reason
  *   (graphserve does not host files);
  * - multipart: `lora_alphas` may come as `lora_alphas[<alias>]` parts (how the
@@ -85,6 +92,8 @@ export interface ImageRequest extends Pick<GenerationRequest, PassedThrough> {
   readonly stream: boolean;
   /** 0–3; only acted on when `stream` is true. */
   readonly partialImages: number;
+  /** graphserve's: a progress event per denoising step (only with `stream`). */
+  readonly streamProgress: boolean;
   /** For logs only. */
   readonly user?: string;
 }
@@ -125,6 +134,8 @@ const FIELD_TYPES: Readonly<Record<string, FieldType>> = {
   user: "string",
   stream: "boolean",
   partial_images: "int",
+  // graphserve's own.
+  stream_progress: "boolean",
 };
 
 const ENUMS: Readonly<Record<string, readonly string[]>> = {
@@ -421,6 +432,10 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     throw bad("background transparent is not supported with output_format jpeg; use png or webp", "background");
   }
 
+  const stream = (body.stream as boolean | undefined) ?? false;
+  const streamProgress = (body.stream_progress as boolean | undefined) ?? false;
+  if (streamProgress && !stream) throw bad("stream_progress needs stream: true (progress events are sent on the event stream)", "stream_progress");
+
   const out: { -readonly [K in keyof ImageRequest]: ImageRequest[K] } = {
     kind,
     prompt: str("prompt")!,
@@ -430,8 +445,9 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     background,
     quality: (str("quality") ?? "auto") as Quality,
     moderation: (str("moderation") ?? "auto") as Moderation,
-    stream: (body.stream as boolean | undefined) ?? false,
+    stream,
     partialImages: num("partial_images") ?? 0,
+    streamProgress,
   };
   const optional: [keyof ImageRequest, unknown][] = [
     ["model", body.model],

@@ -60,6 +60,16 @@ export async function encodeResponse(images: GeneratedImages): Promise<string> {
 }
 
 /**
+ * graphserve's progress event (`stream_progress`): denoising step `step`
+ * (1-based) of `numInferenceSteps` is done for image `imageIndex`. No
+ * pixels, so it costs nothing to send.
+ */
+export function progressEvent(kind: ImageRequestKind, imageIndex: number, step: number, numInferenceSteps: number): SseEvent {
+  const type = kind === "edits" ? "image_edit.progress" : "image_generation.progress";
+  return { event: type, data: { type, step, num_inference_steps: numInferenceSteps, image_index: imageIndex } };
+}
+
+/**
  * One streamed image: a partial (with its 0-based `partial_image_index`) or,
  * without an index, a final one. `image_index` (graphserve's) says which
  * image of the answer, in `data` order, it shows when there are several.

@@ -12,7 +12,9 @@ import { makeTinyModel } from "../backends/onnx/tiny/make-tiny-model.js";
 import { tinyModelGraph } from "./tiny-model-command.js";
 
 /** Bump when the demo model or its graph changes, so a stale cached copy is rebuilt. */
-const DEMO_REVISION = 1;
+const DEMO_REVISION = 2;
+/** Enough steps for a run in the web UI to last long enough to watch and cancel (the schedule has 1000 timesteps). */
+const DEMO_MAX_STEPS = 500;
 export const DEMO_MODEL_NAME = "demo";
 
 /** Where the demo model lives: $GRAPHSERVE_DEMO_DIR, else the user's cache folder. */
@@ -23,8 +25,13 @@ export function demoModelDir(): string {
   return join(cache, "graphserve", `demo-model-r${DEMO_REVISION}`);
 }
 
-/** Builds the demo model unless it is there; built beside its final place and renamed, so a half-written model is never served. */
-export async function prepareDemoModel(log: (line: string) => void): Promise<string> {
+/**
+ * Builds the demo model unless it is there; built beside its final place and
+ * renamed, so a half-written model is never served. When `signal` aborts
+ * (SIGTERM while building) the build stops after the step in progress (it
+ * takes well under a second), removes its partial folder and rejects with the signal's reason.
+ */
+export async function prepareDemoModel(log: (line: string) => void, signal?: AbortSignal): Promise<string> {
   const dir = demoModelDir();
   if (existsSync(join(dir, "graph.pbtxt"))) return dir;
   const partial = `${dir}.partial-${process.pid}`;
@@ -32,7 +39,11 @@ export async function prepareDemoModel(log: (line: string) => void): Promise<str
   await mkdir(partial, { recursive: true });
   log(`building the tiny demo model in ${dir} (once)…`);
   await makeTinyModel(partial, { family: "sd", seed: 42 });
-  await writeFile(join(partial, "graph.pbtxt"), tinyModelGraph({ defaultResolution: "512x512", maxResolution: "1024x1024", defaultSteps: 4 }));
+  await writeFile(join(partial, "graph.pbtxt"), tinyModelGraph({ defaultResolution: "512x512", maxResolution: "1024x1024", defaultSteps: 4, maxSteps: DEMO_MAX_STEPS }));
+  if (signal?.aborted) {
+    await rm(partial, { recursive: true, force: true });
+    throw signal.reason;
+  }
   try {
     await rename(partial, dir);
   } catch (e) {

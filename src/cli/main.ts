@@ -6,6 +6,7 @@ import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
 import { PULL_USAGE, pullStep } from "./pull-command.js";
+import { Interrupted, interruptible } from "./signals.js";
 import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
@@ -75,7 +76,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       io.err("graphserve demo: serves its own model; drop --model_path/--config_path, or run graphserve without \"demo\"");
       return 2;
     }
-    const dir = await prepareDemoModel(io.err);
+    let dir: string;
+    try {
+      dir = await interruptible((signal) => prepareDemoModel(io.err, signal));
+    } catch (e) {
+      if (!(e instanceof Interrupted)) throw e;
+      io.err(`graphserve: ${e.signal}: stopped while building the demo model`);
+      return e.exitCode;
+    }
     return serve({ rest_port: "8000", ...values, model_path: dir, model_name: values.model_name ?? DEMO_MODEL_NAME }, io);
   }
   const serverFlag = Object.keys(values).find((k) => k !== "calculators_dir");
@@ -97,7 +105,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l: string): void; err(l: string): void }): Promise<number> {
   // --source_model / --configure run first: download, write graph.pbtxt and config.json, maybe exit.
   // Serving flags are checked before a download starts, not after it.
-  const step = await pullStep(values, io, (flags) => serveOptionsFrom({ ...flags, calculators_dir: values.calculators_dir }));
+  const step = await interruptible((signal) => pullStep(values, io, (flags) => serveOptionsFrom({ ...flags, calculators_dir: values.calculators_dir }), process.env, signal));
   if ("exit" in step) return step.exit;
   let opts;
   try {

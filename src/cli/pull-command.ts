@@ -17,6 +17,7 @@ import { ConfigError, parseConfigText } from "../servables/config.js";
 import { replaceFile } from "../servables/replace-file.js";
 import { addServable } from "../servables/repository-config.js";
 import { FlagError, PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
+import { Interrupted } from "./signals.js";
 
 const PULL_ONLY = Object.keys(PULL_FLAGS) as (keyof typeof PULL_FLAGS)[];
 
@@ -39,15 +40,24 @@ export interface Io {
 /** What to do after the pull step: exit with a code, or serve with these flags. */
 export type PullOutcome = { readonly exit: number } | { readonly serve: ServerFlagValues };
 
-/** Runs the pull or configure step when its flags are present; otherwise passes the flags through. */
-export async function pullStep(values: ServerFlagValues, io: Io, checkServing?: (flags: ServerFlagValues) => void, env: NodeJS.ProcessEnv = process.env): Promise<PullOutcome> {
+/**
+ * Runs the pull or configure step when its flags are present; otherwise
+ * passes the flags through. `signal` (aborted with an Interrupted reason)
+ * stops a pull: transfers end, the lock is released, what was fetched stays
+ * staged for the next run, and the exit code is 143 (SIGTERM) or 130 (SIGINT).
+ */
+export async function pullStep(values: ServerFlagValues, io: Io, checkServing?: (flags: ServerFlagValues) => void, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<PullOutcome> {
   try {
     if (values.configure) return { exit: await configure(values, io) };
-    if (values.source_model !== undefined) return await pullAndPrepare(values, io, env, checkServing);
+    if (values.source_model !== undefined) return await pullAndPrepare(values, io, env, checkServing, signal);
     const stray = PULL_ONLY.find((f) => values[f] !== undefined);
     if (stray !== undefined) throw new FlagError(`--${stray} applies only with --source_model or --configure`);
     return { serve: values };
   } catch (e) {
+    if (e instanceof Interrupted) {
+      io.err(`graphserve: ${e.signal}: pull of ${values.source_model} stopped; what was downloaded is kept and the next run resumes it`);
+      return { exit: e.exitCode };
+    }
     if (e instanceof FlagError || e instanceof GraphExportError) {
       io.err(`graphserve: ${e.message}`);
       return { exit: 2 };
@@ -72,7 +82,7 @@ async function configure(values: ServerFlagValues, io: Io): Promise<number> {
   return 0;
 }
 
-async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv, checkServing: ((flags: ServerFlagValues) => void) | undefined): Promise<PullOutcome> {
+async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.ProcessEnv, checkServing: ((flags: ServerFlagValues) => void) | undefined, signal: AbortSignal | undefined): Promise<PullOutcome> {
   const repository = values.model_repository_path ?? (env.OVMS_MODEL_REPOSITORY_PATH || undefined);
   if (repository === undefined) throw new FlagError("--source_model needs --model_repository_path (or OVMS_MODEL_REPOSITORY_PATH): where the model is stored");
   if (values.model_path !== undefined || values.config_path !== undefined) throw new FlagError("--source_model excludes --model_path and --config_path");
@@ -100,6 +110,7 @@ async function pullAndPrepare(values: ServerFlagValues, io: Io, env: NodeJS.Proc
     progress: { tty: process.stderr.isTTY === true, write: (t) => process.stderr.write(t) },
     log: (line) => io.err(line),
     beforeReveal: async (staging) => void (await writeGraph(staging, graph)),
+    signal,
   });
   checkImageGenerationFolder(result.dir, values.task);
   // A fresh download already has it; a model that was there gets it rewritten only if it changed.

@@ -19,10 +19,11 @@ export interface TinyGraphSettings {
   readonly defaultResolution?: string;
   readonly maxResolution?: string;
   readonly defaultSteps?: number;
+  readonly maxSteps?: number;
 }
 
 /** The servable's graph, as OVMS's exporter writes it, pointing at the model beside it. */
-export function tinyModelGraph({ defaultResolution = "64x64", maxResolution = "256x256", defaultSteps = 4 }: TinyGraphSettings = {}): string {
+export function tinyModelGraph({ defaultResolution = "64x64", maxResolution = "256x256", defaultSteps = 4, maxSteps = 50 }: TinyGraphSettings = {}): string {
   return `# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO
 input_stream: "HTTP_REQUEST_PAYLOAD:input"
 output_stream: "HTTP_RESPONSE_PAYLOAD:output"
@@ -40,7 +41,7 @@ node: {
       default_resolution: "${defaultResolution}",
       max_resolution: "${maxResolution}",
       default_num_inference_steps: ${defaultSteps},
-      max_num_inference_steps: 50,
+      max_num_inference_steps: ${maxSteps},
     }
   }
 }

@@ -207,8 +207,28 @@ export interface CalculatorContext<Options = unknown> {
   readonly outputs: OutputPorts;
   readonly inputSidePackets: SidePacketReader;
   readonly outputSidePackets: SidePacketWriter;
-  /** Aborted when the run fails or is cancelled: long work should stop. */
+  /**
+   * Aborted when the run fails or is cancelled: long work should stop. A
+   * `process` call that throws or rejects once it aborted counts in the
+   * node's statistics as cancelled, not failed.
+   */
   readonly signal: AbortSignal;
+  /**
+   * Work this `process` call hands off (an event stream it emitted, a
+   * background job) goes on until `done` settles: the node's live statistics
+   * count the call as active, and time it, until then. Statistics only: the
+   * engine still considers the call finished when `process` returns. Call it
+   * during `process`, as often as needed (the call ends when all settled).
+   * A rejected `done` counts the call as failed, so resolve it when the work
+   * was merely cancelled: resolving after `signal` aborted counts the call
+   * as cancelled. `signal` is what cancels the work, `ctx.signal` (the
+   * run's) by default; pass the work's own when it outlives the run (a
+   * stream answered after the run ended, cancelled when its client leaves).
+   * The engine observes `done`: its rejection is never unhandled. On a
+   * worker executor it only does that (a promise cannot cross threads): the
+   * call is timed until its result reaches the main thread.
+   */
+  continueUntil(done: PromiseLike<unknown>, signal?: AbortSignal): void;
 }
 
 /** Returned from `process` by a source (or any node) to say it is finished. */

@@ -3,7 +3,8 @@
  * thread and worker threads. A context records what the calculator emits
  * (packets, bounds, closes, side packets) in flat arrays; the scheduler
  * applies them when the call returns, as MediaPipe batches a Process call's
- * updates. With max_in_flight 1 one context per node is reused for every
+ * updates. What a call hands off (`continueUntil`) is kept for the node's
+ * statistics only. With max_in_flight 1 one context per node is reused for every
  * call, so the steady state allocates only the packets themselves.
  */
 import type {
@@ -16,6 +17,7 @@ import type {
   SidePacketReader,
   SidePacketWriter,
 } from "./calculator.js";
+import type { CallOutcome } from "./node-stats.js";
 import { describeKey, PortIndex } from "./port-index.js";
 
 /** What a node's ports look like, precomputed once per graph. */
@@ -175,6 +177,21 @@ export interface ContextInit {
   readonly inputDone: (flat: number) => boolean;
   /** Read lazily: an AbortController is only created when a calculator asks. */
   readonly signalSource: { readonly signal: AbortSignal };
+  /**
+   * Whether `continueUntil` promises are kept for the engine's statistics
+   * (main thread); a worker thread cannot hand them over, so it drops them.
+   */
+  readonly keepsHandoffs: boolean;
+}
+
+/** One `continueUntil` promise, settled to how the handed-off work ended (it never rejects). */
+export type Handoff = Promise<CallOutcome>;
+
+const failedHandoff = (): CallOutcome => "failed";
+
+/** A promise or any object with a `then` method, as `await` treats it. */
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
 }
 
 export class NodeContext implements CalculatorContext {
@@ -187,6 +204,11 @@ export class NodeContext implements CalculatorContext {
   readonly inputSidePackets: SidePacketReader;
   readonly outputSidePackets: SideWriter;
   private readonly signalSource: { readonly signal: AbortSignal };
+  private readonly keepsHandoffs: boolean;
+  /** Set by the engine while a `process` call runs: `continueUntil` belongs to one. */
+  inProcess = false;
+  /** What the running call handed off (`continueUntil`); undefined in the common case, so no call allocates. */
+  handoffs: Handoff[] | undefined = undefined;
 
   constructor(init: ContextInit) {
     this.nodeName = init.nodeName;
@@ -197,9 +219,39 @@ export class NodeContext implements CalculatorContext {
     this.inputSidePackets = new SideReader(init.indexes.inputSidePackets, init.sideValues, init.sidePresent);
     this.outputSidePackets = new SideWriter(init.indexes.outputSidePackets, init.nodeName);
     this.signalSource = init.signalSource;
+    this.keepsHandoffs = init.keepsHandoffs;
   }
 
   get signal(): AbortSignal {
     return this.signalSource.signal;
+  }
+
+  continueUntil(done: PromiseLike<unknown>, signal?: AbortSignal): void {
+    if (!isThenable(done)) {
+      throw new TypeError(`Node "${this.nodeName}" (${this.calculatorName}) passed ${done === null ? "null" : typeof done} to continueUntil, which takes a promise.`);
+    }
+    if (!this.inProcess) {
+      throw new Error(`Node "${this.nodeName}" (${this.calculatorName}) called continueUntil outside process(): it extends a running process call, so call it before that call returns or settles.`);
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`Node "${this.nodeName}" (${this.calculatorName}) passed ${signal === null ? "null" : typeof signal} as continueUntil's signal, which must be an AbortSignal.`);
+    }
+    // Promise.resolve: a thenable whose then() throws counts as a rejection, not an escape.
+    const settled = Promise.resolve(done);
+    if (!this.keepsHandoffs) {
+      settled.catch(failedHandoff);
+      return;
+    }
+    // The run's signal by default: work that outlives the run (a stream) passes the one that cancels it.
+    const cancel = signal ?? this.signal;
+    (this.handoffs ??= []).push(settled.then((): CallOutcome => (cancel.aborted ? "cancelled" : "ok"), failedHandoff));
+  }
+
+  /** The engine ends the running `process` call: returns what it handed off, undefined when nothing. */
+  endProcess(): Handoff[] | undefined {
+    this.inProcess = false;
+    const h = this.handoffs;
+    if (h !== undefined) this.handoffs = undefined;
+    return h;
   }
 }

@@ -38,9 +38,10 @@
  * waitUntilDone() rejects with a GraphRunError listing every error.
  */
 import { STOP, type Calculator, type Packet, type ProcessResult } from "./calculator.js";
-import { NodeContext, OP_ADD, OP_BOUND } from "./context.js";
+import { isThenable, NodeContext, OP_ADD, OP_BOUND } from "./context.js";
 import { GraphPlan, type EngineRegistry, type NodePlan } from "./graph-plan.js";
 import { NOT_READY, READY_FOR_CLOSE } from "./input-handlers.js";
+import type { CallOutcome, NodeStatsCollector } from "./node-stats.js";
 import { PacketQueue } from "./packet-queue.js";
 import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
@@ -140,6 +141,8 @@ interface Invocation {
   side: SideOps | undefined;
   failed: RunPhase | undefined;
   error: unknown;
+  /** NodeStatsCollector.begin()'s time, or -1 when the call is not timed here (stats off, or already counted). */
+  startedAt: number;
 }
 
 class NodeState {
@@ -148,6 +151,8 @@ class NodeState {
   ctx: NodeContext | undefined = undefined;
   readonly queues: PacketQueue[];
   inFlight = 0;
+  /** Start of the running async call (max_in_flight 1), for the stats. */
+  startedAt = 0;
   missingSide = 0;
   /** Close once idle: a source said STOP while busy, or a graceful stop. */
   closeWhenIdle = false;
@@ -168,10 +173,6 @@ class NodeState {
   }
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as PromiseLike<unknown>).then === "function";
-}
-
 /** A bound past PostStream (OneOverPostStream and up) leaves nothing to carry: the stream is done. */
 function doneIfPast(bound: number): number {
   return bound > Timestamp.PostStream ? DONE : bound;
@@ -185,6 +186,11 @@ function mismatch(stream: string, expected: number, received: number): Error {
 
 function illegalTimestamp(stream: string, ts: number): Error {
   return new Error(`In stream "${stream}", timestamp not specified or set to illegal value: ${Timestamp.format(ts)}`);
+}
+
+export interface GraphRunOptions {
+  /** Collects per-node `process` statistics (shared by every run of the graph). */
+  readonly stats?: NodeStatsCollector;
 }
 
 interface Waiter {
@@ -234,14 +240,16 @@ export class GraphRun {
   outputSink: Packet[][] | undefined;
   /** @internal Called whenever the run goes idle while running. */
   idleListener: (() => void) | undefined;
+  private readonly stats: NodeStatsCollector | undefined;
 
   /**
    * @param registry Accepted for compatibility and not needed: validation
    *   recorded what the engine needs from it (module URLs, schema files).
    */
-  constructor(graph: ValidatedGraph, registry?: EngineRegistry) {
+  constructor(graph: ValidatedGraph, registry?: EngineRegistry, opts: GraphRunOptions = {}) {
     void registry;
     this.graph = graph;
+    this.stats = opts.stats;
     const plan = GraphPlan.of(graph);
     this.tracking = plan.hasWorkers;
     this.plan = plan;
@@ -630,10 +638,14 @@ export class GraphRun {
     ctx.inputTimestamp = ts;
     let r: ProcessResult | Promise<ProcessResult>;
     let async: boolean;
+    const stats = this.stats;
+    const started = stats === undefined ? -1 : stats.begin(id);
+    ctx.inProcess = true;
     try {
       r = rt.calc!.process(ctx);
       async = isThenable(r);
     } catch (e) {
+      this.endCall(id, started, true, ctx);
       ctx.outputs.reset();
       ctx.outputSidePackets.pending.length = 0;
       current.fill(undefined);
@@ -647,12 +659,13 @@ export class GraphRun {
       // Promise.resolve: a thenable whose then() throws rejects instead of escaping.
       const p = Promise.resolve(r);
       if (n.maxInFlight === 1) {
+        rt.startedAt = started;
         p.then(
           (v) => this.afterAsyncProcess(id, v, undefined, false),
           (e: unknown) => this.afterAsyncProcess(id, undefined, e, true),
         );
       } else {
-        const inv: Invocation = { ctx, settled: false, result: undefined, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined };
+        const inv: Invocation = { ctx, settled: false, result: undefined, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined, startedAt: started };
         rt.flight!.push(inv);
         p.then(
           (v) => this.settle(id, inv, v, undefined, undefined),
@@ -662,6 +675,7 @@ export class GraphRun {
       }
       return;
     }
+    this.endCall(id, started, false, ctx);
     current.fill(undefined);
     if (n.maxInFlight === 1) {
       this.afterProcess(id, rt, n, ctx, r as ProcessResult);
@@ -677,8 +691,29 @@ export class GraphRun {
     // outputs leave in timestamp order.
     rt.inFlight++;
     this.pending++;
-    flight.push({ ctx, settled: true, result: r as ProcessResult, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined });
+    flight.push({ ctx, settled: true, result: r as ProcessResult, ops: ctx.outputs, side: ctx.outputSidePackets.pending, failed: undefined, error: undefined, startedAt: -1 });
     this.schedule(id);
+  }
+
+  /**
+   * A main-thread `process` call is over: its timing ends now, or once the
+   * work it handed off (`ctx.continueUntil`) settled. Scheduling never waits for that.
+   */
+  private endCall(id: number, started: number, failed: boolean, ctx: NodeContext): void {
+    const handoffs = ctx.endProcess();
+    const stats = this.stats;
+    if (stats === undefined) return;
+    if (handoffs === undefined) stats.end(id, started, this.outcome(failed));
+    else stats.endAfter(id, started, this.outcome(failed), handoffs);
+  }
+
+  /**
+   * How a call that just settled ended: a failure once the run's signal
+   * aborted (the run was cancelled, or failed elsewhere) is the call being
+   * stopped, not failing. Called before the call's own failure halts the run.
+   */
+  private outcome(failed: boolean): CallOutcome {
+    return !failed ? "ok" : this.stopped ? "cancelled" : "failed";
   }
 
   private afterProcess(id: number, rt: NodeState, n: NodePlan, ctx: NodeContext, r: ProcessResult): void {
@@ -700,9 +735,10 @@ export class GraphRun {
   private afterAsyncProcess(id: number, r: ProcessResult, error: unknown, failed: boolean): void {
     const rt = this.nodes[id];
     const n = this.plan.nodes[id];
+    const ctx = rt.ctx!;
+    this.endCall(id, rt.startedAt, failed, ctx);
     rt.inFlight--;
     this.pending--;
-    const ctx = rt.ctx!;
     ctx.inputs.current.fill(undefined);
     if (this.stopped) {
       ctx.outputs.reset();
@@ -727,6 +763,8 @@ export class GraphRun {
   private settle(id: number, inv: Invocation, r: ProcessResult, failed: RunPhase | undefined, error: unknown): void {
     const rt = this.nodes[id];
     const n = this.plan.nodes[id];
+    if (inv.ctx !== undefined) this.endCall(id, inv.startedAt, failed !== undefined, inv.ctx);
+    else if (this.stats !== undefined && inv.startedAt >= 0) this.stats.end(id, inv.startedAt, this.outcome(failed !== undefined));
     inv.settled = true;
     inv.result = r;
     inv.failed = failed;
@@ -1032,6 +1070,7 @@ export class GraphRun {
       sidePresent: (i) => rt.sideHas[i],
       inputDone: (i) => rt.queues[i].size === 0 && bounds[n.inStream[i]] >= DONE,
       signalSource: this,
+      keepsHandoffs: true,
     });
   }
 
@@ -1201,7 +1240,8 @@ export class GraphRun {
         if (p !== undefined) collectTransferables(p.value, transfer, shared);
       }
     }
-    const inv: Invocation = { ctx: undefined, settled: false, result: undefined, ops: undefined, side: undefined, failed: undefined, error: undefined };
+    // Timed as the main thread sees it: dispatch to result, queueing on the pool included.
+    const inv: Invocation = { ctx: undefined, settled: false, result: undefined, ops: undefined, side: undefined, failed: undefined, error: undefined, startedAt: this.stats === undefined ? -1 : this.stats.begin(id) };
     (rt.flight ??= []).push(inv);
     rt.inFlight++;
     this.pending++;

@@ -23,6 +23,7 @@ import { debuglog } from "node:util";
 import type { Packet } from "./calculator.js";
 import { GraphPlan, type EngineRegistry } from "./graph-plan.js";
 import { GraphRun } from "./graph-run.js";
+import type { NodeStatsCollector } from "./node-stats.js";
 import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 
@@ -33,6 +34,8 @@ export interface GraphRunnerOptions {
   readonly sidePackets?: Record<string, unknown>;
   /** Overrides the graph's queue size: 0 runs a graph per request. */
   readonly graphQueueSize?: number;
+  /** Per-node statistics of every run this runner starts (runs are counted by whoever makes the requests). */
+  readonly stats?: NodeStatsCollector;
 }
 
 export interface RunRequestOptions {
@@ -73,6 +76,7 @@ export class GraphRunner {
   private readonly registry: EngineRegistry | undefined;
   private readonly plan: GraphPlan;
   private readonly sidePackets: Record<string, unknown>;
+  private readonly stats: NodeStatsCollector | undefined;
   private readonly inputIndex: [name: string, stream: number][];
   private readonly outputNames: string[];
   private readonly outputIndex: Int32Array;
@@ -92,6 +96,7 @@ export class GraphRunner {
     this.registry = registry;
     this.plan = GraphPlan.of(graph);
     this.sidePackets = opts.sidePackets ?? {};
+    this.stats = opts.stats;
     this.queueSize = Math.max(0, opts.graphQueueSize ?? graph.graphQueueSize ?? 0);
     this.inputIndex = graph.inputStreams.map((p) => [p.name, this.plan.streamIndex.get(p.name)!]);
     this.outputNames = graph.outputStreams.map((p) => p.name);
@@ -153,7 +158,7 @@ export class GraphRunner {
   // ------------------------------------------------------- a run per request
 
   private runOnce(inputs: Record<string, unknown>, extra: Record<string, unknown> | undefined, signal: AbortSignal | undefined): Promise<RunOutputs> {
-    const run = new GraphRun(this.graph, this.registry);
+    const run = new GraphRun(this.graph, this.registry, { stats: this.stats });
     const sink: Packet[][] = [];
     const outputs: RunOutputs = Object.create(null) as RunOutputs;
     for (let i = 0; i < this.outputIndex.length; i++) {
@@ -237,7 +242,7 @@ export class GraphRunner {
   }
 
   private startInstance(): Instance {
-    const run = new GraphRun(this.graph, this.registry);
+    const run = new GraphRun(this.graph, this.registry, { stats: this.stats });
     const inst = new Instance(run);
     const check = (): void => this.checkComplete(inst);
     for (let i = 0; i < this.outputIndex.length; i++) {

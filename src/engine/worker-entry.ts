@@ -138,6 +138,8 @@ async function createInstance(init: WorkerNodeInit, flag: Int32Array): Promise<I
     sidePresent: (i) => init.sidePresent[i] === true,
     inputDone: (i) => done[i],
     signalSource: signal,
+    // A promise cannot reach the main thread, which times the call until its result arrives.
+    keepsHandoffs: false,
   });
   const calc = new cls();
   ctx.inputTimestamp = Timestamp.Unstarted;
@@ -214,6 +216,7 @@ async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult
     done[i] = task.done[i];
   }
   ctx.inputTimestamp = task.ts;
+  ctx.inProcess = true;
   try {
     let r = calc.process(ctx);
     if (r !== undefined && typeof (r as Promise<unknown>).then === "function") {
@@ -225,6 +228,7 @@ async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult
     ctx.outputs.reset();
     return failure("Process", e);
   } finally {
+    ctx.endProcess();
     current.fill(undefined);
   }
 }

@@ -19,16 +19,17 @@ import type { Logger } from "pino";
 import { disposeGraph } from "../engine/graph-plan.js";
 import { GraphRunner } from "../engine/graph-runner.js";
 import { loadNodeResources, type LoadedResources } from "../engine/node-resources.js";
+import { NodeStatsCollector } from "../engine/node-stats.js";
 import type { CalculatorRegistry } from "../engine/registry.js";
 import { formatDiagnostic } from "../graph/diagnostics.js";
 import { parseGraphText } from "../graph/load.js";
 import { validateGraph } from "../graph/validate.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 import { contentHash, ioReason, isRemotePath, type ServableConfig } from "./config.js";
-import type { Servable, ServableErrorCode, ServableLease, ServableState, ServableStatus } from "./types.js";
+import type { Servable, ServableErrorCode, ServableLease, ServableState, ServableStatus, ServedGraph } from "./types.js";
 
 /** One loaded graph of a servable; a reload makes a new one while the old one drains. */
-interface Generation {
+interface Generation extends ServedGraph {
   readonly config: ServableConfig;
   readonly graph: ValidatedGraph;
   readonly runner: GraphRunner;
@@ -95,6 +96,8 @@ export class ManagedServable implements Servable {
     const gen = this.serving;
     if (gen === undefined || this.state !== "AVAILABLE") return undefined;
     gen.inFlight++;
+    // A lease is one request, from routing to the last byte of its answer (a stream included): a run as the stats count them.
+    gen.stats.runStarted();
     let released = false;
     return {
       runner: gen.runner,
@@ -103,9 +106,15 @@ export class ManagedServable implements Servable {
         // Idempotent: a double release must not let a graph close under another request.
         if (released) return;
         released = true;
+        gen.stats.runFinished();
         if (--gen.inFlight === 0) gen.onDrained?.();
       },
     };
+  }
+
+  served(): ServedGraph | undefined {
+    const gen = this.serving;
+    return gen === undefined ? undefined : { graph: gen.graph, text: gen.text, stats: gen.stats };
   }
 
   overloaded(): { readonly retryAfterSeconds: number } | undefined {
@@ -220,8 +229,10 @@ export class ManagedServable implements Servable {
     // gets one, so it waits in the node's own queue, where it is counted and can be cancelled.
     const pooled = graph.graphQueueSize;
     const graphQueueSize = pooled !== undefined && pooled > 0 && resources.capacity !== undefined ? Math.max(pooled, resources.capacity) : undefined;
-    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets, ...(graphQueueSize !== undefined ? { graphQueueSize } : {}) });
-    return { config, graph, runner, resources, inFlight: 0, onDrained: undefined };
+    // Counted per generation: a reload may change the nodes, so its numbers start afresh.
+    const stats = new NodeStatsCollector(graph.nodes.length);
+    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets, stats, ...(graphQueueSize !== undefined ? { graphQueueSize } : {}) });
+    return { config, graph, text, stats, runner, resources, inFlight: 0, onDrained: undefined };
   }
 
   private retireGeneration(gen: Generation): Promise<void> {

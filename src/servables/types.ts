@@ -5,6 +5,7 @@
  * this interface.
  */
 import type { GraphRunner } from "../engine/graph-runner.js";
+import type { NodeStatsCollector } from "../engine/node-stats.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 
 /** OVMS's model version states, as `GET /v1/config` reports them. */
@@ -28,6 +29,15 @@ export interface ServableLease {
   release(): void;
 }
 
+/** The graph a servable serves, for inspection (the web UI's graph view). */
+export interface ServedGraph {
+  readonly graph: ValidatedGraph;
+  /** The graph file's text, as loaded. */
+  readonly text: string;
+  /** Per-node statistics of every run of this graph since it loaded. */
+  readonly stats: NodeStatsCollector;
+}
+
 export interface Servable {
   readonly name: string;
   /** Absolute path of the folder holding the graph. */
@@ -48,6 +58,12 @@ export interface Servable {
    * `retryAfterSeconds` instead of being queued without bound.
    */
   overloaded(): { readonly retryAfterSeconds: number } | undefined;
+  /**
+   * The graph serving now (a failed reload keeps the previous one), or
+   * undefined while none does. Optional: a servable that cannot show its
+   * graph is answered as not loaded.
+   */
+  served?(): ServedGraph | undefined;
 }
 
 /** Outcome of applying a config (at start, on reload or when polling). */

@@ -6,6 +6,8 @@
  *   POST /v1/config/reload
  *   GET  /metrics (when enabled)
  *   POST /v3/*, /v1/*: a servable's graph (routes-v3.ts)
+ *   GET  /graphserve/v1/graphs/{name}[/stats]: graph structure and live stats (routes-graphs.ts)
+ *   GET  /, /assets/*: the web UI (web-ui.ts), unless turned off
  *
  * A known path with the wrong method is 405 with `Allow`; anything else 404.
  * Every error is OpenAI's `{"error":{message,type,param,code}}`.
@@ -23,6 +25,8 @@ import { HttpError } from "./errors.js";
 import { ServerMetrics } from "./metrics.js";
 import { inferenceHandler } from "./routes-v3.js";
 import { statusHandlers } from "./routes-status.js";
+import { GRAPHS_ROUTE, graphsHandler, isStatsPoll } from "./routes-graphs.js";
+import { webUi } from "./web-ui.js";
 
 export interface AppOptions {
   readonly registry: ServableRegistry;
@@ -35,6 +39,10 @@ export interface AppOptions {
   readonly limits?: Partial<BodyLimits>;
   /** Names that resolve to a servable without being one (LoRA aliases). */
   readonly aliases?: ModelAliases;
+  /** Serve the web UI at `/` (default true). */
+  readonly webUi?: boolean;
+  /** The built UI's folder; default `<outDir>/web/` (see web-ui.ts). */
+  readonly webUiDir?: string;
 }
 
 export interface GraphserveApp {
@@ -77,7 +85,10 @@ export function createApp(opts: AppOptions): GraphserveApp {
     { path: "/v1/config", methods: { GET: status.config } },
     { path: "/v1/config/reload", methods: { POST: status.reload } },
     { path: "/metrics", methods: { GET: status.metrics } },
+    { path: GRAPHS_ROUTE, methods: { GET: graphsHandler(ctx) } },
   ];
+  const ui = opts.webUi === false ? undefined : webUi(opts.webUiDir);
+  if (ui !== undefined) routes.push({ path: "/", methods: { GET: ui.index } });
 
   const app = express();
   app.disable("x-powered-by");
@@ -100,6 +111,9 @@ export function createApp(opts: AppOptions): GraphserveApp {
       else app.post(route.path, handler);
     }
   }
+
+  // The UI's other files; a path with none falls through to the 404 below.
+  if (ui !== undefined) app.use(ui.files);
 
   // Not routed: 405 on a known path (OPTIONS answers with Allow), else 404.
   app.use((req: Request, res: Response) => {
@@ -150,12 +164,12 @@ function expressError(err: unknown): HttpError | undefined {
   return undefined;
 }
 
-/** Probes and scrapes log at debug: at info they would drown the request lines. */
+/** Probes, scrapes and the UI's stats polls log at debug: at info they would drown the request lines. */
 const QUIET = new Set(["/v2/health/live", "/v2/health/ready", "/metrics"]);
 
 function logRequest(ctx: ServerContext, req: Request, res: Response): void {
   const l = locals(res);
-  const quiet = QUIET.has(req.path);
+  const quiet = QUIET.has(req.path) || isStatsPoll(req.path);
   if (!ctx.logger.isLevelEnabled(quiet ? "debug" : "info")) return;
   // 499 (nginx's "client closed request"): the socket closed before the response ended.
   const status = res.writableFinished ? res.statusCode : 499;

@@ -59,6 +59,7 @@ export const SERVER_FLAGS = {
   max_body_size: { type: "string" },
   max_json_depth: { type: "string" },
   shutdown_grace_seconds: { type: "string" },
+  no_ui: { type: "boolean" },
   // OVMS's gRPC flags: accepted so OVMS command lines start, then ignored (REST only).
   port: { type: "string" },
   grpc_bind_address: { type: "string" },
@@ -85,7 +86,8 @@ export const SERVER_USAGE = `Server (no command):
   --rest_workers N                    threads of worker pools whose executor sets no num_threads
   --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
-  --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30`;
+  --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30
+  --no_ui                             do not serve the web UI at /`;
 
 /** What `startServer` needs. */
 export interface ServeOptions {
@@ -108,6 +110,8 @@ export interface ServeOptions {
   readonly shutdownGraceSeconds: number;
   /** Flags accepted but ignored, worth a warning at startup. */
   readonly ignored: readonly string[];
+  /** Serve the web UI at `/` (default true; `--no_ui` turns it off). */
+  readonly webUi?: boolean;
 }
 
 function int(name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -187,5 +191,6 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
     shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
     ignored,
+    ...(v.no_ui === true ? { webUi: false } : {}),
   };
 }

@@ -7,7 +7,8 @@
  * 2. The body is read under the size limit and parsed; the `model` field
  *    names the servable. An empty `model` (or no body type) routes by URI:
  *    `/v3/images/generations` → `images/generations`, as OVMS's uri.substr(4).
- * 3. The servable must be AVAILABLE: unknown 404, retired 404, loading 503.
+ * 3. The servable must be AVAILABLE: unknown 404, retired 404, loading 503,
+ *    failed to load 503 with the reason (servable-errors.ts).
  *    Its lease keeps it alive until the response is written, even if a
  *    reload removes it meanwhile.
  * 4. The request packet goes on the graph's HTTP_REQUEST_PAYLOAD stream; the
@@ -21,6 +22,7 @@ import { bodyKind, parseJsonBody, parseMultipart, readBody } from "./body.js";
 import { locals, sendBody, sendError, toHttpError, type ServerContext } from "./context.js";
 import { HttpError, OVMS } from "./errors.js";
 import { graphFailure } from "./graph-errors.js";
+import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
 import { GraphRunError } from "../engine/graph-run.js";
@@ -98,10 +100,7 @@ export function inferenceHandler(ctx: ServerContext) {
     const lease = servable.acquire();
     if (lease === undefined) {
       metrics.rejected();
-      const st = servable.status();
-      if (st.state === "END" || st.state === "UNLOADING") throw new HttpError(404, OVMS.graphRetired, { param: "model", code: "model_not_found" });
-      // Loading: try again shortly. Failed to load: retrying will not help until the config is fixed.
-      throw new HttpError(503, OVMS.graphNotLoaded, { headers: st.errorCode === "OK" ? { "Retry-After": "1" } : { "x-should-retry": "false" } });
+      throw servableUnavailable(servableName, servable.status(), "model");
     }
     try {
       await runGraph(ctx, req, res, lease, metrics, { body, json, multipart, model, servable: servableName, stream });

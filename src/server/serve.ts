@@ -17,11 +17,14 @@ import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
 import type { ModelAliases } from "./context.js";
+import { webUiBuilt } from "./web-ui.js";
 
 export interface StartOptions extends ServeOptions {
   /** Default: a logger at `logLevel` on stdout. */
   readonly logger?: Logger;
   readonly aliases?: ModelAliases;
+  /** The built web UI's folder (tests); default `<outDir>/web/`. */
+  readonly webUiDir?: string;
 }
 
 export interface RunningServer {
@@ -71,6 +74,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       metrics,
       limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
       ...(opts.aliases !== undefined ? { aliases: opts.aliases } : {}),
+      webUi: opts.webUi !== false,
+      ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
     });
     server = createServer(gs.app);
     await new Promise<void>((resolve, reject) => {
@@ -102,6 +107,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const host = address === "0.0.0.0" || address === "::" ? "127.0.0.1" : address.includes(":") ? `[${address}]` : address;
   const url = `http://${host}:${port}`;
   logger.info({ address, port, url, config: opts.configPath, servable: opts.single?.name }, `REST server listening on ${url}`);
+  if (opts.webUi !== false) {
+    if (webUiBuilt(opts.webUiDir)) logger.info({ webUi: `${url}/` }, `web UI at ${url}/`);
+    else logger.info("web UI not built (run npm run build); / answers 404 until it is");
+  }
   void manager.whenInitialized().then(() => logger.info("server is ready"));
 
   let done: Promise<void> | undefined;

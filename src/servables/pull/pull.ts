@@ -6,8 +6,10 @@
  * (kept between runs, so an interrupted pull resumes), verified, and the
  * folder is renamed into place in one step once everything is there.
  */
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, rm, stat, statfs, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
@@ -39,6 +41,15 @@ export interface PullOptions {
   readonly beforeReveal?: (stagingDir: string) => Promise<void>;
   /** Free bytes where the model goes (tests replace it). */
   readonly freeBytes?: (path: string) => Promise<number>;
+  /**
+   * How long to wait for another process's pull of the same model (a replica
+   * on a shared volume) before giving up; default 6 h. A holder that dies
+   * stops refreshing its lock and is taken over within a minute, so this
+   * bounds only a live but stuck pull; a big model on a slow link can take hours.
+   */
+  readonly lockWaitSeconds?: number;
+  /** Stops the pull: transfers end, the lock is released, the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 export interface PullResult {
@@ -81,8 +92,6 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
   if (unserved !== undefined) throw new PullError(unserved);
   const staging = join(dirname(dir), `.${basename(dir)}${STAGING_SUFFIX}`);
   const old = `${staging}.old`;
-  // A replace killed between its two renames left the previous copy aside: put it back.
-  if (existsSync(old) && !existsSync(dir)) await rename(old, dir);
   // Already there: local files are authoritative, as in OVMS (a replacement left half-done waits for --overwrite_models).
   if (!opts.overwrite && existsSync(dir)) {
     const pending = existsSync(staging) ? `; an unfinished replacement is kept in ${staging} for --overwrite_models` : "";
@@ -90,34 +99,44 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
     return { dir, downloaded: false, files: 0, bytes: 0 };
   }
 
-  const hub: HubSource = {
-    endpoint: (opts.endpoint ?? (process.env.HF_ENDPOINT || "https://huggingface.co")).replace(/\/+$/, ""),
-    token: opts.token ?? (process.env.HF_TOKEN || undefined),
-    revision: opts.revision ?? "main",
-    fetch: opts.fetch ?? proxyAwareFetch(),
-  };
-  const files = await listRepository(opts.sourceModel, hub);
-  checkImageGenerationRepo(opts.sourceModel, files);
-
-  const total = files.reduce((n, f) => n + f.size, 0);
   await mkdir(dirname(dir), { recursive: true });
-  // An interrupted pull already holds part of it.
-  await checkDiskSpace(dirname(dir), Math.max(0, total - (await filesUnder(staging)).reduce((n, f) => n + f.size, 0)), opts.freeBytes ?? freeBytesAt);
-
-  const unlock = await lock(staging, opts.sourceModel);
+  const unlock = await lock(staging, opts.sourceModel, { waitMs: (opts.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS) * 1000, log, signal: opts.signal });
   try {
+    // A replace killed between its two renames left the previous copy aside: put it back (only
+    // under the lock: outside it, this could be another pull's replace in progress).
+    if (existsSync(old) && !existsSync(dir)) await rename(old, dir);
+    // Checked again under the lock: a pull we waited for may have brought the model meanwhile.
+    if (!opts.overwrite && existsSync(dir)) {
+      log(`${opts.sourceModel} is already in ${dir}; not downloading`);
+      return { dir, downloaded: false, files: 0, bytes: 0 };
+    }
+    const hub: HubSource = {
+      endpoint: (opts.endpoint ?? (process.env.HF_ENDPOINT || "https://huggingface.co")).replace(/\/+$/, ""),
+      token: opts.token ?? (process.env.HF_TOKEN || undefined),
+      revision: opts.revision ?? "main",
+      fetch: opts.fetch ?? proxyAwareFetch(),
+    };
+    const files = await listRepository(opts.sourceModel, { ...hub, fetch: withSignal(hub.fetch, opts.signal) }).catch((e: unknown) => {
+      opts.signal?.throwIfAborted();
+      throw e;
+    });
+    checkImageGenerationRepo(opts.sourceModel, files);
+    const total = files.reduce((n, f) => n + f.size, 0);
+    // An interrupted pull already holds part of it.
+    await checkDiskSpace(dirname(dir), Math.max(0, total - (await filesUnder(staging)).reduce((n, f) => n + f.size, 0)), opts.freeBytes ?? freeBytesAt);
     log(`downloading ${opts.sourceModel} (${files.length} files, ${size(total)}) from ${hub.endpoint} into ${dir}`);
     await download(opts, hub, files, staging, log);
     // Files an earlier run fetched that the repository no longer lists stay out of the model.
     await removeUnlisted(staging, files);
     // Files the caller adds (graph.pbtxt) go in before the model is revealed, so it never appears without them.
     await opts.beforeReveal?.(staging);
+    opts.signal?.throwIfAborted();
     await reveal(opts.sourceModel, staging, dir, old);
+    log(`${opts.sourceModel} is complete in ${dir}`);
+    return { dir, downloaded: true, files: files.length, bytes: total };
   } finally {
     await unlock();
   }
-  log(`${opts.sourceModel} is complete in ${dir}`);
-  return { dir, downloaded: true, files: files.length, bytes: total };
 }
 
 /** Where the files come from: the Hub (or a mirror), the token, the revision, and the fetch to use. */
@@ -137,6 +156,7 @@ async function download(opts: PullOptions, hub: HubSource, files: readonly Remot
       url: (path) => `${hub.endpoint}/${opts.sourceModel}/resolve/${encodeURIComponent(hub.revision)}/${path.split("/").map(encodeURIComponent).join("/")}`,
       headers: hub.token !== undefined ? { Authorization: `Bearer ${hub.token}` } : {},
       concurrency: opts.concurrency,
+      signal: opts.signal,
       retries: opts.retries,
       retryDelayMs: opts.retryDelayMs,
       onBytes: (d, resumed) => progress.bytes(d, resumed),
@@ -144,6 +164,7 @@ async function download(opts: PullOptions, hub: HubSource, files: readonly Remot
       onRetry: (f, attempt, why) => log(`${f.path}: ${why}; retry ${attempt}`),
     });
   } catch (e) {
+    opts.signal?.throwIfAborted();
     throw e instanceof DownloadError ? new PullError(explainDownload(opts.sourceModel, hub.token, e), { cause: e }) : e;
   } finally {
     progress.finish();
@@ -164,25 +185,165 @@ async function reveal(repo: string, staging: string, dir: string, old: string): 
 
 /**
  * One pull per model at a time (replicas sharing a volume): a lock file
- * beside the staging folder, holding the owner's pid; a lock whose process
- * is gone is taken over.
+ * beside the staging folder naming its owner (host, pid, and a token unique
+ * to this hold), its mtime refreshed while the pull runs. A live lock is
+ * waited for: a pull of this process is awaited directly, another process's
+ * lock is polled every LOCK_POLL_MS until it is released or goes stale, for
+ * at most `waitMs`. A lock is stale when its owner is gone: on this host, a
+ * dead pid, or our own pid in a lock this process does not hold (in a
+ * container every pull is pid 1, so a killed pod's lock names the pid its
+ * successor gets); from another host, a heartbeat older than LOCK_STALE_MS.
  */
-async function lock(staging: string, repo: string): Promise<() => Promise<void>> {
+async function lock(staging: string, repo: string, how: { waitMs: number; log: (line: string) => void; signal?: AbortSignal }): Promise<() => Promise<void>> {
   const file = `${staging}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const me = { host: hostname(), pid: process.pid, token: randomUUID() };
+  const deadline = Date.now() + how.waitMs;
+  let lastLog = -Infinity;
+  for (;;) {
+    how.signal?.throwIfAborted();
+    // Known as ours before the lock appears: a pull of this process reading it meanwhile must not judge it stale.
+    ownTokens.add(me.token);
     try {
-      await writeFile(file, String(process.pid), { flag: "wx" });
-      return () => rm(file, { force: true });
+      await createComplete(file, JSON.stringify(me));
     } catch (e) {
+      ownTokens.delete(me.token);
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      const owner = Number(await readFile(file, "utf8").catch(() => ""));
-      if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
-        throw new PullError(`${repo} is being pulled by another process (pid ${owner}); wait for it to finish, or remove ${file} if it is gone`);
+      const seen = await readLock(file);
+      if (seen === undefined) continue; // released between our create and our read
+      if (seen.owner === undefined) {
+        await takeOver(file, seen);
+        continue;
       }
-      await rm(file, { force: true });
+      const where = seen.owner.host === me.host ? `pid ${seen.owner.pid}` : `pid ${seen.owner.pid} on ${seen.owner.host}`;
+      if (Date.now() >= deadline) {
+        throw new PullError(`${repo} is still being pulled by another process (${where}) after waiting ${Math.round(how.waitMs / 1000)} s; remove ${file} if that process is gone`);
+      }
+      if (Date.now() - lastLog >= LOCK_LOG_MS) {
+        how.log(`${repo} is being pulled by another process (${where}); waiting for it to finish`);
+        lastLog = Date.now();
+      }
+      // Our own process's pull ends in a promise; another's is polled.
+      const ours = seen.owner.host === me.host && seen.owner.pid === me.pid ? heldHere.get(file) : undefined;
+      const cancel = new AbortController();
+      await Promise.race([...(ours ? [ours] : []), sleep(Math.min(LOCK_POLL_MS, Math.max(0, deadline - Date.now())), how.signal, cancel.signal)]).finally(() => cancel.abort());
+      continue;
     }
+    let release!: () => void;
+    heldHere.set(file, new Promise<void>((r) => (release = r)));
+    const now = () => new Date();
+    const heartbeat = setInterval(() => void utimes(file, now(), now()).catch(() => {}), LOCK_HEARTBEAT_MS);
+    heartbeat.unref();
+    return async () => {
+      clearInterval(heartbeat);
+      // Only a lock that is still ours: one taken over from us (we looked dead) belongs to its new owner.
+      if ((await readLock(file))?.token === me.token) await rm(file, { force: true });
+      ownTokens.delete(me.token);
+      heldHere.delete(file);
+      release();
+    };
   }
-  throw new PullError(`${repo}: could not take the pull lock ${file}`);
+}
+
+/**
+ * Removes a stale lock so that exactly one waiter can take it: the lock is
+ * renamed to a name of our own (only one rename of it can succeed), then
+ * checked to be the very lock judged stale. When another taker replaced it
+ * in between, theirs is put back (link does not overwrite a newer one).
+ */
+async function takeOver(file: string, stale: LockRead): Promise<void> {
+  const aside = `${file}.stale-${randomUUID()}`;
+  try {
+    await rename(file, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // another taker moved it first
+    throw e;
+  }
+  const moved = await readFile(aside, "utf8").catch(() => "");
+  if (moved !== stale.text) await link(aside, file).catch(() => {});
+  await rm(aside, { force: true });
+}
+
+interface LockOwner {
+  readonly host: string;
+  readonly pid: number;
+  readonly token?: string;
+}
+
+interface LockRead {
+  readonly text: string;
+  readonly token: string | undefined;
+  /** The owner while it still holds the lock; undefined when the lock is stale or unreadable. */
+  readonly owner: LockOwner | undefined;
+}
+
+/**
+ * The tokens of the locks this process holds or is creating: the pid in a
+ * lock is ours both for our own pulls and for a dead predecessor's, the token tells them apart.
+ */
+const ownTokens = new Set<string>();
+/** Locks this process holds, each with a promise settled on release (a second pull of the same model awaits it). */
+const heldHere = new Map<string, Promise<void>>();
+const LOCK_HEARTBEAT_MS = 10_000;
+const LOCK_STALE_MS = 6 * LOCK_HEARTBEAT_MS;
+const LOCK_POLL_MS = 2_000;
+const LOCK_LOG_MS = 30_000;
+const DEFAULT_LOCK_WAIT_SECONDS = 6 * 3600;
+
+/** The lock as it is now, or undefined when there is none. */
+async function readLock(file: string): Promise<LockRead | undefined> {
+  const [text, info] = await Promise.all([readFile(file, "utf8").catch(() => undefined), stat(file).catch(() => undefined)]);
+  if (text === undefined || info === undefined) return undefined;
+  let parsed: Partial<LockOwner> | null = null;
+  try {
+    parsed = JSON.parse(text) as Partial<LockOwner> | null;
+  } catch {
+    // Half-written or foreign: nobody can be shown to hold it.
+  }
+  const { host, pid, token } = parsed ?? {};
+  const read = { text, token: typeof token === "string" ? token : undefined };
+  if (typeof host !== "string" || typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return { ...read, owner: undefined };
+  const owner = { host, pid, token: read.token };
+  if (host === hostname()) return { ...read, owner: (pid === process.pid ? read.token !== undefined && ownTokens.has(read.token) : alive(pid)) ? owner : undefined };
+  return { ...read, owner: Date.now() - info.mtimeMs < LOCK_STALE_MS ? owner : undefined };
+}
+
+/**
+ * Creates `file` holding `text` unless it exists (EEXIST), never visible
+ * half-written (a reader would judge an empty lock stale): the text is
+ * written aside, then linked into place.
+ */
+async function createComplete(file: string, text: string): Promise<void> {
+  const aside = `${file}.new-${randomUUID()}`;
+  await writeFile(aside, text);
+  try {
+    await link(aside, file).catch(async (e: NodeJS.ErrnoException) => {
+      // A volume without hard links (some SMB/NFS setups): an exclusive create, briefly empty.
+      if (e.code === "EEXIST") throw e;
+      await writeFile(file, text, { flag: "wx" });
+    });
+  } finally {
+    await rm(aside, { force: true });
+  }
+}
+
+/** Resolves after `ms`, or early when `cancel` fires; rejects when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined, cancel: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(finish, ms);
+    function finish() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      cancel.removeEventListener("abort", finish);
+      resolve();
+    }
+    function onAbort() {
+      clearTimeout(timer);
+      cancel.removeEventListener("abort", finish);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    cancel.addEventListener("abort", finish, { once: true });
+  });
 }
 
 function alive(pid: number): boolean {
@@ -213,6 +374,12 @@ async function filesUnder(dir: string): Promise<{ path: string; size: number }[]
 }
 
 const size = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GB` : `${(n / 1024 ** 2).toFixed(1)} MB`);
+
+/** `f` with every request also ended by `signal`. */
+function withSignal(f: typeof fetch, signal: AbortSignal | undefined): typeof fetch {
+  if (signal === undefined) return f;
+  return ((input: string | URL | Request, init?: RequestInit) => f(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal })) as typeof fetch;
+}
 
 /** fetch through $https_proxy / $http_proxy (Node's own fetch ignores them). */
 function proxyAwareFetch(): typeof fetch {

@@ -1,0 +1,41 @@
+/**
+ * SIGTERM/SIGINT for the CLI's steps that run before the server (a pull,
+ * the demo model's build). In a container graphserve is PID 1, and the
+ * kernel drops a signal PID 1 has no handler for, so without these a pod
+ * stopped mid-pull would wait out its grace period and be killed.
+ * The server installs its own handlers (runServer, src/server/serve.ts) once it starts.
+ */
+
+/** Why a step stopped: the signal received. */
+export class Interrupted extends Error {
+  constructor(readonly signal: "SIGTERM" | "SIGINT") {
+    super(`${signal} received`);
+    this.name = "Interrupted";
+  }
+
+  /** The shell's convention: 128 + the signal's number (143 for SIGTERM, 130 for SIGINT). */
+  get exitCode(): number {
+    return this.signal === "SIGTERM" ? 143 : 130;
+  }
+}
+
+/**
+ * Runs `step` with a signal that aborts (reason: Interrupted) on the first
+ * SIGTERM or SIGINT; a second one exits at once, as the server does.
+ * The handlers are removed when the step ends.
+ */
+export async function interruptible<T>(step: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = (signal: "SIGTERM" | "SIGINT") => {
+    if (stop.signal.aborted) process.exit(new Interrupted(signal).exitCode);
+    stop.abort(new Interrupted(signal));
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    return await step(stop.signal);
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
+}
