@@ -1,7 +1,8 @@
 /**
  * Engine overhead, in one process on one core:
  *  (a) a chain of N pass-through nodes vs the same work as plain async
- *      function calls: the scheduler's cost per node invocation;
+ *      function calls: the scheduler's cost per node invocation, also with
+ *      per-node statistics on, as a servable runs it;
  *  (b) requests per second of a 3-node graph through GraphRunner, with a
  *      graph per request and with persistent instances (graph queue).
  * Run with `npm run bench:engine` (node --expose-gc). Goals: ≤ 5 µs per node
@@ -12,6 +13,7 @@ import { Calculator, type CalculatorContext, type CalculatorContract } from "../
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRun } from "../src/engine/graph-run.js";
 import { GraphRunner } from "../src/engine/graph-runner.js";
+import { NodeStatsCollector } from "../src/engine/node-stats.js";
 import { parseGraphText } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";
 
@@ -74,9 +76,15 @@ async function main(): Promise<void> {
       if (v !== p + N) throw new Error("bad");
     }
   });
-  for (const calc of ["BenchIncrementCalculator", "PassThroughCalculator"]) {
+  // The last case is what a servable runs: per-node statistics on (the graph view's numbers).
+  const cases = [
+    { calc: "BenchIncrementCalculator", stats: false },
+    { calc: "PassThroughCalculator", stats: false },
+    { calc: "PassThroughCalculator", stats: true },
+  ];
+  for (const { calc, stats } of cases) {
     const graph = buildGraph(chainText(N, calc), registry);
-    const run = new GraphRun(graph, registry);
+    const run = new GraphRun(graph, registry, stats ? { stats: new NodeStatsCollector(graph.nodes.length) } : {});
     let last = 0;
     run.observe(`s${N}`, (p) => (last = p.value as number));
     run.start();
@@ -88,7 +96,7 @@ async function main(): Promise<void> {
     run.closeAllInputStreams();
     await run.waitUntilDone();
     const overhead = (perPacket - baseline) / N;
-    rows.push([`chain of ${N} ${calc}`, `${(perPacket / N).toFixed(3)} µs/node`, `overhead vs async fn: ${overhead.toFixed(3)} µs/node invocation`]);
+    rows.push([`chain of ${N} ${calc}${stats ? ", statistics on" : ""}`, `${(perPacket / N).toFixed(3)} µs/node`, `overhead vs async fn: ${overhead.toFixed(3)} µs/node invocation`]);
   }
   {
     // Async process: one packet at a time through the chain, awaiting each.

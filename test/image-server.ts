@@ -67,3 +67,24 @@ export async function imageInfo(b64OrBytes: string | Buffer): Promise<{ width: n
   return { width: m.width!, height: m.height!, format: m.format! };
 }
 
+/** One server-sent event: its name and its JSON data. */
+export interface SseEventData {
+  readonly event?: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** Parses an SSE body into its events' JSON data (skipping [DONE]). */
+export function sseEvents(text: string): SseEventData[] {
+  const out: SseEventData[] = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    let event: string | undefined;
+    const data: string[] = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+    }
+    if (data.length === 0 || data.join("\n") === "[DONE]") continue;
+    out.push({ event, data: JSON.parse(data.join("\n")) as Record<string, unknown> });
+  }
+  return out;
+}

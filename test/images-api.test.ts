@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
-import { imageInfo, solidImage, startImageServer } from "./image-server.js";
+import { imageInfo, solidImage, sseEvents, startImageServer } from "./image-server.js";
 import { errorOf, eventually, type TestServer } from "./server-helpers.js";
 
 /** The response fields graphserve adds to OpenAI's (and the SDK's type does not list). */
@@ -67,21 +67,6 @@ async function assertImages(a: Answer, count: number, width: number, height: num
   assert.equal(a.output_format, format);
 }
 
-/** Parses an SSE body into its events' JSON data (skipping [DONE]). */
-function sseEvents(text: string): { event?: string; data: Record<string, unknown> }[] {
-  const out: { event?: string; data: Record<string, unknown> }[] = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    let event: string | undefined;
-    const data: string[] = [];
-    for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-    }
-    if (data.length === 0 || data.join("\n") === "[DONE]") continue;
-    out.push({ event, data: JSON.parse(data.join("\n")) as Record<string, unknown> });
-  }
-  return out;
-}
 
 describe("one-node graph through the openai SDK", () => {
   let srv: TestServer;

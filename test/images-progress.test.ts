@@ -10,33 +10,13 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import type { GraphStats } from "../src/server/graph-view-types.js";
 import { errorOf, eventually, type TestServer } from "./server-helpers.js";
-import { solidImage, startImageServer } from "./image-server.js";
+import { solidImage, sseEvents, startImageServer, type SseEventData } from "./image-server.js";
 
-interface Event {
-  readonly event: string | undefined;
-  readonly data: Record<string, unknown>;
-}
 
-/** The events of an SSE body, JSON data only ([DONE] skipped). */
-function parseEvents(text: string): Event[] {
-  const out: Event[] = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    let event: string | undefined;
-    const data: string[] = [];
-    for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-    }
-    if (data.length === 0 || data.join("\n") === "[DONE]") continue;
-    out.push({ event, data: JSON.parse(data.join("\n")) as Record<string, unknown> });
-  }
-  return out;
-}
-
-const progressOf = (events: readonly Event[], type: string) => events.filter((e) => e.data.type === type);
+const progressOf = (events: readonly SseEventData[], type: string) => events.filter((e) => e.data.type === type);
 
 /** Every image's progress: steps 1…total in order, one total for all, each before that image's completed event. */
-function assertProgress(events: readonly Event[], prefix: "image_generation" | "image_edit", images: number): number {
+function assertProgress(events: readonly SseEventData[], prefix: "image_generation" | "image_edit", images: number): number {
   const progress = progressOf(events, `${prefix}.progress`);
   assert.ok(progress.length > 0, "progress events sent");
   for (const e of progress) {
@@ -69,7 +49,7 @@ describe("stream_progress", () => {
     const r = await generate({ stream: true, stream_progress: true, num_inference_steps: 5, partial_images: 2, rng_seed: 3 });
     assert.equal(r.status, 200);
     assert.match(r.headers.get("content-type") ?? "", /^text\/event-stream/);
-    const events = parseEvents(r.text);
+    const events = sseEvents(r.text);
     const total = assertProgress(events, "image_generation", 1);
     assert.ok(total >= 5, `the schedule runs at least the steps asked for (${total})`);
     assert.equal(events.filter((e) => e.data.type === "image_generation.partial_image").length, 2);
@@ -82,7 +62,7 @@ describe("stream_progress", () => {
   test("n=2: each image gets its own progress, told apart by image_index", async () => {
     const r = await generate({ stream: true, stream_progress: true, num_inference_steps: 3, n: 2 });
     assert.equal(r.status, 200);
-    assertProgress(parseEvents(r.text), "image_generation", 2);
+    assertProgress(sseEvents(r.text), "image_generation", 2);
   });
 
   test("edits: image_edit.progress over multipart (two images, n=2: image_index 0-3)", async () => {
@@ -98,7 +78,7 @@ describe("stream_progress", () => {
     }
     const res = await fetch(`${srv.url}/v3/images/edits`, { method: "POST", body: form });
     assert.equal(res.status, 200);
-    const events = parseEvents(await res.text());
+    const events = sseEvents(await res.text());
     assertProgress(events, "image_edit", 4);
     assert.equal(progressOf(events, "image_generation.progress").length, 0);
   });
@@ -127,7 +107,7 @@ describe("stream_progress", () => {
     assert.equal(unary.status, 200);
     assert.equal((unary.body as { data: unknown[] }).data.length, 1);
     const streamed = await generate({ stream: true, stream_progress: false, num_inference_steps: 2 });
-    assert.deepEqual(parseEvents(streamed.text).map((e) => e.data.type), ["image_generation.completed"]);
+    assert.deepEqual(sseEvents(streamed.text).map((e) => e.data.type), ["image_generation.completed"]);
   });
 
   test("the openai SDK's stream (which never sends the field) is unchanged: partial images and completed only", async () => {

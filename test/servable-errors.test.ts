@@ -9,40 +9,16 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
-import type { Servable, ServableErrorCode, ServableRegistry, ServableState } from "../src/servables/types.js";
-import { call, errorOf, type Reply } from "./server-helpers.js";
+import type { ServableRegistry } from "../src/servables/types.js";
+import { call, errorOf, FrozenServable, type Reply } from "./server-helpers.js";
 
 const REASON = 'graph.pbtxt:3:3: node "Gen": unknown calculator "NoSuchCalculator"';
 
-class FrozenServable implements Servable {
-  readonly basePath = "/nowhere";
-  readonly graphPath = "/nowhere/graph.pbtxt";
-  constructor(
-    readonly name: string,
-    private readonly state: ServableState,
-    private readonly code: ServableErrorCode = "OK",
-  ) {}
-  status() {
-    return { state: this.state, errorCode: this.code, errorMessage: this.code === "OK" ? "OK" : REASON };
-  }
-  inFlight() {
-    return 0;
-  }
-  acquire() {
-    return undefined;
-  }
-  overloaded() {
-    return undefined;
-  }
-  served() {
-    return undefined;
-  }
-}
 
 const servables = [
   new FrozenServable("starting", "START"),
   new FrozenServable("loading", "LOADING"),
-  new FrozenServable("failed", "LOADING", "FAILED_PRECONDITION"),
+  new FrozenServable("failed", "LOADING", "FAILED_PRECONDITION", REASON),
   new FrozenServable("unloading", "UNLOADING"),
   new FrozenServable("ended", "END"),
 ];

@@ -11,8 +11,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
-import type { Servable, ServableRegistry, ServableState, ServableErrorCode } from "../src/servables/types.js";
-import { call, ECHO_GRAPH_DIR, errorOf, eventually, gate, oneNodeGraph, start, tempDir, writeServable } from "./server-helpers.js";
+import type { ServableRegistry } from "../src/servables/types.js";
+import { call, ECHO_GRAPH_DIR, errorOf, eventually, FrozenServable, gate, oneNodeGraph, start, tempDir, writeServable } from "./server-helpers.js";
 
 function writeConfig(dir: string, config: unknown): string {
   const path = join(dir, "config.json");
@@ -143,28 +143,6 @@ test("the alias hook: a name that is not a servable runs its servable's graph an
   assert.equal((await srv.request("GET", "/v3/models/base-lora")).status, 200);
 });
 
-/** States the real manager passes through too quickly to catch: a registry that holds them. */
-class FrozenServable implements Servable {
-  readonly basePath = "/nowhere";
-  readonly graphPath = "/nowhere/graph.pbtxt";
-  constructor(
-    readonly name: string,
-    private readonly state: ServableState,
-    private readonly code: ServableErrorCode = "OK",
-  ) {}
-  status() {
-    return { state: this.state, errorCode: this.code, errorMessage: this.code === "OK" ? "OK" : "broken" };
-  }
-  inFlight() {
-    return 0;
-  }
-  acquire() {
-    return undefined;
-  }
-  overloaded() {
-    return undefined;
-  }
-}
 
 test("before the initial load: live 200, ready 503 'Server is not ready', a loading servable 503 with Retry-After", async () => {
   const servables = [new FrozenServable("loading", "LOADING"), new FrozenServable("starting", "START"), new FrozenServable("unloading", "UNLOADING")];

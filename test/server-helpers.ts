@@ -13,6 +13,7 @@ import { after, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { DEFAULT_CORS } from "../src/server/cors.js";
+import type { Servable, ServableErrorCode, ServableState } from "../src/servables/types.js";
 import type { ServeOptions } from "../src/server/flags.js";
 import { startServer, type RunningServer, type StartOptions } from "../src/server/serve.js";
 
@@ -276,4 +277,31 @@ export async function spawnCli(t: TestContext, args: readonly string[], env: Nod
     void exit.then((code) => reject(new Error(`exited (${code}) before listening: ${stderr}`)));
   });
   return { proc, url, exit, stderr: () => stderr };
+}
+
+/** A servable frozen in one state (the real manager passes through some too quickly to catch); failed ones give `reason`. */
+export class FrozenServable implements Servable {
+  readonly basePath = "/nowhere";
+  readonly graphPath = "/nowhere/graph.pbtxt";
+  constructor(
+    readonly name: string,
+    private readonly state: ServableState,
+    private readonly code: ServableErrorCode = "OK",
+    private readonly reason = "broken",
+  ) {}
+  status() {
+    return { state: this.state, errorCode: this.code, errorMessage: this.code === "OK" ? "OK" : this.reason };
+  }
+  inFlight() {
+    return 0;
+  }
+  acquire() {
+    return undefined;
+  }
+  overloaded() {
+    return undefined;
+  }
+  served() {
+    return undefined;
+  }
 }

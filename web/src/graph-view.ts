@@ -245,6 +245,7 @@ export function mountGraphView(root: HTMLElement, name: string, fetchJson: Fetch
       meta.textContent = "";
       renderMeta();
       showAlert(gone?.text ?? `Could not load the graph of ${name}: ${closedSentence(err)}`, true);
+      setLive("failing", "Live: no numbers without the graph.");
     } finally {
       if (inflight === ctrl) inflight = null;
     }

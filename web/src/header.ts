@@ -22,7 +22,7 @@ export function createHeader(): Header {
   const playground = h("a", { href: "#/" }, "Playground");
   const graph = h("a", { href: "#/", "aria-disabled": "true" }, "Graph");
   const key = h("input", {
-    id: "api-key", type: "text", class: "secret", autocomplete: "off", spellcheck: "false",
+    id: "api-key", type: "password", autocomplete: "off", spellcheck: "false",
     autocapitalize: "off", placeholder: "none", value: load("apiKey") ?? "",
   });
   const element = h(

@@ -53,7 +53,7 @@ const DECIMAL = /^\s*(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?\s*$/i;
 /** Reads and checks the form; the first problem found, in form order, if any. */
 export function parseSettings(input: SettingsInput): { ok: true; settings: ImageSettings } | { ok: false; problem: SettingsProblem } {
   const fail = (field: keyof SettingsInput, message: string) => ({ ok: false as const, problem: { field, message } });
-  if (input.model === "") return fail("model", "Model: no model is available to choose");
+  if (input.model === "") return fail("model", "Model: there is no model to choose: the server lists none, or its list could not be loaded");
   if (input.prompt.trim() === "") return fail("prompt", "Prompt: enter a prompt");
   const positive = (field: "width" | "height" | "steps" | "n", label: string): number | SettingsProblem => {
     const v = input[field];
