@@ -29,18 +29,18 @@ test("ui-cancel: Cancel stops a long generation and the server frees the slot", 
   assert.ok(await ui.cancel.isDisabled(), "Cancel is disabled while nothing runs");
 
   const longPrompt = "a very long night";
-  await ui.prompt.fill(longPrompt);
-  await ui.width.fill("1024");
-  await ui.height.fill("1024");
-  await ui.steps.fill(String(long.num_inference_steps));
-  await ui.images.fill(String(long.n));
-  await ui.seed.fill(String(long.rng_seed));
+  await ui.fill({ prompt: longPrompt, width: 1024, height: 1024, steps: long.num_inference_steps, images: long.n, seed: long.rng_seed });
   const started = Date.now();
   await ui.generate.click();
   await waitUntil(() => ui.progress.getAttribute("aria-valuenow"), (v) => Number(v) >= 5, "the progress bar to pass step 5");
-  // The server counts the streamed run as running (else "freed" below would prove nothing). Node
-  // counters count process calls, which end when the stream starts; the run lasts until its last event.
-  await waitUntil(() => server.stats("demo"), (s) => s.runs.active === 1, "the server's stats to show the streamed run active", 2_000);
+  // The server counts the streamed run, and the image node generating it, as running (else "freed"
+  // below would prove nothing): the node's call lasts until its stream ends (ctx.continueUntil).
+  const before = await waitUntil(
+    () => server.stats("demo"),
+    (s) => s.runs.active === 1 && s.nodes.some((n) => n.active === 1),
+    "the server's stats to show the streamed run and its image node active",
+    2_000,
+  );
   await ui.cancel.click();
   const cancelledAt = Date.now();
 
@@ -50,6 +50,9 @@ test("ui-cancel: Cancel stops a long generation and the server frees the slot", 
     (s) => s.runs.active === 0 && s.nodes.every((n) => n.active === 0),
     "the server's stats to show nothing running",
   );
+  const busy = before.nodes.find((n) => n.active === 1)!;
+  const freed = stats.nodes.find((n) => n.id === busy.id)!;
+  assert.deepEqual([freed.cancelled - busy.cancelled, freed.errors - busy.errors], [1, 0], `${busy.name}: the cancel counts as cancelled, not as an error`);
   const freedAt = Date.now();
   const freedAfterMs = freedAt - cancelledAt;
   assert.ok(
@@ -66,11 +69,7 @@ test("ui-cancel: Cancel stops a long generation and the server frees the slot", 
 
   // The slot is free: a short generation runs at once instead of queueing behind the cancelled one.
   const shortPrompt = "a quick sketch";
-  await ui.prompt.fill(shortPrompt);
-  await ui.width.fill("256");
-  await ui.height.fill("256");
-  await ui.steps.fill("2");
-  await ui.images.fill("1");
+  await ui.fill({ prompt: shortPrompt, width: 256, height: 256, steps: 2, images: 1 });
   const shortStart = Date.now();
   await ui.generate.click();
   await ui.results(shortPrompt).waitFor();

@@ -1,6 +1,6 @@
 /**
  * Edit mode in a real browser: upload a source image, paint a mask with the
- * mouse, run the edit. The multipart request the page sends is decoded: the
+ * mouse, run the edit; then edit the result with a mask painted from the keyboard. The multipart request the page sends is decoded: the
  * mask must follow OpenAI's convention (PNG at the source's size, painted
  * pixels transparent, the rest opaque).
  */
@@ -40,9 +40,7 @@ test("ui-edit: a mask painted on the canvas is sent with the edit and the result
   await page.mouse.up();
 
   const prompt = "a red door";
-  await ui.prompt.fill(prompt);
-  await ui.steps.fill("4");
-  await ui.seed.fill("99");
+  await ui.fill({ prompt, steps: 4, seed: 99 });
   const sent = nextEditRequest(page);
   await ui.runEdit.click();
   const { body, contentType } = await sent;
@@ -71,9 +69,7 @@ test("ui-edit: a mask painted on the canvas is sent with the edit and the result
   for (const [fx, fy] of [[0.05, 0.05], [0.95, 0.05], [0.05, 0.95], [0.95, 0.95], [0.5, 0.1], [0.1, 0.5]]) {
     assert.equal(alpha(fx, fy), 255, `unpainted (${fx}, ${fy}) is opaque`);
   }
-  let transparent = 0;
-  for (let i = 3; i < data.length; i += info.channels) if (data[i] === 0) transparent++;
-  const share = transparent / (info.width * info.height);
+  const share = await transparentShare(maskPng);
   t.diagnostic(`mask: ${(share * 100).toFixed(1)}% painted`);
   assert.ok(share > 0.01 && share < 0.5, `a stroke, not the whole image: ${(share * 100).toFixed(1)}% transparent`);
 
@@ -85,6 +81,10 @@ test("ui-edit: a mask painted on the canvas is sent with the edit and the result
   await ui.results(prompt).getByRole("button", { name: "Edit this image" }).click();
   await waitUntil(() => ui.editMode.isChecked(), (c) => c, "Edit mode to stay selected");
   await ui.mask.waitFor();
+  // This time the mask is painted from the keyboard: focus it, a dot, then a stroke with Shift+arrows.
+  await ui.mask.focus();
+  await page.keyboard.press("Space");
+  for (let i = 0; i < 8; i++) await page.keyboard.press("Shift+ArrowRight");
   const again = "a blue window";
   await ui.prompt.fill(again);
   const resent = nextEditRequest(page);
@@ -96,8 +96,21 @@ test("ui-edit: a mask painted on the canvas is sent with the edit and the result
   assert.ok(image2 instanceof Blob);
   const meta2 = await sharp(Buffer.from(await image2.arrayBuffer())).metadata();
   assert.deepEqual([meta2.width, meta2.height], [SOURCE.width, SOURCE.height], "the gallery result (the source's size) is the new source");
+  const mask2 = form2.get("mask");
+  assert.ok(mask2 instanceof Blob, "the keyboard-painted mask is sent");
+  const painted = await transparentShare(Buffer.from(await mask2.arrayBuffer()));
+  t.diagnostic(`keyboard mask: ${(painted * 100).toFixed(1)}% painted`);
+  assert.ok(painted > 0.001 && painted < 0.5, `a keyboard stroke, not nothing or everything: ${(painted * 100).toFixed(1)}% transparent`);
   assert.equal(await alertText(page), "");
 });
+
+/** The share of a mask's pixels that are fully transparent (painted). */
+async function transparentShare(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  let transparent = 0;
+  for (let i = 3; i < data.length; i += info.channels) if (data[i] === 0) transparent++;
+  return transparent / (info.width * info.height);
+}
 
 /**
  * The next edit request's body. Read on an intercepted route: without

@@ -24,8 +24,7 @@ async function openPlayground(page: Page, url: string, prompt: string) {
   await page.goto(`${url}/#/`);
   const ui = playground(page);
   await waitUntil(() => ui.model.inputValue(), (v) => v === "demo", 'the Model select to offer "demo"');
-  await ui.prompt.fill(prompt);
-  await ui.steps.fill("2");
+  await ui.fill({ prompt, steps: 2 });
   return ui;
 }
 
@@ -34,8 +33,7 @@ test("ui-errors: a size larger than the model allows is explained", { skip: brow
   const session = await openBrowser(t);
   session.allow(/^console error: Failed to load resource: the server responded with a status of 400 \(Bad Request\) \(\S+\/v3\/images\/generations\)$/);
   const ui = await openPlayground(session.page, server.url, "too big");
-  await ui.width.fill("2048");
-  await ui.height.fill("2048");
+  await ui.fill({ width: 2048, height: 2048 });
   const answered = session.page.waitForResponse((r) => new URL(r.url()).pathname === "/v3/images/generations");
   await ui.generate.click();
   assert.equal((await answered).status(), 400);

@@ -1,14 +1,15 @@
 /**
  * The playground in a real browser against a real `graphserve demo`:
  * a generation streams partial previews and step progress, then lands in the
- * gallery with its seed; the result can be reused and downloaded.
+ * gallery with its seed; the result can be reused and downloaded. A graph
+ * that cannot stream (the three-node pipeline) is asked again unstreamed.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
 import sharp from "sharp";
 import { browserSkip, openBrowser, waitUntil } from "./helpers/browser.js";
-import { startDemoServer } from "./helpers/demo-server.js";
+import { startConfiguredServer, startDemoServer, writePipelineConfig } from "./helpers/demo-server.js";
 import { distinct, installRecorder, readRecording } from "./helpers/page-recorder.js";
 import { alertText, playground } from "./helpers/ui.js";
 
@@ -27,13 +28,7 @@ test("ui-playground: generate shows partial previews and progress, then the resu
   await waitUntil(() => ui.model.inputValue(), (v) => v === "demo", 'the Model select to offer "demo"');
 
   const prompt = "a lighthouse at dusk, oil on canvas";
-  await ui.prompt.fill(prompt);
-  await ui.negativePrompt.fill("blurry");
-  await ui.width.fill("512");
-  await ui.height.fill("512");
-  await ui.steps.fill("60");
-  await ui.seed.fill("1234");
-  await ui.images.fill("1");
+  await ui.fill({ prompt, negativePrompt: "blurry", width: 512, height: 512, steps: 60, seed: 1234, images: 1 });
   await ui.generate.click();
 
   const result = ui.results(prompt);
@@ -87,11 +82,38 @@ test("ui-playground: generate shows partial previews and progress, then the resu
   assert.deepEqual([meta.width, meta.height], [512, 512]);
 
   // Reuse settings refills the form from the gallery item.
-  await ui.prompt.fill("something else");
-  await ui.seed.fill("");
-  await ui.steps.fill("3");
+  await ui.fill({ prompt: "something else", seed: "", steps: 3 });
   await result.getByRole("button", { name: "Reuse settings" }).click();
   await waitUntil(() => ui.seed.inputValue(), (v) => v === "1234", "Reuse settings to refill the seed");
   assert.equal(await ui.prompt.inputValue(), prompt);
   assert.equal(await ui.steps.inputValue(), "60");
+});
+
+test("ui-playground: a graph that cannot stream (the three-node pipeline) still generates, unstreamed", { skip: browserSkip, timeout: 60_000 }, async (t) => {
+  const name = "pipelines/sd";
+  const server = await startConfiguredServer(t, ["--config_path", await writePipelineConfig(name)]);
+  const session = await openBrowser(t);
+  const { page } = session;
+  // The first, streamed attempt is refused with a 400 naming `stream`; the page then asks without streaming.
+  session.allow(/Failed to load resource: the server responded with a status of 400/);
+  const sent: Record<string, unknown>[] = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && new URL(r.url()).pathname === "/v3/images/generations") sent.push(r.postDataJSON() as Record<string, unknown>);
+  });
+  await page.goto(`${server.url}/#/`);
+  const ui = playground(page);
+  await waitUntil(() => ui.model.locator("option").allTextContents(), (o) => o.includes(name), `the Model select to offer "${name}"`);
+  await ui.model.selectOption(name);
+
+  for (const prompt of ["a quiet harbour", "a busy market"]) {
+    await ui.fill({ prompt, width: 256, height: 256, steps: 3, seed: 5 });
+    await ui.generate.click();
+    await ui.results(prompt).waitFor();
+    assert.equal(await alertText(page), "", "no error is shown");
+    await waitUntil(() => ui.status.textContent(), (s) => /Done/.test(s ?? ""), 'the status to say "Done"');
+  }
+  // Streamed once, refused, then unstreamed; the page remembers, so the second generation goes unstreamed at once.
+  assert.deepEqual(sent.map((b) => b.stream === true), [true, false, false]);
+  assert.equal(sent[1].stream_progress, undefined);
+  assert.equal(sent[1].model, name);
 });

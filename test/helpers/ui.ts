@@ -1,14 +1,17 @@
 /**
- * The web UI's controls, found only by role, label and text as
- * /tmp/ui-contract.md ("UI accessible names") names them, so the tests read
- * like a person using the page and a renamed control fails loudly here.
+ * The web UI's controls, found only by role, label and text (the names the
+ * page gives them in web/src/), so the tests read like a person using the
+ * page and a renamed control fails loudly here.
  */
 import type { Locator, Page } from "playwright-core";
+
+/** Form fields by their control's name in `playground()`; values typed as a person would. */
+export type FormValues = Partial<Record<"prompt" | "negativePrompt" | "width" | "height" | "steps" | "seed" | "images", string | number>>;
 
 export function playground(page: Page) {
   const byRole = page.getByRole.bind(page);
   const gallery = byRole("region", { name: "Gallery" });
-  return {
+  const controls = {
     apiKey: page.getByLabel("API key", { exact: true }),
     playgroundLink: byRole("link", { name: "Playground", exact: true }),
     graphLink: byRole("link", { name: "Graph", exact: true }),
@@ -40,6 +43,13 @@ export function playground(page: Page) {
     mask: page.getByLabel("Mask", { exact: true }),
     brushSize: byRole("slider", { name: /^Brush size\b/ }),
     clearMask: byRole("button", { name: "Clear mask", exact: true }),
+  };
+  return {
+    ...controls,
+    /** Types each value into its field, in the object's order. */
+    async fill(values: FormValues): Promise<void> {
+      for (const [field, value] of Object.entries(values) as [keyof FormValues, string | number][]) await controls[field].fill(String(value));
+    },
   };
 }
 
