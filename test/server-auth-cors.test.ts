@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { serveOptionsFrom, FlagError } from "../src/server/flags.js";
+import { FlagError } from "../src/cli/flags.js";
+import { serveOptionsFrom } from "../src/server/flags.js";
 import { ECHO_GRAPH_DIR, errorOf, start, tempDir } from "./server-helpers.js";
 
 const single = { single: { name: "echo", path: ECHO_GRAPH_DIR } };

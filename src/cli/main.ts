@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /** The `graphserve` command: the server (no command), or `graph check|dot`. */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
 import { PULL_USAGE, pullStep } from "./pull-command.js";
 import { Interrupted, interruptible } from "./signals.js";
-import { FlagError, SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
+import { FlagError, parseFlags } from "./flags.js";
+import { SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
 const USAGE = `Usage:
   graphserve [server options]        serve graphs over HTTP, as OpenVINO Model Server does
@@ -43,10 +43,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === "accuracy") return (await import("../tools/accuracy/command.js")).accuracyCommand(argv.slice(1), io);
   let parsed;
   try {
-    parsed = parseArgs({
+    parsed = parseFlags({
       args: [...argv],
       allowPositionals: true,
-      strict: true,
       options: {
         help: { type: "boolean" },
         version: { type: "boolean" },
@@ -55,10 +54,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     });
   } catch (e) {
-    // parseArgs may add hint lines; the first says what is wrong (its "Unknown option" one runs on into a hint).
-    const first = (e as Error).message.split("\n", 1)[0];
-    const unknown = /^Unknown option '([^']+)'/.exec(first);
-    io.err(`graphserve: ${unknown ? `Unknown option '${unknown[1]}'; see graphserve --help` : first}`);
+    if (!(e instanceof FlagError)) throw e;
+    // parseArgs's "Unknown option" line runs on into a hint about positionals: point at --help instead.
+    const unknown = /^Unknown option '([^']+)'/.exec(e.message);
+    io.err(`graphserve: ${unknown ? `Unknown option '${unknown[1]}'; see graphserve --help` : e.message}`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -16,7 +16,8 @@ import { modelDir, PullError, pullModel, unservedTask } from "../servables/pull/
 import { ConfigError, parseConfigText } from "../servables/config.js";
 import { replaceFile } from "../servables/replace-file.js";
 import { addServable } from "../servables/repository-config.js";
-import { FlagError, PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
+import { FlagError } from "./flags.js";
+import { PULL_FLAGS, type ServerFlagValues } from "../server/flags.js";
 import { Interrupted } from "./signals.js";
 
 const PULL_ONLY = Object.keys(PULL_FLAGS) as (keyof typeof PULL_FLAGS)[];

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { FlagError, parseFlags } from "./flags.js";
 import { makeTinyClip } from "../backends/onnx/tiny/make-tiny-clip.js";
 import { makeTinyModel, type TinyFamily } from "../backends/onnx/tiny/make-tiny-model.js";
 
@@ -51,9 +51,8 @@ node: {
 export async function makeTinyModelCommand(argv: readonly string[], io: { out(l: string): void; err(l: string): void }): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: [...argv],
-      strict: true,
       allowPositionals: false,
       options: {
         out: { type: "string" },
@@ -63,7 +62,8 @@ export async function makeTinyModelCommand(argv: readonly string[], io: { out(l:
       },
     }));
   } catch (e) {
-    io.err(`graphserve make-tiny-model: ${(e as Error).message.split("\n", 1)[0]}`);
+    if (!(e instanceof FlagError)) throw e;
+    io.err(`graphserve make-tiny-model: ${e.message}`);
     return 2;
   }
   if (values.out === undefined) {

@@ -8,13 +8,7 @@ import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
 import { parseList, type CorsOptions } from "./cors.js";
 import { parseLogLevel, type LogLevelName } from "./logging.js";
 import { unknownMetricFamilies } from "./metrics.js";
-
-export class FlagError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FlagError";
-  }
-}
+import { FlagError } from "../cli/flags.js";
 
 /** OVMS's pull and configure modes (src/cli/pull-command.ts): they run before serving and are not serving options. */
 export const PULL_FLAGS = {

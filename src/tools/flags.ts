@@ -2,8 +2,7 @@
  * Flag values the client tools (bench, accuracy) share. Every problem is a
  * one-line FlagError naming the flag; the commands print it and exit 2.
  */
-
-export class FlagError extends Error {}
+import { FlagError } from "../cli/flags.js";
 
 export function positiveInt(flag: string, text: string): number {
   const n = Number(text);

@@ -10,8 +10,8 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { boundedTimeout, FlagError, positiveInt } from "../flags.js";
+import { FlagError, parseFlags } from "../../cli/flags.js";
+import { boundedTimeout, positiveInt } from "../flags.js";
 import { MAX_PROMPTS, parsePrompts, runAccuracy, type AccuracyReport, type PromptResult } from "./run.js";
 
 export const ACCURACY_USAGE = `  graphserve accuracy --url URL --model NAME --prompts FILE [--clip DIR] [--reference DIR]
@@ -91,32 +91,26 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
   let opts: Parameters<typeof runAccuracy>[0];
   let json = false;
   try {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: [...argv],
-        strict: true,
-        allowPositionals: false,
-        options: {
-          url: { type: "string" },
-          model: { type: "string" },
-          prompts: { type: "string" },
-          clip: { type: "string" },
-          reference: { type: "string" },
-          size: { type: "string" },
-          steps: { type: "string" },
-          seed: { type: "string" },
-          "api-key": { type: "string" },
-          path: { type: "string" },
-          timeout: { type: "string" },
-          json: { type: "boolean", default: false },
-          out: { type: "string" },
-          help: { type: "boolean", default: false },
-        },
-      }));
-    } catch (e) {
-      throw new FlagError((e as Error).message.split("\n", 1)[0]);
-    }
+    const { values } = parseFlags({
+      args: [...argv],
+      allowPositionals: false,
+      options: {
+        url: { type: "string" },
+        model: { type: "string" },
+        prompts: { type: "string" },
+        clip: { type: "string" },
+        reference: { type: "string" },
+        size: { type: "string" },
+        steps: { type: "string" },
+        seed: { type: "string" },
+        "api-key": { type: "string" },
+        path: { type: "string" },
+        timeout: { type: "string" },
+        json: { type: "boolean", default: false },
+        out: { type: "string" },
+        help: { type: "boolean", default: false },
+      },
+    });
     if (values.help) {
       io.out(`Usage:\n${ACCURACY_USAGE}`);
       return 0;

@@ -5,7 +5,7 @@
  * succeeded at all or the plot could not be written, 2 bad flags.
  */
 import { writeFile } from "node:fs/promises";
-import { FlagError } from "../flags.js";
+import { FlagError } from "../../cli/flags.js";
 import { BENCH_USAGE, parseBenchOptions } from "./options.js";
 import { plotSvg } from "./plot.js";
 import { formatJson, formatProgress, formatTable } from "./report.js";

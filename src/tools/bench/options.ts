@@ -3,8 +3,8 @@
  * checked BenchOptions. Every problem is one line (an FlagError); the
  * command prints it and exits 2.
  */
-import { parseArgs } from "node:util";
-import { boundedTimeout, FlagError, positiveInt, positiveNumber } from "../flags.js";
+import { FlagError, parseFlags } from "../../cli/flags.js";
+import { boundedTimeout, positiveInt, positiveNumber } from "../flags.js";
 
 export const BENCH_USAGE = `  graphserve bench --url URL --model NAME [--concurrency C | --sweep 1,2,4,8,16]
                    [--requests N | --duration S] [--size WxH] [--steps K] [--stream]
@@ -49,36 +49,29 @@ export function defaultRequests(concurrency: number): number {
 
 /** Parses `argv` (after `bench`); undefined for --help. Throws FlagError. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions | undefined {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: "boolean" },
-        url: { type: "string" },
-        model: { type: "string" },
-        path: { type: "string" },
-        concurrency: { type: "string" },
-        sweep: { type: "string" },
-        requests: { type: "string" },
-        duration: { type: "string" },
-        size: { type: "string" },
-        steps: { type: "string" },
-        stream: { type: "boolean" },
-        "partial-images": { type: "string" },
-        prompt: { type: "string" },
-        "api-key": { type: "string" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        plot: { type: "string" },
-      },
-    }));
-  } catch (e) {
-    // parseArgs may add hint lines; the first says what is wrong.
-    throw new FlagError((e as Error).message.split("\n", 1)[0]);
-  }
+  const { values } = parseFlags({
+    args: [...argv],
+    allowPositionals: false,
+    options: {
+      help: { type: "boolean" },
+      url: { type: "string" },
+      model: { type: "string" },
+      path: { type: "string" },
+      concurrency: { type: "string" },
+      sweep: { type: "string" },
+      requests: { type: "string" },
+      duration: { type: "string" },
+      size: { type: "string" },
+      steps: { type: "string" },
+      stream: { type: "boolean" },
+      "partial-images": { type: "string" },
+      prompt: { type: "string" },
+      "api-key": { type: "string" },
+      timeout: { type: "string" },
+      json: { type: "boolean" },
+      plot: { type: "string" },
+    },
+  });
   if (values.help) return undefined;
 
   if (values.url === undefined) throw new FlagError("--url is required (e.g. --url http://localhost:8000)");
