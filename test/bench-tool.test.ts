@@ -119,18 +119,23 @@ graphserve_image_queue_wait_seconds_count{servable="ab",node="n1"} 99
   });
 });
 
+/** The tiny SD model behind one generation slot, with `maxQueueSize` more requests allowed to wait. */
+function startBenchServer(model: string, maxQueueSize: number): Promise<TestServer> {
+  return startImageServer(model, {
+    metrics: true,
+    options: `default_resolution: "64x64"
+      max_resolution: "512x512"
+      default_num_inference_steps: 2
+      max_num_inference_steps: 50
+      max_queue_size: ${maxQueueSize}`,
+  });
+}
+
 describe("against graphserve (tiny SD, one slot, queue of 1)", () => {
   const MODEL = "bench-tiny";
   let server: TestServer;
   before(async () => {
-    server = await startImageServer(MODEL, {
-      metrics: true,
-      options: `default_resolution: "64x64"
-      max_resolution: "512x512"
-      default_num_inference_steps: 2
-      max_num_inference_steps: 50
-      max_queue_size: 1`,
-    });
+    server = await startBenchServer(MODEL, 1);
   });
 
   test("request counts, images and seeds match what the server saw; queue wait is reported", async () => {
@@ -212,14 +217,7 @@ describe("against graphserve with no queue (max_queue_size 0)", () => {
   const MODEL = "bench-q0";
   let server: TestServer;
   before(async () => {
-    server = await startImageServer(MODEL, {
-      metrics: true,
-      options: `default_resolution: "64x64"
-      max_resolution: "512x512"
-      default_num_inference_steps: 2
-      max_num_inference_steps: 50
-      max_queue_size: 0`,
-    });
+    server = await startBenchServer(MODEL, 0);
   });
 
   test("concurrency 4: the 429s reported are the 429s the server sent", async () => {

@@ -78,6 +78,15 @@ const contentRequests = (reqs: HubRequestRecord[]) => reqs.filter((r) => r.url.i
 
 const staging = (repo: string, org: string, name: string) => join(repo, org, `.${name}${STAGING_SUFFIX}`);
 
+/** A new repository folder where `owner` holds the pull lock of org/tiny: the folder and the lock file. */
+function repoLockedBy(owner: { host: string; pid: number }): { repo: string; file: string } {
+  const repo = tempDir();
+  mkdirSync(join(repo, "org"), { recursive: true });
+  const file = `${staging(repo, "org", "tiny")}.lock`;
+  writeFileSync(file, JSON.stringify(owner));
+  return { repo, file };
+}
+
 function pull(hub: HubStandIn, repo: string, sourceModel: string, log: string[], over: Partial<PullOptions> = {}) {
   return pullModel({ sourceModel, repositoryPath: repo, endpoint: hub.url, retryDelayMs: () => 10, log: (l) => log.push(l), ...over });
 }
@@ -636,10 +645,7 @@ test("review regressions: unsafe listing paths, colliding part names, one pull p
       { host: "other-pod", pid: 1, age: 120_000 },
     ];
     for (const owner of stale) {
-      const repo = tempDir();
-      mkdirSync(join(repo, "org"), { recursive: true });
-      const file = `${staging(repo, "org", "tiny")}.lock`;
-      writeFileSync(file, JSON.stringify({ host: owner.host, pid: owner.pid }));
+      const { repo, file } = repoLockedBy({ host: owner.host, pid: owner.pid });
       const then = new Date(Date.now() - owner.age);
       utimesSync(file, then, then);
       await pull(hub, repo, "org/tiny", []);
@@ -653,9 +659,7 @@ test("review regressions: unsafe listing paths, colliding part names, one pull p
     const hub = await standIn(t);
     await hub.addRepoFromFolder("org/tiny", small);
     for (let round = 0; round < 8; round++) {
-      const repo = tempDir();
-      mkdirSync(join(repo, "org"), { recursive: true });
-      writeFileSync(`${staging(repo, "org", "tiny")}.lock`, JSON.stringify({ host: hostname(), pid: 2 ** 22 + 17 }));
+      const { repo } = repoLockedBy({ host: hostname(), pid: 2 ** 22 + 17 });
       const results = await Promise.all([0, 1, 2].map(() => pull(hub, repo, "org/tiny", [])));
       assert.equal(results.filter((r) => r.downloaded).length, 1, `round ${round}: one download`);
       assertSameFiles(join(repo, "org", "tiny"), small);
@@ -665,10 +669,7 @@ test("review regressions: unsafe listing paths, colliding part names, one pull p
   await t.test("a live lock from another host (a replica on a shared volume) is waited for, naming the host, up to lockWaitSeconds", async () => {
     const hub = await standIn(t);
     await hub.addRepoFromFolder("org/tiny", small);
-    const repo = tempDir();
-    mkdirSync(join(repo, "org"), { recursive: true });
-    const file = `${staging(repo, "org", "tiny")}.lock`;
-    writeFileSync(file, JSON.stringify({ host: "other-pod", pid: 1 }));
+    const { repo, file } = repoLockedBy({ host: "other-pod", pid: 1 });
     const log: string[] = [];
     const started = performance.now();
     await rejectsWith(pull(hub, repo, "org/tiny", log, { lockWaitSeconds: 1 }), /still being pulled by another process \(pid 1 on other-pod\) after waiting 1 s/);
@@ -687,10 +688,7 @@ test("review regressions: unsafe listing paths, colliding part names, one pull p
   await t.test("an abort while waiting for a lock or downloading rejects with its reason and releases our lock", async () => {
     const hub = await standIn(t);
     await hub.addRepoFromFolder("org/tiny", small);
-    const repo = tempDir();
-    mkdirSync(join(repo, "org"), { recursive: true });
-    const file = `${staging(repo, "org", "tiny")}.lock`;
-    writeFileSync(file, JSON.stringify({ host: "other-pod", pid: 1 }));
+    const { repo, file } = repoLockedBy({ host: "other-pod", pid: 1 });
     const stop = new AbortController();
     setTimeout(() => stop.abort(new Error("stopped")), 200);
     await assert.rejects(pull(hub, repo, "org/tiny", [], { signal: stop.signal }), /stopped/);

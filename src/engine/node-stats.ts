@@ -42,7 +42,6 @@ export interface NodeCounters {
 }
 
 export class NodeStatsCollector {
-  readonly size: number;
   /** Finished calls, failed and cancelled ones included. */
   private readonly finished: Float64Array;
   private readonly running: Int32Array;
@@ -55,7 +54,6 @@ export class NodeStatsCollector {
 
   /** `size`: the graph's node count (ids 0 … size-1). */
   constructor(size: number) {
-    this.size = size;
     this.finished = new Float64Array(size);
     this.running = new Int32Array(size);
     this.failed = new Float64Array(size);
@@ -87,10 +85,6 @@ export class NodeStatsCollector {
    * worst outcome of the call and its handoffs.
    */
   endAfter(id: number, started: number, own: CallOutcome, handoffs: readonly Handoff[]): void {
-    if (handoffs.length === 1) {
-      void handoffs[0].then((h) => this.end(id, started, worse(own, h)));
-      return;
-    }
     void Promise.all(handoffs).then((hs) => this.end(id, started, hs.reduce(worse, own)));
   }
 
