@@ -71,7 +71,10 @@ export class ServableManager implements ServableRegistry {
     this.initialLoad = first.then(
       () => {
         this.isInitialized = true;
-        this.log.info(`servables initialized: ${this.order.length} configured`);
+        // OVMS reports a failed load as LOADING/FAILED_PRECONDITION in /v1/config; the log says "failed" plainly.
+        const failed = this.list().filter((s) => s.status().state !== "AVAILABLE").map((s) => s.name);
+        if (failed.length === 0) this.log.info(`servables initialized: ${this.order.length} configured`);
+        else this.log.warn({ failed }, `servables initialized: ${this.order.length} configured, ${failed.length} failed to load: ${failed.join(", ")}`);
       },
       (e: unknown) => {
         this.isInitialized = true;
