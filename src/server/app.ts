@@ -17,7 +17,7 @@ import { performance } from "node:perf_hooks";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import type { Logger } from "pino";
 import type { ServableRegistry } from "../servables/types.js";
-import { apiKeyChecker } from "./auth.js";
+import { apiKeyChecker, DEFAULT_API_KEY_SCOPE, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, type BodyLimits } from "./body.js";
 import { locals, sendError, toHttpError, type ModelAliases, type RequestLocals, type ServerContext } from "./context.js";
 import { createCors, DEFAULT_CORS, type CorsOptions } from "./cors.js";
@@ -33,6 +33,8 @@ export interface AppOptions {
   readonly logger: Logger;
   /** Require `Authorization: Bearer <apiKey>` on the inference routes. */
   readonly apiKey?: string;
+  /** What else the key guards; default "admin" (see auth.ts). */
+  readonly apiKeyScope?: ApiKeyScope;
   readonly cors?: CorsOptions;
   /** Default: metrics off (`/metrics` is 404). */
   readonly metrics?: ServerMetrics;
@@ -70,6 +72,7 @@ export function createApp(opts: AppOptions): GraphserveApp {
     limits: { maxBodyBytes: opts.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxJsonDepth: opts.limits?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH },
     aliases: opts.aliases,
     checkAuth: opts.apiKey === undefined ? undefined : apiKeyChecker(opts.apiKey),
+    apiKeyScope: opts.apiKeyScope ?? DEFAULT_API_KEY_SCOPE,
     closing: false,
   };
   const status = statusHandlers(ctx);

@@ -3,7 +3,7 @@
  * thrown as a FlagError (the CLI exits 2 with it).
  */
 import { join } from "node:path";
-import { readApiKey } from "./auth.js";
+import { API_KEY_SCOPES, DEFAULT_API_KEY_SCOPE, readApiKey, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
 import { parseList, type CorsOptions } from "./cors.js";
 import { parseLogLevel, type LogLevelName } from "./logging.js";
@@ -43,6 +43,7 @@ export const SERVER_FLAGS = {
   file_system_poll_wait_seconds: { type: "string" },
   log_level: { type: "string" },
   api_key_file: { type: "string" },
+  api_key_scope: { type: "string" },
   metrics_enable: { type: "boolean" },
   metrics_list: { type: "string" },
   allowed_origins: { type: "string" },
@@ -73,6 +74,8 @@ export const SERVER_USAGE = `Server (no command):
   --file_system_poll_wait_seconds S   config.json check interval, default 1, 0 off
   --log_level LEVEL                   TRACE, DEBUG, INFO (default), WARNING, ERROR
   --api_key_file FILE                 require "Authorization: Bearer <first line>" (or set API_KEY)
+  --api_key_scope inference|admin|all what the key guards besides inference: admin (default) adds
+                                      /v1/config and /v1/config/reload, all also /metrics
   --metrics_enable                    serve Prometheus metrics at /metrics
   --metrics_list A,B                  only these metric families
   --allowed_origins, --allowed_methods, --allowed_headers LIST   CORS, default *
@@ -93,6 +96,8 @@ export interface ServeOptions {
   readonly pollSeconds: number;
   readonly logLevel: LogLevelName;
   readonly apiKey?: string;
+  /** What the key guards besides inference (default "admin"). */
+  readonly apiKeyScope?: ApiKeyScope;
   readonly metricsEnable: boolean;
   readonly metricsList?: readonly string[];
   readonly cors: CorsOptions;
@@ -154,6 +159,15 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     throw new FlagError(`--api_key_file: ${(e as Error).message.replace(/^--api_key_file "[^"]*": /, "")}`);
   }
 
+  let apiKeyScope: ApiKeyScope | undefined;
+  if (v.api_key_scope !== undefined) {
+    if (!(API_KEY_SCOPES as readonly string[]).includes(v.api_key_scope)) throw new FlagError(`--api_key_scope must be ${API_KEY_SCOPES.slice(0, -1).join(", ")} or ${API_KEY_SCOPES.at(-1)}, got "${v.api_key_scope}"`);
+    if (apiKey === undefined) throw new FlagError("--api_key_scope needs a key: --api_key_file or API_KEY");
+    apiKeyScope = v.api_key_scope as ApiKeyScope;
+  } else if (apiKey !== undefined) {
+    apiKeyScope = DEFAULT_API_KEY_SCOPE;
+  }
+
   const metricsList = v.metrics_list === undefined ? undefined : parseList(v.metrics_list);
   if (metricsList !== undefined) {
     const unknown = unknownMetricFamilies(metricsList);
@@ -176,6 +190,7 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     pollSeconds: v.file_system_poll_wait_seconds === undefined ? 1 : seconds("file_system_poll_wait_seconds", v.file_system_poll_wait_seconds),
     logLevel: level,
     ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(apiKeyScope !== undefined ? { apiKeyScope } : {}),
     metricsEnable: v.metrics_enable === true,
     ...(metricsList !== undefined ? { metricsList } : {}),
     cors: { allowedOrigins: list("allowed_origins"), allowedMethods: list("allowed_methods"), allowedHeaders: list("allowed_headers"), allowCredentials: v.allow_credentials === true },

@@ -71,6 +71,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       registry: manager,
       logger,
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
+      ...(opts.apiKeyScope !== undefined ? { apiKeyScope: opts.apiKeyScope } : {}),
       cors: opts.cors,
       metrics,
       limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
