@@ -33,3 +33,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   // serve.ts flushes before the process exits.
   return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
 }
+
+/** Longest client-supplied text copied into a log field. */
+export const MAX_LOGGED_CHARS = 200;
+
+/** `text` cut to `max` characters, saying how much was left out: client input must not make log lines unbounded. */
+export function clip(text: string, max = MAX_LOGGED_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
