@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { API_KEY_SCOPES, DEFAULT_API_KEY_SCOPE, readApiKey, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 import { parseList, type CorsOptions } from "./cors.js";
 import { parseLogLevel, type LogLevelName } from "./logging.js";
 import { unknownMetricFamilies } from "./metrics.js";
@@ -54,6 +55,9 @@ export const SERVER_FLAGS = {
   max_body_size: { type: "string" },
   max_json_depth: { type: "string" },
   shutdown_grace_seconds: { type: "string" },
+  max_connections: { type: "string" },
+  headers_timeout_seconds: { type: "string" },
+  request_timeout_seconds: { type: "string" },
   no_ui: { type: "boolean" },
   // OVMS's gRPC flags: accepted so OVMS command lines start, then ignored (REST only).
   port: { type: "string" },
@@ -84,6 +88,10 @@ export const SERVER_USAGE = `Server (no command):
   --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
   --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30
+  --max_connections N                 open connections at most; one more evicts the longest idle one,
+                                      default ${DEFAULT_CONNECTION_LIMITS.maxConnections}
+  --headers_timeout_seconds S         a request's headers must arrive within S, default ${DEFAULT_CONNECTION_LIMITS.headersTimeoutMs / 1000}
+  --request_timeout_seconds S         the whole request, body included, within S, default ${DEFAULT_CONNECTION_LIMITS.requestTimeoutMs / 1000}
   --no_ui                             do not serve the web UI at /`;
 
 /** What `startServer` needs. */
@@ -107,6 +115,8 @@ export interface ServeOptions {
   /** Accepted for OVMS compatibility; Node serves HTTP on one thread. */
   readonly restWorkers?: number;
   readonly shutdownGraceSeconds: number;
+  /** Connection cap and request time limits; defaults DEFAULT_CONNECTION_LIMITS. */
+  readonly connections?: Partial<ConnectionLimits>;
   /** Flags accepted but ignored, worth a warning at startup. */
   readonly ignored: readonly string[];
   /** Serve the web UI at `/` (default true; `--no_ui` turns it off). */
@@ -124,6 +134,13 @@ function seconds(name: string, value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new FlagError(`--${name} must be a non-negative number of seconds, got "${value}"`);
   return n;
+}
+
+/** Seconds above zero, as whole milliseconds (Node's timeouts take 0 as "none"). */
+function positiveMs(name: string, value: string): number {
+  const ms = Math.round(seconds(name, value) * 1000);
+  if (ms < 1) throw new FlagError(`--${name} must be more than 0 seconds, got "${value}"`);
+  return ms;
 }
 
 /** Bytes, with an optional binary K/M/G suffix (`64M`, `512K`, `1G`). */
@@ -199,6 +216,11 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     maxJsonDepth: v.max_json_depth === undefined ? DEFAULT_MAX_JSON_DEPTH : int("max_json_depth", v.max_json_depth, 1, 10_000),
     ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
     shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
+    connections: {
+      ...(v.max_connections !== undefined ? { maxConnections: int("max_connections", v.max_connections, 1, 1_000_000) } : {}),
+      ...(v.headers_timeout_seconds !== undefined ? { headersTimeoutMs: positiveMs("headers_timeout_seconds", v.headers_timeout_seconds) } : {}),
+      ...(v.request_timeout_seconds !== undefined ? { requestTimeoutMs: positiveMs("request_timeout_seconds", v.request_timeout_seconds) } : {}),
+    },
     ignored,
     ...(v.no_ui === true ? { webUi: false } : {}),
   };

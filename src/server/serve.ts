@@ -14,6 +14,7 @@ import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
 import type { Servable } from "../servables/types.js";
 import { createApp, type GraphserveApp } from "./app.js";
+import { capConnections, DEFAULT_CONNECTION_LIMITS, serverTimeouts } from "./connections.js";
 import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
@@ -79,7 +80,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       webUi: opts.webUi !== false,
       ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
     });
-    server = createServer(gs.app);
+    const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
+    server = createServer(serverTimeouts(limits), gs.app);
+    capConnections(server, limits.maxConnections);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(opts.restPort, opts.restBindAddress, () => {
