@@ -68,13 +68,13 @@ export class GenerationSlots {
    * then every waiter in turn taking the slot that frees first, each for the
    * mean hold time. Before any generation has finished, the longest running
    * one's time so far stands in for the mean (a generation takes at least
-   * that long).
+   * that long); after, one slow generation does not speak for the queue.
    */
   estimatedWaitSeconds(): number {
     const now = this.now();
     let longest = 0;
     for (const h of this.holders) longest = Math.max(longest, now - h.since);
-    const perRequest = Math.max(this.meanHoldMs, longest);
+    const perRequest = this.meanHoldMs > 0 ? this.meanHoldMs : longest;
     // When each slot frees: now for a free one, after its expected remaining time for a held one.
     const freeAt: number[] = [];
     for (const h of this.holders) freeAt.push(Math.max(0, perRequest - (now - h.since)));
