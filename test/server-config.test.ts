@@ -77,8 +77,12 @@ test("reload of a broken config: 500 with the reason, the running servables keep
   await srv.manager.whenInitialized();
   for (const broken of ["{ not json", JSON.stringify({ model_config_list: [{ config: { base_path: "x" } }] })]) {
     writeConfig(dir, broken);
+    const before = srv.logs.length;
     const r = await srv.request("POST", "/v1/config/reload");
     assert.equal(r.status, 500);
+    // Logged once by the manager, with the reason: no second copy from the route, no stack of the 500 itself.
+    assert.equal(srv.logs.slice(before).filter((l) => /config reload failed/.test(String(l.msg))).length, 1);
+    assert.ok(srv.logs.slice(before).every((l) => l.err === undefined), JSON.stringify(srv.logs.slice(before)));
     const e = errorOf(r);
     assert.equal(e.type, "server_error");
     assert.match(e.message, /^Config reload failed: .*config\.json/s);

@@ -140,7 +140,9 @@ export function createApp(opts: AppOptions): GraphserveApp {
     if (res.writableEnded || req.socket.destroyed) return;
     const http = expressError(err) ?? toHttpError(err);
     // 503 (loading, failed, reloading) is an answer the request line records, not a fault to trace.
-    if (http.status >= 500 && http.status !== 503) ctx.logger.error({ err, requestId: locals(res).requestId }, clip(http.message));
+    // An HttpError the server chose to send has no stack worth logging; what it wraps does.
+    const traced = !(err instanceof HttpError) || err.cause !== undefined;
+    if (http.status >= 500 && http.status !== 503) ctx.logger.error({ ...(traced ? { err } : {}), requestId: locals(res).requestId }, clip(http.message));
     sendError(ctx, res, http);
   });
 

@@ -108,8 +108,8 @@ export function statusHandlers(ctx: ServerContext) {
     async reload(req: Request, res: Response) {
       const trusted = adminCaller(req);
       const result = await ctx.registry.reload();
+      // The manager has logged why.
       if (result.error !== undefined) {
-        ctx.logger.error({ err: result.error }, "config reload failed");
         const why = trusted ? result.error : withoutPaths(result.error);
         throw new HttpError(500, `Config reload failed: ${why}. The servables already loaded keep serving.`);
       }
