@@ -72,7 +72,7 @@ test("--api_key_scope: admin (the default) guards /v1/config and its reload, all
 
 test("--api_key_scope is inference, admin or all, and needs a key", () => {
   const base = { rest_port: "0", model_name: "echo", model_path: ECHO_GRAPH_DIR };
-  assert.equal(serveOptionsFrom(base, { API_KEY: "k" }).apiKeyScope, "admin");
+  assert.equal(serveOptionsFrom(base, { API_KEY: "k" }).apiKeyScope, undefined, "the app's default, admin");
   assert.equal(serveOptionsFrom({ ...base, api_key_scope: "all" }, { API_KEY: "k" }).apiKeyScope, "all");
   assert.throws(() => serveOptionsFrom({ ...base, api_key_scope: "everything" }, { API_KEY: "k" }), /--api_key_scope must be inference, admin or all, got "everything"/);
   assert.throws(() => serveOptionsFrom({ ...base, api_key_scope: "all" }, {}), /--api_key_scope needs a key: --api_key_file or API_KEY/);

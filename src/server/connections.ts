@@ -35,8 +35,8 @@ export function serverTimeouts(limits: ConnectionLimits) {
   };
 }
 
-/** Applies the connection cap to `server`; returns the open connection count, for tests and shutdown logs. */
-export function capConnections(server: Server, maxConnections: number): () => number {
+/** Applies the connection cap to `server`. */
+export function capConnections(server: Server, maxConnections: number): void {
   // Insertion-ordered: the first idle socket is the one idle longest.
   const idle = new Set<Socket>();
   const busy = new Map<Socket, number>();
@@ -72,5 +72,4 @@ export function capConnections(server: Server, maxConnections: number): () => nu
       if (!socket.destroyed) idle.add(socket);
     });
   });
-  return () => idle.size + busy.size;
 }

@@ -3,7 +3,7 @@
  * thrown as a FlagError (the CLI exits 2 with it).
  */
 import { join } from "node:path";
-import { API_KEY_SCOPES, DEFAULT_API_KEY_SCOPE, readApiKey, type ApiKeyScope } from "./auth.js";
+import { API_KEY_SCOPES, readApiKey, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 import { parseList, type CorsOptions } from "./cors.js";
@@ -181,8 +181,6 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     if (!(API_KEY_SCOPES as readonly string[]).includes(v.api_key_scope)) throw new FlagError(`--api_key_scope must be ${API_KEY_SCOPES.slice(0, -1).join(", ")} or ${API_KEY_SCOPES.at(-1)}, got "${v.api_key_scope}"`);
     if (apiKey === undefined) throw new FlagError("--api_key_scope needs a key: --api_key_file or API_KEY");
     apiKeyScope = v.api_key_scope as ApiKeyScope;
-  } else if (apiKey !== undefined) {
-    apiKeyScope = DEFAULT_API_KEY_SCOPE;
   }
 
   const metricsList = v.metrics_list === undefined ? undefined : parseList(v.metrics_list);

@@ -61,15 +61,11 @@ export function statusHandlers(ctx: ServerContext) {
    * showed the key, or none is set).
    */
   const adminCaller = (req: Request): boolean => {
-    if (ctx.checkAuth === undefined) return true;
-    if (keyGuards(ctx.apiKeyScope, "admin")) {
-      ctx.checkAuth(req.headers.authorization);
-      return true;
-    }
     try {
-      ctx.checkAuth(req.headers.authorization);
+      ctx.checkAuth?.(req.headers.authorization);
       return true;
-    } catch {
+    } catch (e) {
+      if (keyGuards(ctx.apiKeyScope, "admin")) throw e;
       return false;
     }
   };
