@@ -78,8 +78,8 @@ export const SERVER_USAGE = `Server (no command):
   --file_system_poll_wait_seconds S   config.json check interval, default 1, 0 off
   --log_level LEVEL                   TRACE, DEBUG, INFO (default), WARNING, ERROR
   --api_key_file FILE                 require "Authorization: Bearer <first line>" (or set API_KEY)
-  --api_key_scope inference|admin|all what the key guards besides inference: admin (default) adds
-                                      /v1/config and /v1/config/reload, all also /metrics
+  --api_key_scope SCOPE               what else the key guards: admin (default: /v1/config and
+                                      /v1/config/reload), all (also /metrics), inference (OVMS: nothing)
   --metrics_enable                    serve Prometheus metrics at /metrics
   --metrics_list A,B                  only these metric families
   --allowed_origins, --allowed_methods, --allowed_headers LIST   CORS, default *
