@@ -64,6 +64,19 @@ test("a request whose headers trickle in is closed at --headers_timeout_seconds"
   assert.match(s.received, /^HTTP\/1\.1 408 /);
 });
 
+test("at the cap with no idle socket, the one sending its body longest gives way (a trickled upload cannot hold a connection)", async () => {
+  const srv = await start({ single: { name: "echo", path: ECHO_GRAPH_DIR }, connections: { maxConnections: 2 } });
+  const uploads: Raw[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = await open(srv);
+    s.socket.write(`POST /v3/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"echo"`);
+    uploads.push(s);
+    await new Promise((r) => setTimeout(r, 50)); // the server has the headers: a request in progress, its body incomplete
+  }
+  assert.equal(await rawGet(srv, "/v2/health/live"), 200);
+  assert.deepEqual(uploads.map((s) => s.gone), [true, false], "the older upload was evicted");
+});
+
 test("sockets serving requests are not evicted: at the cap with every socket busy, a newcomer is refused; freed, it gets in", async () => {
   const dir = tempDir();
   writeServable(dir, "gate", oneNodeGraph("GateCalculator"));

@@ -8,11 +8,12 @@
  *   every `connectionsCheckingInterval` and closes the connection with 408;
  * - at most `maxConnections` sockets are open. One more evicts the socket
  *   that has been idle longest (no request in progress: still sending its
- *   headers, or kept alive between requests), so a new client such as a
- *   health probe still gets in; only when every socket is serving a request
- *   is the newcomer refused.
+ *   headers, or kept alive between requests), else the one that has been
+ *   sending its request body longest, so a new client such as a health
+ *   probe still gets in; only when every socket holds a whole request being
+ *   served is the newcomer refused.
  */
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 export interface ConnectionLimits {
@@ -37,18 +38,27 @@ export function serverTimeouts(limits: ConnectionLimits) {
 
 /** Applies the connection cap to `server`. */
 export function capConnections(server: Server, maxConnections: number): void {
-  // Insertion-ordered: the first idle socket is the one idle longest.
+  // Insertion-ordered: the first idle socket is the one idle longest, the first busy one the one busy longest.
   const idle = new Set<Socket>();
-  const busy = new Map<Socket, number>();
+  /** Sockets with requests in progress: the latest one, and how many (pipelining). */
+  const busy = new Map<Socket, { latest: IncomingMessage; count: number }>();
+  /** The socket to give up for a newcomer: the longest idle, else the longest still sending its request body. */
+  const victim = (): Socket | undefined => {
+    const oldest = idle.values().next();
+    if (oldest.done !== true) return oldest.value;
+    for (const [socket, b] of busy) if (!b.latest.complete) return socket;
+    return undefined;
+  };
   server.on("connection", (socket: Socket) => {
     if (idle.size + busy.size >= maxConnections) {
-      const oldest = idle.values().next();
-      if (oldest.done === true) {
+      const old = victim();
+      if (old === undefined) {
         socket.destroy();
         return;
       }
-      idle.delete(oldest.value);
-      oldest.value.destroy();
+      idle.delete(old);
+      busy.delete(old);
+      old.destroy();
     }
     idle.add(socket);
     socket.once("close", () => {
@@ -56,18 +66,20 @@ export function capConnections(server: Server, maxConnections: number): void {
       busy.delete(socket);
     });
   });
-  server.on("request", (req, res) => {
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     if (socket.destroyed) return;
     idle.delete(socket);
-    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    const b = busy.get(socket);
+    if (b === undefined) busy.set(socket, { latest: req, count: 1 });
+    else {
+      b.latest = req;
+      b.count++;
+    }
     res.once("close", () => {
-      const n = busy.get(socket);
-      if (n === undefined) return;
-      if (n > 1) {
-        busy.set(socket, n - 1);
-        return;
-      }
+      const b = busy.get(socket);
+      if (b === undefined) return;
+      if (--b.count > 0) return;
       busy.delete(socket);
       if (!socket.destroyed) idle.add(socket);
     });
