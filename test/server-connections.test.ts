@@ -5,9 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { serveOptionsFrom } from "../src/server/flags.js";
-import { ECHO_GRAPH_DIR, eventually, gate, oneNodeGraph, start, tempDir, writeServable, type TestServer } from "./server-helpers.js";
+import { ECHO_GRAPH_DIR, eventually, gate, INDEX_URL, oneNodeGraph, start, tempDir, writeServable, type TestServer } from "./server-helpers.js";
 
 interface Raw {
   readonly socket: Socket;
@@ -96,6 +98,38 @@ test("sockets serving requests are not evicted: at the cap with every socket bus
   gates.forEach((g) => g.open());
   await eventually(() => busy.every((s) => /^HTTP\/1\.1 200 /.test(s.received)), "both answers");
   assert.equal(await rawGet(srv, "/v2/health/live"), 200, "a kept-alive idle socket makes room");
+});
+
+test("at the cap, a client that stopped reading its answer gives way once stalled; health answers", async () => {
+  // A servable whose answer (16 MB) is far more than the kernel's socket buffers hold for a client that reads nothing.
+  const calculators = tempDir();
+  writeFileSync(
+    join(calculators, "big.mjs"),
+    `import { Calculator } from ${JSON.stringify(INDEX_URL)};
+export class BigCalculator extends Calculator {
+  static contract = { inputs: { HTTP_REQUEST_PAYLOAD: {} }, outputs: { HTTP_RESPONSE_PAYLOAD: {} } };
+  process(ctx) { ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", { status: 200, headers: { "Content-Type": "text/plain" }, body: "x".repeat(16 * 1024 * 1024) }); }
+}`,
+  );
+  const dir = tempDir();
+  writeServable(dir, "big", oneNodeGraph("BigCalculator"));
+  const srv = await start({ calculatorsDir: calculators, single: { name: "big", path: `${dir}/big` }, connections: { maxConnections: 2, stalledReaderMs: 1500 } });
+  const readers: Raw[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = await open(srv);
+    s.socket.pause(); // reads nothing
+    const body = JSON.stringify({ model: "big" });
+    s.socket.write(`POST /v3/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    readers.push(s);
+  }
+  await eventually(() => readers.every((s) => s.socket.readableLength > 0), "both answers to start");
+  assert.equal(await rawGet(srv, "/v2/health/live"), undefined, "refused while the readers are merely behind");
+  await eventually(async () => (await rawGet(srv, "/v2/health/live")) === 200, "health to answer once a reader has been stalled");
+  // A paused socket does not see its close: the readers read again.
+  readers.forEach((s) => s.socket.resume());
+  await eventually(() => readers[0].gone, "the stalled reader busy longest to be evicted");
+  await eventually(() => readers[1].received.length > 16 * 1024 * 1024, "the other reader's whole answer");
+  assert.equal(readers[1].gone, false);
 });
 
 test("the connection flags: counts and seconds above zero", () => {

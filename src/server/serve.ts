@@ -82,7 +82,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     });
     const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
     server = createServer(serverTimeouts(limits), gs.app);
-    capConnections(server, limits.maxConnections);
+    capConnections(server, limits);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(opts.restPort, opts.restBindAddress, () => {
