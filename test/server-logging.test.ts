@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
 import type { ServableRegistry } from "../src/servables/types.js";
-import { call, ECHO_GRAPH_DIR, eventually, FrozenServable, start } from "./server-helpers.js";
+import { call, ECHO_GRAPH_DIR, eventually, FrozenServable, oneNodeGraph, start, tempDir, writeServable } from "./server-helpers.js";
 
 const errorsOf = (logs: Record<string, unknown>[]) => logs.filter((l) => (l.level as number) >= 50);
 
@@ -68,4 +68,23 @@ test("a 1 MB model name, path or error: every logged field is cut to a bounded l
   }
   const first = srv.logs.slice(before).find((l) => l.msg === "request")!;
   assert.match(String(first.servable), /^m{200}… \(1048376 more characters\)$/);
+});
+
+test("a 500 whose error message echoes 1 MB of input: the error line is bounded and keeps its stack frames", async () => {
+  const dir = tempDir();
+  writeServable(dir, "fail", oneNodeGraph("FailCalculator"));
+  const srv = await start({ single: { name: "fail", path: `${dir}/fail` } });
+  const before = srv.logs.length;
+  const r = await srv.request("POST", "/v3/images/generations", { json: { model: "fail", status: 500, message: `no such thing: ${"m".repeat(1024 * 1024)}` } });
+  assert.equal(r.status, 500);
+  await eventually(() => srv.logs.slice(before).some((l) => l.msg === "request"), "the request line");
+  const lines = srv.logs.slice(before);
+  for (const line of lines) {
+    const size = JSON.stringify(line).length;
+    assert.ok(size < 8192, `a ${size}-character log line: ${JSON.stringify(line).slice(0, 300)}`);
+  }
+  const err = errorsOf(lines)[0]?.err as { message: string; stack: string } | undefined;
+  assert.ok(err !== undefined, JSON.stringify(lines).slice(0, 500));
+  assert.match(err.message, /no such thing: m+… \(\d+ more characters\)/);
+  assert.match(err.stack, /^HttpError: [\s\S]*no such thing: m+… \(\d+ more characters\)\n\s+at /);
 });

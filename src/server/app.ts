@@ -22,7 +22,7 @@ import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, type BodyLimits } from 
 import { locals, sendError, toHttpError, type ModelAliases, type RequestLocals, type ServerContext } from "./context.js";
 import { createCors, DEFAULT_CORS, type CorsOptions } from "./cors.js";
 import { HttpError } from "./errors.js";
-import { clip } from "./logging.js";
+import { clip, loggedError } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
 import { inferenceHandler } from "./routes-v3.js";
 import { statusHandlers } from "./routes-status.js";
@@ -142,7 +142,7 @@ export function createApp(opts: AppOptions): GraphserveApp {
     // 503 (loading, failed, reloading) is an answer the request line records, not a fault to trace.
     // An HttpError the server chose to send has no stack worth logging; what it wraps does.
     const traced = !(err instanceof HttpError) || err.cause !== undefined;
-    if (http.status >= 500 && http.status !== 503) ctx.logger.error({ ...(traced ? { err } : {}), requestId: locals(res).requestId }, clip(http.message));
+    if (http.status >= 500 && http.status !== 503) ctx.logger.error({ ...(traced ? { err: loggedError(err) } : {}), requestId: locals(res).requestId }, clip(http.message));
     sendError(ctx, res, http);
   });
 

@@ -41,3 +41,22 @@ export const MAX_LOGGED_CHARS = 200;
 export function clip(text: string, max = MAX_LOGGED_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
 }
+
+/** Causes followed in a logged error (a wrapped error's own cause is where it started). */
+const MAX_LOGGED_CAUSES = 3;
+
+/**
+ * `e` bounded for a log line: its message cut like any client text (an
+ * error's message may echo what the client sent, and pino copies it into the
+ * line's message and stack both), with its stack frames and what it wraps.
+ * An Error still, so pino's serializer logs it as one.
+ */
+export function loggedError(e: unknown, depth = 0): Error {
+  if (!(e instanceof Error)) return new Error(clip(String(e)));
+  const cause = e.cause !== undefined && depth < MAX_LOGGED_CAUSES ? { cause: loggedError(e.cause, depth + 1) } : undefined;
+  const out = new Error(clip(e.message), cause);
+  out.name = e.name;
+  const frames = (e.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
+  out.stack = [`${e.name}: ${out.message}`, ...frames.map((f) => clip(f))].join("\n");
+  return out;
+}
