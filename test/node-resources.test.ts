@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { Calculator, nodeResources, type CalculatorContext, type CalculatorContract, type NodeResources, type ResourceLoadContext } from "../src/index.js";
+import { MAX_RETRY_AFTER_SECONDS } from "../src/engine/node-resources.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { ServableManager } from "../src/servables/manager.js";
 import type { Servable } from "../src/servables/types.js";
@@ -25,7 +26,7 @@ interface Model extends NodeResources {
 }
 
 /** What the test controls and observes, by node name. */
-const behaviour = new Map<string, { fail?: string; capacity?: number; hold?: Promise<void> }>();
+const behaviour = new Map<string, { fail?: string; capacity?: number; retryAfter?: number; hold?: Promise<void> }>();
 const loaded: Model[] = [];
 let nextId = 1;
 const gates: (() => void)[] = [];
@@ -47,7 +48,7 @@ class ModelCalculator extends Calculator {
           graphDir: ctx.graphDir,
           servable: ctx.servable,
           disposed: false,
-          ...(b.capacity !== undefined ? { capacity: b.capacity, retryAfterSeconds: () => 7 } : {}),
+          ...(b.capacity !== undefined ? { capacity: b.capacity, retryAfterSeconds: () => b.retryAfter ?? 7 } : {}),
           dispose() {
             m.disposed = true;
           },
@@ -158,6 +159,23 @@ describe("node resources", () => {
     gates.splice(0).forEach((g) => g());
     await Promise.all(held);
     assert.equal(s.overloaded(), undefined, "room again once they finish");
+  });
+
+  test("Retry-After is whole seconds from 1 to MAX_RETRY_AFTER_SECONDS whatever a node answers (NaN, negative, infinite, huge)", async () => {
+    const b: { capacity: number; retryAfter?: number } = { capacity: 1 };
+    behaviour.set("ra", b);
+    const m = await manager("ra", servableDir(graph("ra")));
+    const s = m.get("ra")!;
+    await until(() => s.status().state === "AVAILABLE", "available");
+    const held = run(s, "hold");
+    await until(() => gates.length === 1, "the request held");
+    const cases: [number, number][] = [[NaN, 1], [-5, 1], [0, 1], [0.2, 1], [12.2, 13], [Infinity, MAX_RETRY_AFTER_SECONDS], [-Infinity, 1], [1e9, MAX_RETRY_AFTER_SECONDS]];
+    for (const [asked, given] of cases) {
+      b.retryAfter = asked;
+      assert.deepEqual(s.overloaded(), { retryAfterSeconds: given }, `a node asking ${asked}`);
+    }
+    gates.splice(0).forEach((g) => g());
+    await held;
   });
 
   test("a reload disposes the old graph's resources only after its in-flight request finishes; retiring disposes the rest", async () => {
