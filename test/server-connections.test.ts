@@ -138,4 +138,6 @@ test("the connection flags: counts and seconds above zero", () => {
   assert.deepEqual(serveOptionsFrom({ ...base, max_connections: "50", headers_timeout_seconds: "2.5", request_timeout_seconds: "60" }, {}).connections, { maxConnections: 50, headersTimeoutMs: 2500, requestTimeoutMs: 60_000 });
   assert.throws(() => serveOptionsFrom({ ...base, max_connections: "0" }, {}), /--max_connections must be an integer from 1/);
   assert.throws(() => serveOptionsFrom({ ...base, headers_timeout_seconds: "0" }, {}), /--headers_timeout_seconds must be more than 0 seconds/);
+  assert.throws(() => serveOptionsFrom({ ...base, headers_timeout_seconds: "30", request_timeout_seconds: "5" }, {}), /--headers_timeout_seconds 30 is longer than --request_timeout_seconds 5/);
+  assert.equal(serveOptionsFrom({ ...base, request_timeout_seconds: "5" }, {}).connections?.requestTimeoutMs, 5000, "alone, a request limit below the default headers limit is fine (the headers get the shorter)");
 });

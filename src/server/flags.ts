@@ -143,6 +143,19 @@ function positiveMs(name: string, value: string): number {
   return ms;
 }
 
+/** The connection flags given; the headers arrive within the request, so their limit cannot be the longer one. */
+function connectionLimits(v: ServerFlagValues): Partial<ConnectionLimits> {
+  const limits = {
+    ...(v.max_connections !== undefined ? { maxConnections: int("max_connections", v.max_connections, 1, 1_000_000) } : {}),
+    ...(v.headers_timeout_seconds !== undefined ? { headersTimeoutMs: positiveMs("headers_timeout_seconds", v.headers_timeout_seconds) } : {}),
+    ...(v.request_timeout_seconds !== undefined ? { requestTimeoutMs: positiveMs("request_timeout_seconds", v.request_timeout_seconds) } : {}),
+  };
+  if (limits.headersTimeoutMs !== undefined && limits.requestTimeoutMs !== undefined && limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new FlagError(`--headers_timeout_seconds ${v.headers_timeout_seconds} is longer than --request_timeout_seconds ${v.request_timeout_seconds}: the headers are part of the request`);
+  }
+  return limits;
+}
+
 /** Bytes, with an optional binary K/M/G suffix (`64M`, `512K`, `1G`). */
 export function parseSize(name: string, value: string): number {
   const m = /^(\d+)\s*([kmg])?i?b?$/i.exec(value.trim());
@@ -214,11 +227,7 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     maxJsonDepth: v.max_json_depth === undefined ? DEFAULT_MAX_JSON_DEPTH : int("max_json_depth", v.max_json_depth, 1, 10_000),
     ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
     shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
-    connections: {
-      ...(v.max_connections !== undefined ? { maxConnections: int("max_connections", v.max_connections, 1, 1_000_000) } : {}),
-      ...(v.headers_timeout_seconds !== undefined ? { headersTimeoutMs: positiveMs("headers_timeout_seconds", v.headers_timeout_seconds) } : {}),
-      ...(v.request_timeout_seconds !== undefined ? { requestTimeoutMs: positiveMs("request_timeout_seconds", v.request_timeout_seconds) } : {}),
-    },
+    connections: connectionLimits(v),
     ignored,
     ...(v.no_ui === true ? { webUi: false } : {}),
   };
