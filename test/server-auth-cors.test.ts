@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FlagError } from "../src/cli/flags.js";
+import { withoutPaths } from "../src/server/auth.js";
 import { serveOptionsFrom } from "../src/server/flags.js";
 import { ECHO_GRAPH_DIR, errorOf, oneNodeGraph, start, tempDir, writeServable, type Reply, type TestServer } from "./server-helpers.js";
 
@@ -68,6 +69,18 @@ test("--api_key_scope: admin (the default) guards /v1/config and its reload, all
   assert.equal(reload.status, 200, "nothing changed");
   assert.ok(!reload.text.includes(dir), reload.text);
   assert.equal(await open(ovms, "GET", "/metrics"), 200);
+});
+
+test("withoutPaths: every absolute path cut to its last segment, wherever it stands; ratios and relative paths kept", () => {
+  const cases: [string, string][] = [
+    ["ENOENT: no such file or directory, open '/srv/m/graph.pbtxt'", "ENOENT: no such file or directory, open '…/graph.pbtxt'"],
+    ["model folder /srv/m/models not found", "model folder …/models not found"],
+    ["file:///srv/m/unet/model.onnx failed", "file:…/model.onnx failed"],
+    ["[/srv/m/x] `/srv/m/y` <\\srv\\m\\z> dir:/srv/m/w", "[…/x] `…/y` <…/z> dir:…/w"],
+    ["C:\\Users\\me\\graph.pbtxt failed", "…/graph.pbtxt failed"],
+    ["ratio 1/2, models/sd and unet/, text_encoder/ kept", "ratio 1/2, models/sd and unet/, text_encoder/ kept"],
+  ];
+  for (const [text, shown] of cases) assert.equal(withoutPaths(text), shown, text);
 });
 
 test("--api_key_scope is inference, admin or all, and needs a key", () => {

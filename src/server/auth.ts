@@ -60,7 +60,8 @@ export function keyGuards(scope: ApiKeyScope, routes: "admin" | "metrics"): bool
  * the key may read of a load error.
  */
 export function withoutPaths(text: string): string {
-  return text.replace(/(^|[\s"'(=])((?:[A-Za-z]:)?[\\/][^\s"'()]*)/g, (_match, before: string, path: string) => {
+  // A path starts after anything but a word, a dot or a slash ("1/2" and "a/b" stay), so also after ":", "[" or "`" (file:///…).
+  return text.replace(/(^|[^\w./\\])((?:[A-Za-z]:)?[\\/][^\s"'()]*)/g, (_match, before: string, path: string) => {
     const last = path.split(/[\\/]/).filter((p) => p !== "").pop();
     return `${before}…${last === undefined ? "" : `/${last}`}`;
   });
