@@ -35,11 +35,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 }
 
 /** Longest client-supplied text copied into a log field. */
-export const MAX_LOGGED_CHARS = 200;
+const MAX_LOGGED_CHARS = 200;
 
-/** `text` cut to `max` characters, saying how much was left out: client input must not make log lines unbounded. */
-export function clip(text: string, max = MAX_LOGGED_CHARS): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+/** `text` cut to MAX_LOGGED_CHARS characters, saying how much was left out: client input must not make log lines unbounded. */
+export function clip(text: string): string {
+  return text.length <= MAX_LOGGED_CHARS ? text : `${text.slice(0, MAX_LOGGED_CHARS)}… (${text.length - MAX_LOGGED_CHARS} more characters)`;
 }
 
 /** Causes followed in a logged error (a wrapped error's own cause is where it started). */
@@ -57,6 +57,6 @@ export function loggedError(e: unknown, depth = 0): Error {
   const out = new Error(clip(e.message), cause);
   out.name = e.name;
   const frames = (e.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
-  out.stack = [`${e.name}: ${out.message}`, ...frames.map((f) => clip(f))].join("\n");
+  out.stack = [`${e.name}: ${out.message}`, ...frames.map(clip)].join("\n");
   return out;
 }
