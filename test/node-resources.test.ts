@@ -28,6 +28,8 @@ interface Model extends NodeResources {
 /** What the test controls and observes, by node name. */
 const behaviour = new Map<string, { fail?: string; capacity?: number; retryAfter?: number; hold?: Promise<void> }>();
 const loaded: Model[] = [];
+/** Load attempts by node name, failed ones included. */
+const attempts = new Map<string, number>();
 let nextId = 1;
 const gates: (() => void)[] = [];
 
@@ -40,6 +42,7 @@ class ModelCalculator extends Calculator {
       sidePacket: "MODEL",
       async load(ctx: ResourceLoadContext): Promise<Model> {
         const b = behaviour.get(ctx.node.name) ?? {};
+        attempts.set(ctx.node.name, (attempts.get(ctx.node.name) ?? 0) + 1);
         await b.hold;
         if (b.fail !== undefined) throw new Error(b.fail);
         const m: Model = {
@@ -176,6 +179,25 @@ describe("node resources", () => {
     }
     gates.splice(0).forEach((g) => g());
     await held;
+  });
+
+  test("reloads asked for at once while models fail to load: one retry runs, one more waits for it, the rest join that one", async () => {
+    let release!: () => void;
+    behaviour.set("flaky", { fail: "weights missing", hold: new Promise<void>((r) => (release = r)) });
+    const m = await manager("flaky", servableDir(graph("flaky")));
+    release();
+    await m.whenInitialized();
+    assert.equal(attempts.get("flaky"), 1);
+    // The next retry is held, so every reload below is asked for while it runs.
+    behaviour.set("flaky", { fail: "weights missing", hold: new Promise<void>((r) => (release = r)) });
+    const first = m.reload();
+    await until(() => attempts.get("flaky") === 2, "the first retry to start");
+    const rest = Array.from({ length: 20 }, () => m.reload());
+    release();
+    const results = await Promise.all([first, ...rest]);
+    assert.equal(attempts.get("flaky"), 3, "the running retry and one after it, whatever the number of reloads asked for");
+    assert.ok(results.every((r) => r.error === undefined));
+    assert.match(m.get("flaky")!.status().errorMessage, /weights missing/);
   });
 
   test("a reload disposes the old graph's resources only after its in-flight request finishes; retiring disposes the rest", async () => {
