@@ -10,7 +10,7 @@
  * connection cap, 60 s for headers: the bounds turned off) and with
  * graphserve's defaults. Reports the connections the server held, its RSS,
  * and health answers and latency. Loopback only.
- * Run with `npm run build && node dist/bench/connections.bench.js`.
+ * Run with `npm run bench:connections`.
  * Env: BENCH_CONNECTIONS, BENCH_SECONDS (default 20), BENCH_FD_LIMIT.
  */
 import { fork, spawn } from "node:child_process";
