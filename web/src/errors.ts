@@ -72,9 +72,15 @@ export function parseErrorBody(text: string): ServerError | null {
   return { message: str(e.message), type: str(e.type), param: str(e.param) ?? null, code: str(e.code) ?? null };
 }
 
-/** Drops MediaPipe's status wrapping: what the calculator said is after the last "failed: ". */
+/**
+ * Drops MediaPipe's status wrapping: graphserve puts what the calculator said
+ * on the first line, before OVMS's text; OVMS's text alone has it after the
+ * last "failed: ".
+ */
 export function cleanMessage(message: string): string {
   let m = message.trim();
+  const wrapping = m.search(/\nMediapipe (?:execution|graph precondition) failed/);
+  if (wrapping > 0) return m.slice(0, wrapping).trim();
   const node = m.lastIndexOf('" failed: ');
   if (m.startsWith("Mediapipe") && node !== -1) m = m.slice(node + '" failed: '.length);
   m = m.replace(/^Mediapipe graph precondition failed - (?:FAILED_PRECONDITION: )?/, "");

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cleanMessage, describeHttpFailure, describeStreamError, parseErrorBody, retryAfterSeconds } from "../src/errors.js";
 
-const wrapped = (msg: string) =>
+/** OVMS's text for a calculator's error, and graphserve's: the reason first, then OVMS's text. */
+const ovmsWrapped = (msg: string) =>
   `Mediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "ImageGenExecutor" failed: ${msg}`;
+const wrapped = (msg: string) => `${msg}\n${ovmsWrapped(msg)}`;
 const failure = (status: number, message: string, param: string | null = null, extra: { code?: string; retryAfter?: string } = {}) =>
   describeHttpFailure({ status, error: { message, type: "invalid_request_error", param, code: extra.code ?? null }, retryAfter: extra.retryAfter ?? null });
 
@@ -17,6 +19,11 @@ describe("error wording", () => {
 
   it("strips MediaPipe's wrapping", () => {
     assert.equal(cleanMessage(wrapped("num_inference_steps must be higher than 0")), "num_inference_steps must be higher than 0");
+    assert.equal(cleanMessage(ovmsWrapped("num_inference_steps must be higher than 0")), "num_inference_steps must be higher than 0");
+    assert.equal(
+      cleanMessage("Inpainting pipeline is not available for this model\nMediapipe graph precondition failed - FAILED_PRECONDITION: CalculatorGraph::Run() failed: \nCalculator::Process() for node \"ImageGenExecutor\" failed: Inpainting pipeline is not available for this model"),
+      "Inpainting pipeline is not available for this model",
+    );
     assert.equal(cleanMessage("Mediapipe graph precondition failed - FAILED_PRECONDITION: Inpainting pipeline is not available for this model"), "Inpainting pipeline is not available for this model");
   });
 
