@@ -36,6 +36,11 @@ describe("error wording", () => {
     assert.equal(failure(400, wrapped("strength is greater than maxStrength: 1"), "strength"), "Strength must be greater than 0 and at most 1");
     assert.equal(failure(400, wrapped("strength is less than minStrength: 0"), "strength"), "Strength must be greater than 0 and at most 1");
     assert.equal(failure(400, "guidance_scale field is not a float", "guidance_scale"), "Guidance scale must be a number");
+    assert.equal(failure(400, wrapped("Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead."), "prompt"), "Prompt: enter a prompt");
+    assert.equal(
+      failure(400, wrapped("Invalid 'negative_prompt': string too long. Expected a string with maximum length 32000, but got a string with length 32001 instead."), "negative_prompt"),
+      "Negative prompt: at most 32000 characters",
+    );
     assert.equal(failure(400, "Unhandled parameter: stream_progress", "stream_progress"), 'This server does not accept "stream_progress" (is it an older graphserve?)');
     // Unknown message with a param: the field's label, then the server's words.
     assert.equal(failure(400, wrapped("rng_seed must be an integer in [0, 2^53), got -1"), "rng_seed"), "Seed: rng_seed must be an integer in [0, 2^53), got -1");
