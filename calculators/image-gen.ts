@@ -103,13 +103,17 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     if (request.stream && toImages) {
       throw new HttpError(400, "stream is not available on this servable: its graph hands the images to another node (IMAGES); serve the one-node ImageGenCalculator graph to stream", { param: "stream" });
     }
+    const modes = res.capabilities.modes;
     const asked: GenerationMode = incoming.kind === "generations" ? "text2image" : incoming.mask !== undefined ? "inpainting" : "image2image";
-    // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412.
-    if (!res.capabilities.modes.includes(asked)) throw new HttpError(412, PIPELINE_MISSING[asked]);
+    // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412: at once, unless a
+    // transparent image (its own mask, by OpenAI's rule) could make an edit without mask an inpainting.
+    const alphaMayInpaint = asked === "image2image" && modes.includes("inpainting");
+    if (!modes.includes(asked) && !alphaMayInpaint) throw new HttpError(412, PIPELINE_MISSING[asked]);
     const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res, ctx.signal) : undefined;
-    // Without a mask part, a transparent image is its own mask (OpenAI's rule), so it inpaints.
     const mode: GenerationMode = inputs?.mask !== undefined ? "inpainting" : asked;
-    if (!res.capabilities.modes.includes(mode)) throw new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
+    if (!modes.includes(mode)) {
+      throw mode === asked ? new HttpError(412, PIPELINE_MISSING[mode]) : new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
+    }
     const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
     const format: ResponseFormat = {
       kind: incoming.kind,

@@ -38,8 +38,9 @@
  *   `"true"`/`"false"`; a field sent twice is refused; a text field named
  *   `image`/`mask` is refused as "must be sent as a file part".
  *
- * Kept as in OVMS: an empty multipart `prompt` counts as missing; `image` is accepted and ignored on
- * generations; `strength` is accepted on generations (the backend decides).
+ * Kept as in OVMS: an empty multipart `prompt` counts as missing; `image` is
+ * accepted and ignored on generations; `strength` is accepted on generations
+ * (the backend decides).
  * Accepted but without effect here: `partial_images` without `stream`, and
  * `background: "transparent"` with png/webp (the pipelines produce RGB; the
  * encoder decides whether it can honour it).
