@@ -53,6 +53,14 @@ async function rgbaMask(w: number, h: number): Promise<Buffer> {
   return sharp(px, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer();
 }
 
+/** A PNG of one colour whose middle square is fully transparent (the colour kept under it). */
+async function rgbaHole(w: number, h: number, colour = { r: 200, g: 30, b: 30 }, holeAlpha = 0): Promise<Buffer> {
+  const px = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) px.set([colour.r, colour.g, colour.b, 255], i * 4);
+  for (let y = h / 4; y < (3 * h) / 4; y++) for (let x = w / 4; x < (3 * w) / 4; x++) px[(y * w + x) * 4 + 3] = holeAlpha;
+  return sharp(px, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer();
+}
+
 /** A black RGB PNG with a white square in the middle (OVMS's mask convention: white is repainted). */
 async function bwMask(w: number, h: number): Promise<Buffer> {
   const px = Buffer.alloc(w * h * 3, 0);
@@ -222,6 +230,48 @@ describe("one-node graph through the openai SDK", () => {
     // And the mask matters: inpainting is not the unmasked image-to-image edit.
     const unmasked = await edit(client, { image: await png(64, 64), rng_seed: 9 });
     assert.notEqual(unmasked.data[0].b64_json, a.data[0].b64_json);
+  });
+
+  test("edit: no mask, a transparent image: its transparency is the mask (OpenAI's rule); an opaque alpha channel edits all of it", async () => {
+    const masked = await edit(client, { image: await png(64, 64), mask: await toFile(await rgbaMask(64, 64), "mask.png", { type: "image/png" }), rng_seed: 9 });
+    const own = await edit(client, { image: await toFile(await rgbaHole(64, 64), "in.png", { type: "image/png" }), rng_seed: 9 });
+    await assertImages(own, 1, 64, 64);
+    assert.equal(own.data[0].b64_json, masked.data[0].b64_json, "the image's own alpha inpaints as that alpha sent as the mask");
+    const unmasked = await edit(client, { image: await png(64, 64), rng_seed: 9 });
+    const opaque = await edit(client, { image: await toFile(await rgbaHole(64, 64, undefined, 255), "in.png", { type: "image/png" }), rng_seed: 9 });
+    assert.equal(opaque.data[0].b64_json, unmasked.data[0].b64_json, "an alpha channel with every pixel opaque is image-to-image");
+    // With several images, only the first one's transparency counts (the mask applies to the first image).
+    const second = await edit(client, { image: [await png(64, 64), await toFile(await rgbaHole(64, 64), "b.png", { type: "image/png" })], rng_seed: 9 });
+    assert.equal(second.data[0].b64_json, unmasked.data[0].b64_json);
+  });
+
+  test("edit: uploads of more than 16× the largest answer's pixels are refused from their header, whichever image it is", async () => {
+    // max_resolution 512x512: at most 16 × 512² = 4,194,304 pixels (2048²) per upload.
+    const fits = await toFile(await solidImage(2048, 2048), "fits.png", { type: "image/png" });
+    await assertImages(await edit(client, { image: fits, size: "64x64" }), 1, 64, 64);
+    const big = await toFile(await solidImage(2049, 2048), "big.png", { type: "image/png" });
+    await assert.rejects(edit(client, { image: [await png(64, 64), big], size: "64x64" }), (e: unknown) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+      assert.equal(e.param, "image[1]");
+      assert.match(e.message, /^400 Image parsing failed: image\[1\]: image is 2049x2048 \(4196352 pixels\), more than the limit of 4194304 pixels\n/);
+      return true;
+    });
+  });
+
+  test("OpenAI's style (generations) and input_fidelity (edits) are accepted; an empty prompt is refused with OpenAI's text, the reason first", async () => {
+    await assertImages(await generate(client, { size: "64x64", style: "vivid" }), 1, 64, 64);
+    await assertImages(await edit(client, { image: await png(64, 64), input_fidelity: "high" }), 1, 64, 64);
+    await assert.rejects(generate(client, { prompt: "" }), (e: unknown) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+      assert.equal(e.code, "empty_string");
+      assert.equal(e.param, "prompt");
+      assert.equal(
+        e.message.split("\n")[0],
+        "400 Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+      );
+      assert.match(e.message, /\nMediapipe execution failed\. MP status - INVALID_ARGUMENT: CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "ImageGenExecutor" failed: Invalid 'prompt': empty string/);
+      return true;
+    });
   });
 
   test("stream: partial images 0,1 then one completed event", async () => {
