@@ -11,8 +11,8 @@
  * - numel < 16: one double-precision Box–Muller normal per element, each pair
  *   giving r·cos θ now and keeping r·sin θ in the generator for the next one.
  *
- * Other CPUs (torch's scalar "default" kernel, ARM) round differently in the
- * last bit for about a third of the values.
+ * Torch's scalar kernel (ARM, x86 without AVX2) rounds differently in the
+ * last bits for about 40% of the values; that one is not reproduced.
  */
 import { cephesLogf, cephesSincosf } from "./cephes-avx.js";
 import { MersenneTwister, type Seed } from "./mersenne-twister.js";
