@@ -8,15 +8,11 @@ import { describe, it } from "node:test";
 import { glibcLogf } from "../src/backends/noise/glibc-logf.js";
 import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import { Mt19937Noise } from "../src/backends/noise/mt19937.js";
-import { assertCaseMatches, float32Bits, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
+import { assertCaseMatches, float32Bits, fromBits, type LibmFixture, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
 
 const fixture = readSeedFile<SeedFixture>("mt19937.json");
 
-interface LibmFixture {
-  readonly logf: { x: number[]; logf: number[]; differs_from_rounded_log: number };
-}
 const libm = readSeedFile<LibmFixture>("glibc-libm.json");
-const fromBits = (bits: number[]): Float32Array => new Float32Array(Uint32Array.from(bits).buffer);
 
 describe("mt19937 noise = openvino_genai.CppStdGenerator", () => {
   for (const c of fixture.cases) {

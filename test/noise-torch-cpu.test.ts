@@ -9,15 +9,11 @@ import { describe, it } from "node:test";
 import { fmaf } from "../src/backends/noise/fmaf.js";
 import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import { TorchCpuNoise } from "../src/backends/noise/torch-cpu.js";
-import { assertCaseMatches, float32Bits, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
+import { assertCaseMatches, float32Bits, fromBits, type LibmFixture, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
 
 const fixture = readSeedFile<SeedFixture>("torch-cpu.json");
 
-interface LibmFixture {
-  readonly fmaf: { a: number[]; b: number[]; c: number[]; fmaf: number[] };
-}
 const libm = readSeedFile<LibmFixture>("glibc-libm.json");
-const fromBits = (bits: number[]): Float32Array => new Float32Array(Uint32Array.from(bits).buffer);
 
 describe("torch-cpu noise = torch.randn(shape, generator=torch.Generator('cpu').manual_seed(seed))", () => {
   for (const c of fixture.cases) {

@@ -15,7 +15,7 @@ export type Seed = number | bigint;
 
 /** `seed mod 2^32`, what std::mt19937::seed and at::mt19937 keep of a 64-bit seed. */
 export function low32(seed: Seed): number {
-  return typeof seed === "bigint" ? Number(BigInt.asUintN(32, seed)) : Number(BigInt.asUintN(32, BigInt(seed)));
+  return Number(BigInt.asUintN(32, BigInt(seed)));
 }
 
 export class MersenneTwister {
