@@ -77,7 +77,7 @@ export class TorchCpuNoise implements NoiseGenerator {
 }
 
 /** Eight Box–Muller pairs in place: slots j and j+8 of the block at `offset` hold uniforms u1' and u2. */
-function boxMuller16(data: Float32Array, offset: number): void {
+export function boxMuller16(data: Float32Array, offset: number): void {
   for (let j = 0; j < 8; j++) {
     const u1 = fround(1 - data[offset + j]!); // (0, 1] for the log
     const u2 = data[offset + j + 8]!;
