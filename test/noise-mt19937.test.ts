@@ -26,6 +26,7 @@ describe("mt19937 noise = openvino_genai.CppStdGenerator", () => {
     assert.deepEqual(new Mt19937Noise(2n ** 32n + 42n).randn([64]), a);
     assert.deepEqual(new Mt19937Noise(2 ** 32 + 42).randn([64]), a);
     assert.notDeepEqual(new Mt19937Noise(43).randn([64]), a);
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, -1n, 2n ** 64n]) assert.throws(() => new Mt19937Noise(bad), RangeError, String(bad));
   });
 
   it("rejects shapes that are not lists of non-negative integers", () => {
