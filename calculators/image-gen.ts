@@ -114,7 +114,9 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     if (!modes.includes(mode)) {
       throw mode === asked ? new HttpError(412, PIPELINE_MISSING[mode]) : new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
     }
-    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
+    // No seed: a random one, returned with the images (OVMS uses 42 every time). Below 2^32,
+    // because the generators keep only the low 32 bits: every returned seed names distinct noise.
+    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 32);
     const format: ResponseFormat = {
       kind: incoming.kind,
       outputFormat: request.outputFormat,
