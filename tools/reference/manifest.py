@@ -53,7 +53,7 @@ def main() -> None:
         if mine:
             dtype = kind.removeprefix("optimum-onnx-")
             cmd = export_onnx.export_command(pipeline, dtype, Path(rel))
-            entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} test/fixtures/conformance/{rel}"
+            entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
             entry["made_by"] = "tools/reference/export_onnx.py"
         entry.update(pipeline=pipeline, kind=kind, bytes=size(folder),
                      files=sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()))
