@@ -123,10 +123,10 @@ def write_case(case: dict, result: dict, export: str) -> dict:
     for i, img in enumerate(result["images"]):
         to_png_bytes(img).save(out / f"output-{i}.png", optimize=False)
         outputs.append(f"output-{i}.png")
-    if case["step_latents"]:
-        (out / "step-latents.f32").write_bytes(result["latents"].astype("<f4").tobytes())
+    (out / "step-latents.f32").write_bytes(result["latents"].astype("<f4").tobytes())
+    files["step_latents"] = {"file": "step-latents.f32", "shape": list(result["latents"].shape)}
+    if case["float_output"]:
         (out / "output.f32").write_bytes(result["images"].astype("<f4").tobytes())
-        files["step_latents"] = {"file": "step-latents.f32", "shape": list(result["latents"].shape)}
         files["output_float"] = {"file": "output.f32", "shape": list(result["images"].shape), "layout": "NHWC, 0..1 before rounding"}
     n, h, w, _ = result["images"].shape
     meta = {

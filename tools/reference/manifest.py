@@ -64,7 +64,7 @@ def main() -> None:
         if (d / "case.json").exists():
             meta = json.loads((d / "case.json").read_text())
             cases[case["id"]] = {"pipeline": meta["pipeline"], "pipeline_class": meta["pipeline_class"], **meta["request"],
-                                 "draws": [c["site"] for c in meta["draws"]["calls"]], "step_latents": "step_latents" in meta}
+                                 "draws": [c["site"] for c in meta["draws"]["calls"]], "float_output": "output_float" in meta}
     manifest = {
         **{k: v for k, v in old.items() if k not in ("versions", "commands", "pipelines", "exports", "cases", "sizes")},
         "versions": versions,
