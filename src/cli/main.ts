@@ -5,7 +5,7 @@ import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
 import { PULL_USAGE, pullStep } from "./pull-command.js";
-import { Interrupted, interruptible } from "./signals.js";
+import { Interrupted, interruptible, stopWhenNpmExits } from "./signals.js";
 import { FlagError, parseFlags } from "./flags.js";
 import { SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
@@ -121,4 +121,5 @@ async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l
   process.exit(code);
 }
 
+stopWhenNpmExits();
 process.exitCode = await main(process.argv.slice(2));
