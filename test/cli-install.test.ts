@@ -14,7 +14,15 @@ import { promisify } from "node:util";
 import { ROOT, eventually, spawnCli, tempDir } from "./server-helpers.js";
 
 const run = promisify(execFile);
-const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: Record<string, string>; version: string };
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as Record<string, unknown> & { bin: Record<string, string>; version: string };
+
+test("package-lock.json's root entry matches package.json, so npm install leaves the lockfile as it is", () => {
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, Record<string, unknown>> };
+  const root = lock.packages[""];
+  for (const field of ["name", "version", "license", "bin", "engines", "dependencies", "devDependencies", "optionalDependencies"]) {
+    assert.deepEqual(root[field], pkg[field], `package-lock.json's "${field}" differs from package.json's: run npm install and commit the lockfile`);
+  }
+});
 
 test("the package's bin is executable after a build and runs the built command", async () => {
   const bin = join(ROOT, pkg.bin.graphserve);

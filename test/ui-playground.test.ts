@@ -27,6 +27,14 @@ test("ui-playground: generate shows partial previews and progress, then the resu
   const ui = playground(page);
   await waitUntil(() => ui.model.inputValue(), (v) => v === "demo", 'the Model select to offer "demo"');
 
+  // An empty prompt must not look filled in: its placeholder is an instruction, set apart from typed text.
+  const hint = await page.evaluate<{ text: string; placeholder: string; typed: string }>(`(() => {
+    const el = document.querySelector("#prompt");
+    return { text: el.placeholder, placeholder: getComputedStyle(el, "::placeholder").fontStyle, typed: getComputedStyle(el).fontStyle };
+  })()`);
+  assert.match(hint.text, /^Describe the image, e\.g\. /);
+  assert.deepEqual([hint.placeholder, hint.typed], ["italic", "normal"]);
+
   const prompt = "a lighthouse at dusk, oil on canvas";
   await ui.fill({ prompt, negativePrompt: "blurry", width: 512, height: 512, steps: 60, seed: 1234, images: 1 });
   await ui.generate.click();
