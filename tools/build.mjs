@@ -14,7 +14,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -54,10 +54,14 @@ function removeEmptyFolders(dir) {
   }
 }
 
+class StepFailed extends Error {}
+
 function run(command, args) {
-  const r = spawnSync(command, args, { cwd: ROOT, stdio: "inherit" });
+  // node_modules/.bin on PATH, as under `npm run`, so `node tools/build.mjs` works by itself too.
+  const PATH = [join(ROOT, "node_modules", ".bin"), process.env.PATH].join(delimiter);
+  const r = spawnSync(command, args, { cwd: ROOT, stdio: "inherit", env: { ...process.env, PATH } });
   if (r.error) throw r.error;
-  if (r.status !== 0) process.exit(r.status ?? 1);
+  if (r.status !== 0) throw new StepFailed(`${command} ${args.join(" ")} failed; dist/ is unchanged`);
 }
 
 function build() {
@@ -79,5 +83,11 @@ function build() {
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
   const underNpx = process.argv.includes("--prepare") && process.env.npm_command === "exec";
-  if (!(underNpx && existsSync(join(DIST, "src/cli/main.js")))) build();
+  try {
+    if (!(underNpx && existsSync(join(DIST, "src/cli/main.js")))) build();
+  } catch (e) {
+    if (!(e instanceof StepFailed)) throw e;
+    console.error(`build: ${e.message}`);
+    process.exitCode = 1;
+  }
 }

@@ -22,7 +22,7 @@ ${TINY_MODEL_USAGE}
                                      determinism, CLIP score, PSNR/SSIM over the API (--help)
 Options:
   --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
-  -h, --help                         show this help (also after make-tiny-model)
+  -h, --help                         show this help
   -v, --version                      print the version
 
 ${SERVER_USAGE}
