@@ -160,3 +160,15 @@ test("graph check or dot without the right number of files is a usage error, not
     assert.equal(r.stderr.trim().split("\n").length, 1);
   }
 });
+
+test("output piped into a reader that stops early (| head) ends quietly, without a stack trace", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [cli, "graph", "check", "graphs/echo/graph.pbtxt", "graphs/image-generation/graph.pbtxt", "graphs/image-generation-pipeline/graph.pbtxt"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  // Like `head -1`: read the first chunk, then close the pipe.
+  child.stdout.once("data", () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  assert.equal(stderr, "");
+  assert.equal(code, 0);
+});

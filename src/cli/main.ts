@@ -124,4 +124,9 @@ async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l
 }
 
 stopWhenNpmExits();
+// `graphserve graph dot FILE | head`: the reader left, so there is nobody to print for; stop quietly.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
 process.exitCode = await main(process.argv.slice(2));
