@@ -7,6 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { crc32, deflateSync } from "node:zlib";
+import sharp from "sharp";
 import { imageInfo, imageServable, solidImage, startImageServer, tinyModel } from "./image-server.js";
 import { call, errorOf, start, type Reply, type TestServer } from "./server-helpers.js";
 
@@ -275,7 +276,7 @@ describe("images: bad servables", () => {
   });
 });
 
-test("a mode the model has no pipeline for is 412 with OVMS's text (an inpainting-only model asked for text-to-image)", async () => {
+test("a mode the model has no pipeline for is 412 with OVMS's text (an inpainting-only model asked for text-to-image or an opaque edit without mask); a transparent image without mask inpaints there", async () => {
   const { makeTinyModel } = await import("../src/backends/onnx/tiny/make-tiny-model.js");
   const { mkdirSync, readFileSync, writeFileSync } = await import("node:fs");
   const path = await imageServable();
@@ -288,4 +289,14 @@ test("a mode the model has no pipeline for is 412 with OVMS's text (an inpaintin
   const r = await server.request("POST", GEN, { json: { model: "inpaint", prompt: "a" } });
   assert.equal(r.status, 412, r.text);
   assert.match(assertOpenAiError(r).message, /Mediapipe graph precondition failed - FAILED_PRECONDITION: [\s\S]*Text-to-image pipeline is not available for this model/);
+  const fields = { model: "inpaint", prompt: "a", size: "64x64", num_inference_steps: "2" };
+  const opaque = await server.request("POST", EDIT, { body: form(fields, [["image", await solidImage(64, 64), "image/png"]]) });
+  assert.equal(opaque.status, 412, opaque.text);
+  assert.match(assertOpenAiError(opaque).message, /^Image-to-image pipeline is not available for this model\n/);
+  // Transparent on the left half: OpenAI's rule makes that the mask, so the edit is an inpainting.
+  const px = Buffer.alloc(64 * 64 * 4, 200);
+  for (let p = 0; p < 64 * 64; p++) px[p * 4 + 3] = p % 64 < 32 ? 0 : 255;
+  const transparent = await sharp(px, { raw: { width: 64, height: 64, channels: 4 } }).png().toBuffer();
+  const inpainted = await server.request("POST", EDIT, { body: form(fields, [["image", transparent, "image/png"]]) });
+  assert.equal(inpainted.status, 200, inpainted.text);
 });

@@ -70,7 +70,7 @@ class ModelCalculator extends Calculator {
 }
 
 const graph = (...nodes: string[]) =>
-  `input_stream: "in"\noutput_stream: "out"\n` +
+  `input_stream: "HTTP_REQUEST_PAYLOAD:in"\noutput_stream: "HTTP_RESPONSE_PAYLOAD:out"\n` +
   nodes.map((name, i) => `node { name: "${name}" calculator: "ModelCalculator" input_stream: "${i === 0 ? "in" : `s${i}`}" output_stream: "${i === nodes.length - 1 ? "out" : `s${i + 1}`}" input_side_packet: "MODEL:models" }\n`).join("");
 
 let registry: CalculatorRegistry;

@@ -260,9 +260,11 @@ export interface CliServer {
 /**
  * Runs the real CLI as a child process with `args` and resolves once it logs
  * the URL it listens on; killed (SIGKILL) when the test ends if still running.
+ * `command` starts it some other way (say, `npx graphserve`).
  */
-export async function spawnCli(t: TestContext, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export async function spawnCli(t: TestContext, args: readonly string[], env: NodeJS.ProcessEnv = {}, command: readonly string[] = [process.execPath, CLI]): Promise<CliServer> {
+  const [file, ...pre] = command;
+  const proc = spawn(file, [...pre, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
   });

@@ -25,6 +25,7 @@ import { formatDiagnostic } from "../graph/diagnostics.js";
 import { parseGraphText } from "../graph/load.js";
 import { validateGraph } from "../graph/validate.js";
 import type { ValidatedGraph } from "../graph/validated.js";
+import { httpStreams } from "./http-streams.js";
 import { contentHash, ioReason, isRemotePath, type ServableConfig } from "./config.js";
 import type { Servable, ServableErrorCode, ServableLease, ServableState, ServableStatus, ServedGraph } from "./types.js";
 
@@ -223,6 +224,7 @@ export class ManagedServable implements Servable {
     const doc = parseGraphText(text, config.graphPath, this.registry.schema);
     for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
     const graph = validateGraph(doc, this.registry);
+    httpStreams(graph);
     let resources: LoadedResources;
     try {
       resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal });
