@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
-import { imageInfo, imageServable, solidImage, startImageServer } from "./image-server.js";
+import { imageInfo, imageServable, solidImage, startImageServer, tinyModel } from "./image-server.js";
 import { call, errorOf, start, type Reply, type TestServer } from "./server-helpers.js";
 
 const GEN = "/v3/images/generations";
@@ -261,6 +261,18 @@ describe("images: bad servables", () => {
     const st = await statusOf(server, "nomodel");
     assert.equal(st.state, "LOADING");
     assert.match(st.status.error_message, /no\/such\/model cannot be read \(ENOENT\)/);
+
+    // The folder restored (graph.pbtxt untouched): a reload retries the failed load instead of keeping its status.
+    const { cpSync } = await import("node:fs");
+    cpSync(await tinyModel(), `${path}/no/such/model`, { recursive: true });
+    const reload = await server.request("POST", "/v1/config/reload");
+    assert.equal(reload.status, 201, reload.text);
+    const fixed = await statusOf(server, "nomodel");
+    assert.deepEqual([fixed.state, fixed.status.error_code, fixed.status.error_message], ["AVAILABLE", "OK", "OK"]);
+    const r = await server.request("POST", "/v3/images/generations", { json: { model: "nomodel", prompt: "a", rng_seed: 1 } });
+    assert.equal(r.status, 200, r.text);
+    // Nothing changed since: a second reload loads nothing.
+    assert.equal((await server.request("POST", "/v1/config/reload")).status, 200);
   });
 });
 

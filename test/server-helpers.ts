@@ -21,7 +21,7 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const ECHO_GRAPH_DIR = join(ROOT, "graphs/echo");
 /** The CLI as compiled next to this file. */
 export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
+export const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
 
 const dirs: string[] = [];
 const servers: RunningServer[] = [];

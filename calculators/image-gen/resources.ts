@@ -84,8 +84,9 @@ export class ImageGenResources implements NodeResources {
     return r;
   }
 
+  /** The engine rounds it up and bounds it (node-resources.ts). */
   retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.slots.estimatedWaitSeconds()));
+    return this.slots.estimatedWaitSeconds();
   }
 
   dispose(): Promise<void> {

@@ -21,6 +21,7 @@ import type { ServableLease } from "../servables/types.js";
 import { bodyKind, parseJsonBody, parseMultipart, readBody } from "./body.js";
 import { locals, sendBody, sendError, toHttpError, type ServerContext } from "./context.js";
 import { HttpError, OVMS } from "./errors.js";
+import { loggedError } from "./logging.js";
 import { graphFailure } from "./graph-errors.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
@@ -214,7 +215,7 @@ async function writeEvents(ctx: ServerContext, res: Response, sse: HttpSseRespon
   } catch (e) {
     metrics.graphError();
     const err = e instanceof HttpError ? e : toHttpError(e);
-    ctx.logger.warn({ err: e, requestId: locals(res).requestId }, "event stream failed");
+    ctx.logger.warn({ err: loggedError(e), requestId: locals(res).requestId }, "event stream failed");
     sendError(ctx, res, err);
   }
 }

@@ -12,7 +12,9 @@ import { pino, type Logger } from "pino";
 import { CalculatorRegistry } from "../engine/registry.js";
 import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
+import type { Servable } from "../servables/types.js";
 import { createApp, type GraphserveApp } from "./app.js";
+import { capConnections, DEFAULT_CONNECTION_LIMITS, serverTimeouts } from "./connections.js";
 import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
@@ -70,6 +72,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       registry: manager,
       logger,
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
+      ...(opts.apiKeyScope !== undefined ? { apiKeyScope: opts.apiKeyScope } : {}),
       cors: opts.cors,
       metrics,
       limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
@@ -77,7 +80,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       webUi: opts.webUi !== false,
       ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
     });
-    server = createServer(gs.app);
+    const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
+    server = createServer(serverTimeouts(limits), gs.app);
+    capConnections(server, limits);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(opts.restPort, opts.restBindAddress, () => {
@@ -158,26 +163,47 @@ export async function runServer(opts: ServeOptions): Promise<number> {
   }
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn(`${signal} again: exiting without waiting`);
-        logger.flush();
-        process.exit(1);
-      }
+    const stop = (code: number, graceMs?: number) => {
       stopping = true;
-      logger.info(`${signal}: stopping; requests in flight have ${opts.shutdownGraceSeconds} s to finish`);
-      server.close().then(
-        () => resolve(0),
+      server.close(graceMs).then(
+        () => resolve(code),
         (e: unknown) => {
           logger.error({ err: e }, "shutdown failed");
           resolve(1);
         },
       );
     };
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting without waiting`);
+        logger.flush();
+        process.exit(1);
+      }
+      logger.info(`${signal}: stopping; requests in flight have ${opts.shutdownGraceSeconds} s to finish`);
+      stop(0);
+    };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Single-model mode has one servable: if it cannot load there is nothing to serve, and a server that
+    // stays up answering 503 would hide that from whoever started it.
+    if (opts.single !== undefined) {
+      const { name } = opts.single;
+      void server.manager.whenInitialized().then(() => {
+        const reason = loadFailure(server.manager.get(name));
+        if (reason === undefined || stopping) return;
+        logger.fatal(`cannot serve "${name}": ${reason}`);
+        stop(1, 0);
+      });
+    }
   });
   return flushed(logger, code);
+}
+
+/** Why `servable` has no graph serving after its load, on one line; undefined when it serves. */
+function loadFailure(servable: Servable | undefined): string | undefined {
+  const st = servable?.status();
+  if (st === undefined || st.state === "AVAILABLE" || st.errorCode === "OK") return undefined;
+  return st.errorMessage.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
 }
 
 function flushed(logger: Logger, code: number): Promise<number> {
