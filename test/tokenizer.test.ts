@@ -115,3 +115,44 @@ test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids
     spy.restore();
   }
 });
+
+test("randomized: prefix tokenisation gives the whole text's ids when the 77th token straddles the cut (odd spaces, marks, sigma, contractions, special tokens)", async () => {
+  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
+  const spy = spyOnLibrary();
+  try {
+    tok.encode("warm-up");
+    let seed = 14;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 8) % n;
+    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)];
+    // Characters that compose or lower-case by context, or that the pre-split joins into runs
+    // (symbols, contractions, special tokens) ...
+    const solid = ["a", "cat", "ΑΣ", "σ", "İ", "e\u0301", "\u0301", "\u1100\u1161", "\u11a8", "7", "42", "!", "...", "—", "🐈", "猫", "'s", "'S", "'", "<|endoftext|>", "\u200b"];
+    // ... and separators on which JS's \s, Unicode's White_Space and the normaliser differ
+    // (U+FEFF is JS whitespace only, U+0085 Unicode's only; U+2000 normalises to U+2002).
+    const separators = [" ", "\t", "\r\n", "\u00a0", "\u2000", "\u2028", "\u3000", "\u0085", "\ufeff", "\u180e"];
+    const run = (n: number) => Array.from({ length: n }, () => pick(solid)).join("");
+    let shortcuts = 0;
+    const cases = 400;
+    for (let i = 0; i < cases; i++) {
+      // Plain words, spaces, then `before` + separator + `after` around a cut point (2048, or 8192
+      // when the first prefix is all spaces), with 73 to 77 tokens before the separator: where the
+      // prefix just reaches the encoder's 77 ids and a wrong boundary shows in the ids it keeps.
+      const before = pick(solid.slice(0, 3)) + run(rand(6));
+      const tokensBefore = spy.full(before).length - 2;
+      const words = "cat ".repeat(Math.max(0, 73 + rand(5) - tokensBefore));
+      const cutAt = rand(4) === 0 ? 8192 : 2048;
+      const separatorAt = cutAt - 1 - rand(20);
+      const head = words + " ".repeat(separatorAt - before.length - words.length);
+      let after = run(30);
+      while (/\s|\p{White_Space}/u.test(after.slice(0, cutAt - separatorAt))) after = run(30);
+      const text = head + before + pick(separators) + after + run(200);
+      spy.calls.length = 0;
+      const ids = Array.from(tok.encode(text));
+      if (spy.calls.at(-1) !== text) shortcuts++;
+      assert.deepEqual(ids, cut(spy.full(text), tok), `case ${i}: ${JSON.stringify(text.slice(head.length, separatorAt + 8))}`);
+    }
+    assert.ok(shortcuts > cases / 4, `the prefix was enough in ${shortcuts} of ${cases} cases`);
+  } finally {
+    spy.restore();
+  }
+});
