@@ -711,6 +711,11 @@ test("decodeAlphaMask: transparent pixels are repainted (255 - alpha), for RGBA 
     assert.deepEqual([resized?.width, resized?.height], [8, 4]);
   }
   assert.equal(await decodeAlphaMask(await holePng(4, 2, 4, 255), "image", LIMITS), undefined, "an alpha channel, every pixel opaque");
+  // Alpha that only fades (nothing the backends would repaint: mask 255 - alpha below 127.5) is no
+  // mask: the edit is of the whole image. The same file sent as the mask part is a mask that keeps all.
+  assert.equal(await decodeAlphaMask(await holePng(4, 2, 4, 128), "image", LIMITS), undefined, "alpha 128 and 255");
+  assert.ok(await decodeMask(await holePng(4, 2, 4, 128), "mask", 4, 2, LIMITS));
+  assert.ok(await decodeAlphaMask(await holePng(4, 2, 4, 127), "image", LIMITS), "alpha 127 is repainted");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("png", 4, 2), "image", LIMITS), undefined, "no alpha channel");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("jpeg", 4, 2), "image", LIMITS), undefined, "a JPEG");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("gif", 4, 2), "image", LIMITS), undefined, "a GIF without a transparent colour");
