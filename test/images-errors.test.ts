@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { imageInfo, imageServable, solidImage, startImageServer } from "./image-server.js";
@@ -200,6 +201,23 @@ describe("images: bad requests", () => {
       if (row.withinMs !== undefined) assert.ok(ms < row.withinMs, `answered in ${Math.round(ms)} ms, limit ${row.withinMs} ms`);
     });
   }
+
+  test("decodes that fail inside libvips give their turn back: more such edits at once than decoding turns, each a 400, then a valid edit", { timeout: 60_000 }, async () => {
+    // Headers intact (so every check before decoding passes), pixel data cut short.
+    const cut = image64.subarray(0, image64.length - 30);
+    const count = 2 * availableParallelism() + 1;
+    const replies = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        call(server.url, "POST", EDIT, { body: form(editFields, i % 2 === 0 ? [["image", cut, "image/png"]] : [["image", image64, "image/png"], ["mask", cut, "image/png"]]) }),
+      ),
+    );
+    for (const r of replies) {
+      assert.equal(r.status, 400, r.text);
+      assert.match(assertOpenAiError(r).message, /^Image parsing failed: (image|mask): invalid PNG data/);
+    }
+    const ok = await call(server.url, "POST", EDIT, { body: form(editFields, [["image", image64, "image/png"]]) });
+    assert.equal(ok.status, 200, ok.text);
+  });
 
   test("the decompression bomb really is small and huge", () => {
     assert.ok(bomb.length < 256 * 1024, `${bomb.length} bytes`);
