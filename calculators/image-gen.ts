@@ -15,6 +15,7 @@
  * → generate, stopping between steps when the client leaves → answer.
  */
 import { randomInt } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import {
   Calculator,
@@ -39,11 +40,12 @@ import {
   type StepDecision,
   type StepProgress,
 } from "../src/backends/index.js";
-import { decodeAlphaMask, decodeImage, decodeMask, decodeTurn, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
+import { decodeAlphaMask, decodeImage, decodeMask, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
 import { encodeResponse, imageEvent, progressEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
+import { GenerationSlots } from "./image-gen/slots.js";
 
 const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
 const PREVIEW: StepDecision = { preview: true };
@@ -230,9 +232,17 @@ function uploadLimits(settings: ImageGenSettings): DecodeLimits {
   return { maxPixels: Math.min(MAX_INPUT_PIXELS, largest * INPUT_PIXELS_PER_OUTPUT_PIXEL) };
 }
 
-/** Decodes in a turn (see decodeTurn): a bounded number of decodes run at once over all requests. */
+/**
+ * Upload decodes running at once, process-wide, whatever the number of
+ * requests: one per core (libvips threads each decode's resize too). Handed
+ * out first come, first served like generation slots; a request whose client
+ * leaves while it waits gives its place up.
+ */
+const decodeTurns = new GenerationSlots(Math.max(1, availableParallelism()));
+
+/** Decodes in a turn (see decodeTurns). */
 async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise<T> {
-  const release = await decodeTurn(signal);
+  const release = await decodeTurns.acquire(signal);
   try {
     return await decode();
   } finally {

@@ -8,11 +8,9 @@ import sharp from "sharp";
 import { encode as bmpEncode } from "bmp-ts";
 import { HttpError } from "../src/index.js";
 import {
-  DECODE_TURNS,
   decodeAlphaMask,
   decodeImage,
   decodeMask,
-  decodeTurn,
   encodeBatch,
   encodeImage,
   readImageSize,
@@ -720,29 +718,4 @@ test("decodeAlphaMask: transparent pixels are repainted (255 - alpha), for RGBA 
   assert.equal(await decodeAlphaMask(await encodedTwoColour("jpeg", 4, 2), "image", LIMITS), undefined, "a JPEG");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("gif", 4, 2), "image", LIMITS), undefined, "a GIF without a transparent colour");
   await rejects400(decodeAlphaMask(await holePng(8, 4, 4, 0), "image[0]", { maxPixels: 31 }), "image[0]", "invalid_image_file");
-});
-
-test("decodeTurn: at most DECODE_TURNS at once, first come first served; a waiter whose signal aborts gives its place up", async () => {
-  const held = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
-  const order: string[] = [];
-  const gone = new AbortController();
-  const first = decodeTurn().then((release) => (order.push("first"), release));
-  const leaving = decodeTurn(gone.signal);
-  const second = decodeTurn().then((release) => (order.push("second"), release));
-  await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(order, [], "every turn is taken");
-  gone.abort(new Error("client left"));
-  await assert.rejects(leaving, /client left/);
-  held[0]();
-  held[0](); // a second call of the same release frees nothing more
-  const releaseFirst = await first;
-  await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(order, ["first"], "one release, one turn handed on");
-  releaseFirst();
-  (await second)();
-  for (const release of held.slice(1)) release();
-  // All free again: DECODE_TURNS turns are granted at once.
-  const again = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
-  for (const release of again) release();
-  await assert.rejects(decodeTurn(AbortSignal.abort(new Error("already gone"))), /already gone/);
 });

@@ -16,13 +16,11 @@
  * otherwise be 3.6 GB of RGB held while the request queues).
  *
  * Decoding is CPU- and memory-heavy (a 16-bit PNG of 8192² is 400 MB inside
- * libvips while it decodes), so callers take a turn first (decodeTurn): a
- * bounded number run at once, process-wide, whatever the number of requests.
+ * libvips while it decodes), so callers bound how many run at once.
  *
- * The module is also loaded on piscina worker threads; its state is the
- * lazily created BMP pool and the decoding turns.
+ * The module is also loaded on piscina worker threads; its only state is the
+ * lazily created BMP pool.
  */
-import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { Piscina } from "piscina";
 import type { BmpResult, BmpTask } from "./bmp-worker.js";
@@ -463,45 +461,6 @@ export async function decodeAlphaMask(bytes: Uint8Array, param: string, limits: 
     throw parseError(param, `invalid ${type.toUpperCase()} data (${vipsReason(e)})`);
   }
   return meta.hasAlpha ? alphaMask(bytes, type, param, limits, size, repaintsSome) : undefined;
-}
-
-/** Decodes running at once, process-wide: one per core (libvips threads each decode's resize too). */
-export const DECODE_TURNS = Math.max(1, availableParallelism());
-let decodesRunning = 0;
-const decodeWaiters: (() => void)[] = [];
-
-/**
- * Waits for a turn to decode (first come, first served) and resolves with its
- * release, to call once the decode is over; rejects with the signal's reason if
- * it aborts while waiting, giving the place up.
- */
-export function decodeTurn(signal?: AbortSignal): Promise<() => void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    const next = decodeWaiters.shift();
-    if (next) next();
-    else decodesRunning--;
-  };
-  if (decodesRunning < DECODE_TURNS) {
-    decodesRunning++;
-    return Promise.resolve(release);
-  }
-  return new Promise((resolve, reject) => {
-    // Handed over by a release: the count stays, the turn changes hands.
-    const take = () => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(release);
-    };
-    const onAbort = () => {
-      decodeWaiters.splice(decodeWaiters.indexOf(take), 1);
-      reject(signal!.reason);
-    };
-    decodeWaiters.push(take);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**
