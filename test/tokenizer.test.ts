@@ -74,6 +74,14 @@ function spyOnLibrary(): { calls: string[]; full: (text: string) => number[]; re
   };
 }
 
+/** Deterministic random integers (a 31-bit LCG, its high bits): rand(n) is in [0, n). */
+function lcg(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return (seed >>> 8) % n;
+  };
+}
+
 /** CLIP's cut of whole-text ids: the first 76, then the end token, padded. */
 function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
   const out = ids.slice(0, tok.maxLength);
@@ -89,8 +97,7 @@ test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids
     tok.encode("warm-up");
     // Deterministic texts: words of letters, digits, punctuation, accents, CJK, emoji, contractions,
     // separated by runs of spaces, tabs and newlines; some start with a long unbroken run.
-    let seed = 5;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = lcg(5);
     const pieces = ["cat", "Photo", "of", "a", "dog's", "42", "7", "!!", "...", "é", "naïve", "猫", "🐈", "CAFÉ", "x1y2", "it'll", "—"];
     const spaces = [" ", " ", " ", "  ", "\t", "\n", " \n "];
     const words = (n: number) => Array.from({ length: n }, () => pieces[rand(pieces.length)] + spaces[rand(spaces.length)]).join("");
@@ -121,8 +128,7 @@ test("randomized: prefix tokenisation gives the whole text's ids when the 77th t
   const spy = spyOnLibrary();
   try {
     tok.encode("warm-up");
-    let seed = 14;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 8) % n;
+    const rand = lcg(14);
     const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)];
     // Characters that compose or lower-case by context, or that the pre-split joins into runs
     // (symbols, contractions, special tokens) ...
@@ -135,11 +141,12 @@ test("randomized: prefix tokenisation gives the whole text's ids when the 77th t
     const cases = 400;
     for (let i = 0; i < cases; i++) {
       // Plain words, spaces, then `before` + separator + `after` around a cut point (2048, or 8192
-      // when the first prefix is all spaces), with 73 to 77 tokens before the separator: where the
-      // prefix just reaches the encoder's 77 ids and a wrong boundary shows in the ids it keeps.
-      const before = pick(solid.slice(0, 3)) + run(rand(6));
+      // when the first prefix is all spaces), with 74 to 76 tokens before the separator: where the
+      // prefix just reaches the encoder's 77 ids and a wrong boundary shows in the ids it keeps
+      // (at 75, the last token before the separator is the 76th id).
+      const before = run(1 + rand(5));
       const tokensBefore = spy.full(before).length - 2;
-      const words = "cat ".repeat(Math.max(0, 73 + rand(5) - tokensBefore));
+      const words = "cat ".repeat(Math.max(0, pick([74, 75, 75, 76]) - tokensBefore));
       const cutAt = rand(4) === 0 ? 8192 : 2048;
       const separatorAt = cutAt - 1 - rand(20);
       const head = words + " ".repeat(separatorAt - before.length - words.length);
