@@ -82,6 +82,18 @@ function lcg(seed: number): (n: number) => number {
   };
 }
 
+/** The SD tokenizer, warmed up, with the library spied on while `body` runs. */
+async function withSpiedTokenizer(body: (tok: ClipTokenizer, spy: ReturnType<typeof spyOnLibrary>) => void): Promise<void> {
+  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
+  const spy = spyOnLibrary();
+  try {
+    tok.encode("warm-up");
+    body(tok, spy);
+  } finally {
+    spy.restore();
+  }
+}
+
 /** CLIP's cut of whole-text ids: the first 76, then the end token, padded. */
 function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
   const out = ids.slice(0, tok.maxLength);
@@ -90,11 +102,8 @@ function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
   return out;
 }
 
-test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids are the whole text's", async () => {
-  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
-  const spy = spyOnLibrary();
-  try {
-    tok.encode("warm-up");
+test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids are the whole text's", () =>
+  withSpiedTokenizer((tok, spy) => {
     // Deterministic texts: words of letters, digits, punctuation, accents, CJK, emoji, contractions,
     // separated by runs of spaces, tabs and newlines; some start with a long unbroken run.
     const rand = lcg(5);
@@ -118,16 +127,10 @@ test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids
         assert.ok(tokenised <= 2048, `${tokenised} characters tokenised for a ${text.length}-character prompt`);
       }
     }
-  } finally {
-    spy.restore();
-  }
-});
+  }));
 
-test("randomized: prefix tokenisation gives the whole text's ids when the 77th token straddles the cut (odd spaces, marks, sigma, contractions, special tokens)", async () => {
-  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
-  const spy = spyOnLibrary();
-  try {
-    tok.encode("warm-up");
+test("randomized: prefix tokenisation gives the whole text's ids when the 77th token straddles the cut (odd spaces, marks, sigma, contractions, special tokens)", () =>
+  withSpiedTokenizer((tok, spy) => {
     const rand = lcg(14);
     const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)];
     // Characters that compose or lower-case by context, or that the pre-split joins into runs
@@ -159,7 +162,4 @@ test("randomized: prefix tokenisation gives the whole text's ids when the 77th t
       assert.deepEqual(ids, cut(spy.full(text), tok), `case ${i}: ${JSON.stringify(text.slice(head.length, separatorAt + 8))}`);
     }
     assert.ok(shortcuts > cases / 4, `the prefix was enough in ${shortcuts} of ${cases} cases`);
-  } finally {
-    spy.restore();
-  }
-});
+  }));
