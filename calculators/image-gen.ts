@@ -156,7 +156,7 @@ const PIPELINE_MISSING: Record<GenerationMode, string> = {
   inpainting: "Inpainting pipeline is not available for this model",
 };
 const ALPHA_WITHOUT_INPAINTING =
-  "image has transparent pixels and no mask was sent, so its transparency is the mask (OpenAI's edit rule), but this model has no inpainting pipeline: send an opaque image to edit all of it";
+  "image has transparent pixels (alpha below 128) and no mask was sent, so its transparency is the mask (OpenAI's edit rule), but this model has no inpainting pipeline: send an opaque image to edit all of it";
 
 /** The request as this node received it, whichever way the graph wires it. */
 interface Incoming {
