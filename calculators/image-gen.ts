@@ -40,7 +40,7 @@ import {
   type StepDecision,
   type StepProgress,
 } from "../src/backends/index.js";
-import { decodeAlphaMask, decodeImage, decodeMask, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
+import { checkMaskSize, decodeAlphaMask, decodeImage, decodeMask, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
@@ -252,7 +252,8 @@ async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise
 
 /**
  * Reads every upload's header first (sizes against the servable's limit, the
- * answer's size), so a request is refused before any pixel is decoded; then
+ * mask's against the first image's, the answer's size), so a request is
+ * refused before any pixel is decoded; then
  * decodes them one at a time, each in a decoding turn, into the output size
  * (the request's, or the first image's rounded down to what the model
  * takes), so a request holds output-size pixels only.
@@ -262,7 +263,10 @@ async function decodeUploads(incoming: Incoming, request: ImageRequest, res: Ima
   const param = (i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
   const first = await readImageSize(incoming.images[0].data, param(0), limits);
   for (let i = 1; i < incoming.images.length; i++) await readImageSize(incoming.images[i].data, param(i), limits);
-  if (incoming.mask !== undefined) await readImageSize(incoming.mask.data, "mask", limits);
+  if (incoming.mask !== undefined) {
+    const mask = await readImageSize(incoming.mask.data, "mask", limits);
+    checkMaskSize("mask", mask.width, mask.height, first.width, first.height);
+  }
   let size: OutputSize;
   if (request.width !== undefined && request.height !== undefined) {
     size = { width: request.width, height: request.height };

@@ -277,7 +277,8 @@ async function decodeBmp(
   return { width, height, data: result };
 }
 
-function checkMaskSize(param: string, actualWidth: number, actualHeight: number, width: number, height: number): void {
+/** A 400 unless a mask of `actualWidth`×`actualHeight` fits an image of `width`×`height`. */
+export function checkMaskSize(param: string, actualWidth: number, actualHeight: number, width: number, height: number): void {
   if (actualWidth !== width || actualHeight !== height) {
     throw new HttpError(400, `mask size ${actualWidth}x${actualHeight} does not match image size ${width}x${height}`, { param });
   }
