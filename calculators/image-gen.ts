@@ -111,11 +111,12 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     // transparent image (its own mask, by OpenAI's rule) could make an edit without mask an inpainting.
     const alphaMayInpaint = asked === "image2image" && modes.includes("inpainting");
     if (!modes.includes(asked) && !alphaMayInpaint) throw new HttpError(412, PIPELINE_MISSING[asked]);
-    const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res, ctx.signal) : undefined;
-    const mode: GenerationMode = inputs?.mask !== undefined ? "inpainting" : asked;
+    const uploads = incoming.kind === "edits" ? await readUploads(incoming, request, res, ctx.signal) : undefined;
+    const mode: GenerationMode = uploads?.mask !== undefined ? "inpainting" : asked;
     if (!modes.includes(mode)) {
       throw mode === asked ? new HttpError(412, PIPELINE_MISSING[mode]) : new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
     }
+    const inputs: EditInputs | undefined = uploads && { images: await decodeImages(incoming, uploads, ctx.signal), mask: uploads.mask, size: uploads.size };
     const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
     const format: ResponseFormat = {
       kind: incoming.kind,
@@ -250,17 +251,27 @@ async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise
   }
 }
 
+/** What readUploads learns before any image is decoded. */
+interface Uploads {
+  readonly limits: DecodeLimits;
+  readonly size: OutputSize;
+  /** The mask part, else the first image's transparency (undefined when neither). */
+  readonly mask: RgbImage | undefined;
+}
+
+const uploadParam = (incoming: Incoming, i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
+
 /**
  * Reads every upload's header first (sizes against the servable's limit, the
  * mask's against the first image's, the answer's size), so a request is
- * refused before any pixel is decoded; then
- * decodes them one at a time, each in a decoding turn, into the output size
- * (the request's, or the first image's rounded down to what the model
- * takes), so a request holds output-size pixels only.
+ * refused before any pixel is decoded; then decodes the mask, in a decoding
+ * turn, at the output size (the request's, or the first image's rounded down
+ * to what the model takes): with the mask known, the mode is, and a model
+ * without it refuses the edit before the images are decoded.
  */
-async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources, signal: AbortSignal): Promise<EditInputs> {
+async function readUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources, signal: AbortSignal): Promise<Uploads> {
   const limits = uploadLimits(res.settings);
-  const param = (i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
+  const param = (i: number) => uploadParam(incoming, i);
   const first = await readImageSize(incoming.images[0].data, param(0), limits);
   for (let i = 1; i < incoming.images.length; i++) await readImageSize(incoming.images[i].data, param(i), limits);
   if (incoming.mask !== undefined) {
@@ -279,15 +290,20 @@ async function decodeUploads(incoming: Incoming, request: ImageRequest, res: Ima
     }
   }
   checkAnswerSize(incoming.images.length * request.n, size.width, size.height);
-  const images: RgbImage[] = [];
-  for (const [i, file] of incoming.images.entries()) images.push(await inTurn(signal, () => decodeImage(file.data, param(i), limits, size)));
   const { mask: maskPart } = incoming;
   const mask = maskPart !== undefined
     ? await inTurn(signal, () => decodeMask(maskPart.data, "mask", first.width, first.height, limits, size))
     : first.hasAlpha
       ? await inTurn(signal, () => decodeAlphaMask(incoming.images[0].data, param(0), limits, size))
       : undefined;
-  return { images, mask, size };
+  return { limits, size, mask };
+}
+
+/** Decodes the images one at a time, each in a decoding turn, at the output size, so a request holds output-size pixels only. */
+async function decodeImages(incoming: Incoming, { limits, size }: Uploads, signal: AbortSignal): Promise<RgbImage[]> {
+  const images: RgbImage[] = [];
+  for (const [i, file] of incoming.images.entries()) images.push(await inTurn(signal, () => decodeImage(file.data, uploadParam(incoming, i), limits, size)));
+  return images;
 }
 
 /** Refuses an answer whose pixels alone would pass MAX_RESULT_BYTES. */

@@ -301,6 +301,10 @@ test("a mode the model has no pipeline for is 412 with OVMS's text (an inpaintin
   const opaque = await server.request("POST", EDIT, { body: form(fields, [["image", await solidImage(64, 64), "image/png"]]) });
   assert.equal(opaque.status, 412, opaque.text);
   assert.match(assertOpenAiError(opaque).message, /^Image-to-image pipeline is not available for this model\n/);
+  // Refused before the image is decoded: pixel data cut short still gets the 412, not a parsing 400.
+  const cut = await solidImage(64, 64);
+  const unread = await server.request("POST", EDIT, { body: form(fields, [["image", cut.subarray(0, cut.length - 30), "image/png"]]) });
+  assert.equal(unread.status, 412, unread.text);
   // Transparent on the left half: OpenAI's rule makes that the mask, so the edit is an inpainting.
   const px = Buffer.alloc(64 * 64 * 4, 200);
   for (let p = 0; p < 64 * 64; p++) px[p * 4 + 3] = p % 64 < 32 ? 0 : 255;
