@@ -15,6 +15,7 @@
  * → generate, stopping between steps when the client leaves → answer.
  */
 import { randomInt } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import {
   Calculator,
@@ -39,11 +40,12 @@ import {
   type StepDecision,
   type StepProgress,
 } from "../src/backends/index.js";
-import { decodeAlphaMask, decodeImage, decodeMask, decodeTurn, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
+import { checkMaskSize, decodeAlphaMask, decodeImage, decodeMask, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
 import { encodeResponse, imageEvent, progressEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
+import { GenerationSlots } from "./image-gen/slots.js";
 
 const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
 const PREVIEW: StepDecision = { preview: true };
@@ -109,11 +111,12 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     // transparent image (its own mask, by OpenAI's rule) could make an edit without mask an inpainting.
     const alphaMayInpaint = asked === "image2image" && modes.includes("inpainting");
     if (!modes.includes(asked) && !alphaMayInpaint) throw new HttpError(412, PIPELINE_MISSING[asked]);
-    const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res, ctx.signal) : undefined;
-    const mode: GenerationMode = inputs?.mask !== undefined ? "inpainting" : asked;
+    const uploads = incoming.kind === "edits" ? await readUploads(incoming, request, res, ctx.signal) : undefined;
+    const mode: GenerationMode = uploads?.mask !== undefined ? "inpainting" : asked;
     if (!modes.includes(mode)) {
       throw mode === asked ? new HttpError(412, PIPELINE_MISSING[mode]) : new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
     }
+    const inputs: EditInputs | undefined = uploads && { images: await decodeImages(incoming, uploads, ctx.signal), mask: uploads.mask, size: uploads.size };
     // No seed: a random one, returned with the images (OVMS uses 42 every time). Below 2^32,
     // because the generators keep only the low 32 bits: every returned seed names distinct noise.
     const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 32);
@@ -156,7 +159,7 @@ const PIPELINE_MISSING: Record<GenerationMode, string> = {
   inpainting: "Inpainting pipeline is not available for this model",
 };
 const ALPHA_WITHOUT_INPAINTING =
-  "image has transparent pixels and no mask was sent, so its transparency is the mask (OpenAI's edit rule), but this model has no inpainting pipeline: send an opaque image to edit all of it";
+  "image has transparent pixels (alpha below 128) and no mask was sent, so its transparency is the mask (OpenAI's edit rule), but this model has no inpainting pipeline: send an opaque image to edit all of it";
 
 /** The request as this node received it, whichever way the graph wires it. */
 interface Incoming {
@@ -232,9 +235,17 @@ function uploadLimits(settings: ImageGenSettings): DecodeLimits {
   return { maxPixels: Math.min(MAX_INPUT_PIXELS, largest * INPUT_PIXELS_PER_OUTPUT_PIXEL) };
 }
 
-/** Decodes in a turn (see decodeTurn): a bounded number of decodes run at once over all requests. */
+/**
+ * Upload decodes running at once, process-wide, whatever the number of
+ * requests: one per core (libvips threads each decode's resize too). Handed
+ * out first come, first served like generation slots; a request whose client
+ * leaves while it waits gives its place up.
+ */
+const decodeTurns = new GenerationSlots(Math.max(1, availableParallelism()));
+
+/** Decodes in a turn (see decodeTurns). */
 async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise<T> {
-  const release = await decodeTurn(signal);
+  const release = await decodeTurns.acquire(signal);
   try {
     return await decode();
   } finally {
@@ -242,19 +253,33 @@ async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise
   }
 }
 
+/** What readUploads learns before any image is decoded. */
+interface Uploads {
+  readonly limits: DecodeLimits;
+  readonly size: OutputSize;
+  /** The mask part, else the first image's transparency (undefined when neither). */
+  readonly mask: RgbImage | undefined;
+}
+
+const uploadParam = (incoming: Incoming, i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
+
 /**
  * Reads every upload's header first (sizes against the servable's limit, the
- * answer's size), so a request is refused before any pixel is decoded; then
- * decodes them one at a time, each in a decoding turn, into the output size
- * (the request's, or the first image's rounded down to what the model
- * takes), so a request holds output-size pixels only.
+ * mask's against the first image's, the answer's size), so a request is
+ * refused before any pixel is decoded; then decodes the mask, in a decoding
+ * turn, at the output size (the request's, or the first image's rounded down
+ * to what the model takes): with the mask known, the mode is, and a model
+ * without it refuses the edit before the images are decoded.
  */
-async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources, signal: AbortSignal): Promise<EditInputs> {
+async function readUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources, signal: AbortSignal): Promise<Uploads> {
   const limits = uploadLimits(res.settings);
-  const param = (i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
+  const param = (i: number) => uploadParam(incoming, i);
   const first = await readImageSize(incoming.images[0].data, param(0), limits);
   for (let i = 1; i < incoming.images.length; i++) await readImageSize(incoming.images[i].data, param(i), limits);
-  if (incoming.mask !== undefined) await readImageSize(incoming.mask.data, "mask", limits);
+  if (incoming.mask !== undefined) {
+    const mask = await readImageSize(incoming.mask.data, "mask", limits);
+    checkMaskSize("mask", mask.width, mask.height, first.width, first.height);
+  }
   let size: OutputSize;
   if (request.width !== undefined && request.height !== undefined) {
     size = { width: request.width, height: request.height };
@@ -267,15 +292,20 @@ async function decodeUploads(incoming: Incoming, request: ImageRequest, res: Ima
     }
   }
   checkAnswerSize(incoming.images.length * request.n, size.width, size.height);
-  const images: RgbImage[] = [];
-  for (const [i, file] of incoming.images.entries()) images.push(await inTurn(signal, () => decodeImage(file.data, param(i), limits, size)));
   const { mask: maskPart } = incoming;
   const mask = maskPart !== undefined
     ? await inTurn(signal, () => decodeMask(maskPart.data, "mask", first.width, first.height, limits, size))
     : first.hasAlpha
       ? await inTurn(signal, () => decodeAlphaMask(incoming.images[0].data, param(0), limits, size))
       : undefined;
-  return { images, mask, size };
+  return { limits, size, mask };
+}
+
+/** Decodes the images one at a time, each in a decoding turn, at the output size, so a request holds output-size pixels only. */
+async function decodeImages(incoming: Incoming, { limits, size }: Uploads, signal: AbortSignal): Promise<RgbImage[]> {
+  const images: RgbImage[] = [];
+  for (const [i, file] of incoming.images.entries()) images.push(await inTurn(signal, () => decodeImage(file.data, uploadParam(incoming, i), limits, size)));
+  return images;
 }
 
 /** Refuses an answer whose pixels alone would pass MAX_RESULT_BYTES. */

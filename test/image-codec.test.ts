@@ -8,11 +8,9 @@ import sharp from "sharp";
 import { encode as bmpEncode } from "bmp-ts";
 import { HttpError } from "../src/index.js";
 import {
-  DECODE_TURNS,
   decodeAlphaMask,
   decodeImage,
   decodeMask,
-  decodeTurn,
   encodeBatch,
   encodeImage,
   readImageSize,
@@ -711,33 +709,13 @@ test("decodeAlphaMask: transparent pixels are repainted (255 - alpha), for RGBA 
     assert.deepEqual([resized?.width, resized?.height], [8, 4]);
   }
   assert.equal(await decodeAlphaMask(await holePng(4, 2, 4, 255), "image", LIMITS), undefined, "an alpha channel, every pixel opaque");
+  // Alpha that only fades (nothing the backends would repaint: mask 255 - alpha below 127.5) is no
+  // mask: the edit is of the whole image. The same file sent as the mask part is a mask that keeps all.
+  assert.equal(await decodeAlphaMask(await holePng(4, 2, 4, 128), "image", LIMITS), undefined, "alpha 128 and 255");
+  assert.ok(await decodeMask(await holePng(4, 2, 4, 128), "mask", 4, 2, LIMITS));
+  assert.ok(await decodeAlphaMask(await holePng(4, 2, 4, 127), "image", LIMITS), "alpha 127 is repainted");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("png", 4, 2), "image", LIMITS), undefined, "no alpha channel");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("jpeg", 4, 2), "image", LIMITS), undefined, "a JPEG");
   assert.equal(await decodeAlphaMask(await encodedTwoColour("gif", 4, 2), "image", LIMITS), undefined, "a GIF without a transparent colour");
   await rejects400(decodeAlphaMask(await holePng(8, 4, 4, 0), "image[0]", { maxPixels: 31 }), "image[0]", "invalid_image_file");
-});
-
-test("decodeTurn: at most DECODE_TURNS at once, first come first served; a waiter whose signal aborts gives its place up", async () => {
-  const held = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
-  const order: string[] = [];
-  const gone = new AbortController();
-  const first = decodeTurn().then((release) => (order.push("first"), release));
-  const leaving = decodeTurn(gone.signal);
-  const second = decodeTurn().then((release) => (order.push("second"), release));
-  await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(order, [], "every turn is taken");
-  gone.abort(new Error("client left"));
-  await assert.rejects(leaving, /client left/);
-  held[0]();
-  held[0](); // a second call of the same release frees nothing more
-  const releaseFirst = await first;
-  await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(order, ["first"], "one release, one turn handed on");
-  releaseFirst();
-  (await second)();
-  for (const release of held.slice(1)) release();
-  // All free again: DECODE_TURNS turns are granted at once.
-  const again = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
-  for (const release of again) release();
-  await assert.rejects(decodeTurn(AbortSignal.abort(new Error("already gone"))), /already gone/);
 });

@@ -252,6 +252,9 @@ describe("one-node graph through the openai SDK", () => {
     const unmasked = await edit(client, { image: await png(64, 64), rng_seed: 9 });
     const opaque = await edit(client, { image: await toFile(await rgbaHole(64, 64, undefined, 255), "in.png", { type: "image/png" }), rng_seed: 9 });
     assert.equal(opaque.data[0].b64_json, unmasked.data[0].b64_json, "an alpha channel with every pixel opaque is image-to-image");
+    // Alpha that fades no pixel below 128 repaints nothing: image-to-image too, not an inpainting that keeps all.
+    const faded = await edit(client, { image: await toFile(await rgbaHole(64, 64, undefined, 200), "in.png", { type: "image/png" }), rng_seed: 9 });
+    assert.equal(faded.data[0].b64_json, unmasked.data[0].b64_json, "alpha 200 in the middle is image-to-image");
     // With several images, only the first one's transparency counts (the mask applies to the first image).
     const second = await edit(client, { image: [await png(64, 64), await toFile(await rgbaHole(64, 64), "b.png", { type: "image/png" })], rng_seed: 9 });
     assert.equal(second.data[0].b64_json, unmasked.data[0].b64_json);

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { imageInfo, imageServable, solidImage, startImageServer, tinyModel } from "./image-server.js";
@@ -138,6 +139,8 @@ const rows: Row[] = [
   { name: "edit with a text file labelled image/png", path: EDIT, body: () => form(editFields, [["image", Buffer.from("hello, I am not a picture\n".repeat(20)), "image/png"]]), status: 400, message: "Image parsing failed: image is not a PNG, JPEG, WebP, GIF or BMP image", param: "image" },
   { name: "edit with an empty image part", path: EDIT, body: () => form(editFields, [["image", new Uint8Array(0), "image/png"]]), status: 400, message: "Image parsing failed: image is empty", param: "image" },
   { name: "edit with a mask of the wrong size", path: EDIT, body: () => form(editFields, [["image", image64, "image/png"], ["mask", mask32, "image/png"]]), status: 400, message: "mask size 32x32 does not match image size 64x64", param: "mask" },
+  // From the headers, before any pixel is decoded: the image's pixel data here is cut short.
+  { name: "edit with a mask of the wrong size and an image that would not decode: the size is refused first", path: EDIT, body: () => form(editFields, [["image", image64.subarray(0, image64.length - 30), "image/png"], ["mask", mask32, "image/png"]]), status: 400, message: "mask size 32x32 does not match image size 64x64", param: "mask" },
   { name: "edit with a mask that is not an image", path: EDIT, body: () => form(editFields, [["image", image64, "image/png"], ["mask", Buffer.from("not a mask"), "image/png"]]), status: 400, message: "Image parsing failed: mask is not a PNG, JPEG, WebP, GIF or BMP image", param: "mask" },
   { name: "edit with 17 images", path: EDIT, body: () => form(editFields, Array.from({ length: 17 }, () => ["image[]", image64, "image/png"] as [string, Uint8Array, string])), status: 400, message: "17 images sent; at most 16 are accepted", param: "image" },
   { name: "edit with an unknown file field", path: EDIT, body: () => form(editFields, [["image", image64, "image/png"], ["sketch", image64, "image/png"]]), status: 400, message: "Unhandled parameter: sketch", param: "sketch" },
@@ -200,6 +203,23 @@ describe("images: bad requests", () => {
       if (row.withinMs !== undefined) assert.ok(ms < row.withinMs, `answered in ${Math.round(ms)} ms, limit ${row.withinMs} ms`);
     });
   }
+
+  test("decodes that fail inside libvips give their turn back: more such edits at once than decoding turns, each a 400, then a valid edit", { timeout: 60_000 }, async () => {
+    // Headers intact (so every check before decoding passes), pixel data cut short.
+    const cut = image64.subarray(0, image64.length - 30);
+    const count = 2 * availableParallelism() + 1;
+    const replies = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        call(server.url, "POST", EDIT, { body: form(editFields, i % 2 === 0 ? [["image", cut, "image/png"]] : [["image", image64, "image/png"], ["mask", cut, "image/png"]]) }),
+      ),
+    );
+    for (const r of replies) {
+      assert.equal(r.status, 400, r.text);
+      assert.match(assertOpenAiError(r).message, /^Image parsing failed: (image|mask): invalid PNG data/);
+    }
+    const ok = await call(server.url, "POST", EDIT, { body: form(editFields, [["image", image64, "image/png"]]) });
+    assert.equal(ok.status, 200, ok.text);
+  });
 
   test("the decompression bomb really is small and huge", () => {
     assert.ok(bomb.length < 256 * 1024, `${bomb.length} bytes`);
@@ -293,6 +313,10 @@ test("a mode the model has no pipeline for is 412 with OVMS's text (an inpaintin
   const opaque = await server.request("POST", EDIT, { body: form(fields, [["image", await solidImage(64, 64), "image/png"]]) });
   assert.equal(opaque.status, 412, opaque.text);
   assert.match(assertOpenAiError(opaque).message, /^Image-to-image pipeline is not available for this model\n/);
+  // Refused before the image is decoded: pixel data cut short still gets the 412, not a parsing 400.
+  const cut = await solidImage(64, 64);
+  const unread = await server.request("POST", EDIT, { body: form(fields, [["image", cut.subarray(0, cut.length - 30), "image/png"]]) });
+  assert.equal(unread.status, 412, unread.text);
   // Transparent on the left half: OpenAI's rule makes that the mask, so the edit is an inpainting.
   const px = Buffer.alloc(64 * 64 * 4, 200);
   for (let p = 0; p < 64 * 64; p++) px[p * 4 + 3] = p % 64 < 32 ? 0 : 255;

@@ -74,6 +74,26 @@ function spyOnLibrary(): { calls: string[]; full: (text: string) => number[]; re
   };
 }
 
+/** Deterministic random integers (a 31-bit LCG, its high bits): rand(n) is in [0, n). */
+function lcg(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return (seed >>> 8) % n;
+  };
+}
+
+/** The SD tokenizer, warmed up, with the library spied on while `body` runs. */
+async function withSpiedTokenizer(body: (tok: ClipTokenizer, spy: ReturnType<typeof spyOnLibrary>) => void): Promise<void> {
+  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
+  const spy = spyOnLibrary();
+  try {
+    tok.encode("warm-up");
+    body(tok, spy);
+  } finally {
+    spy.restore();
+  }
+}
+
 /** CLIP's cut of whole-text ids: the first 76, then the end token, padded. */
 function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
   const out = ids.slice(0, tok.maxLength);
@@ -82,15 +102,11 @@ function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
   return out;
 }
 
-test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids are the whole text's", async () => {
-  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
-  const spy = spyOnLibrary();
-  try {
-    tok.encode("warm-up");
+test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids are the whole text's", () =>
+  withSpiedTokenizer((tok, spy) => {
     // Deterministic texts: words of letters, digits, punctuation, accents, CJK, emoji, contractions,
     // separated by runs of spaces, tabs and newlines; some start with a long unbroken run.
-    let seed = 5;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = lcg(5);
     const pieces = ["cat", "Photo", "of", "a", "dog's", "42", "7", "!!", "...", "é", "naïve", "猫", "🐈", "CAFÉ", "x1y2", "it'll", "—"];
     const spaces = [" ", " ", " ", "  ", "\t", "\n", " \n "];
     const words = (n: number) => Array.from({ length: n }, () => pieces[rand(pieces.length)] + spaces[rand(spaces.length)]).join("");
@@ -111,7 +127,39 @@ test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids
         assert.ok(tokenised <= 2048, `${tokenised} characters tokenised for a ${text.length}-character prompt`);
       }
     }
-  } finally {
-    spy.restore();
-  }
-});
+  }));
+
+test("randomized: prefix tokenisation gives the whole text's ids when the 77th token straddles the cut (odd spaces, marks, sigma, contractions, special tokens)", () =>
+  withSpiedTokenizer((tok, spy) => {
+    const rand = lcg(14);
+    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)];
+    // Characters that compose or lower-case by context, or that the pre-split joins into runs
+    // (symbols, contractions, special tokens) ...
+    const solid = ["a", "cat", "ΑΣ", "σ", "İ", "e\u0301", "\u0301", "\u1100\u1161", "\u11a8", "7", "42", "!", "...", "—", "🐈", "猫", "'s", "'S", "'", "<|endoftext|>", "\u200b"];
+    // ... and separators on which JS's \s, Unicode's White_Space and the normaliser differ
+    // (U+FEFF is JS whitespace only, U+0085 Unicode's only; U+2000 normalises to U+2002).
+    const separators = [" ", "\t", "\r\n", "\u00a0", "\u2000", "\u2028", "\u3000", "\u0085", "\ufeff", "\u180e"];
+    const run = (n: number) => Array.from({ length: n }, () => pick(solid)).join("");
+    let shortcuts = 0;
+    const cases = 400;
+    for (let i = 0; i < cases; i++) {
+      // Plain words, spaces, then `before` + separator + `after` around a cut point (2048, or 8192
+      // when the first prefix is all spaces), with 74 to 76 tokens before the separator: where the
+      // prefix just reaches the encoder's 77 ids and a wrong boundary shows in the ids it keeps
+      // (at 75, the last token before the separator is the 76th id).
+      const before = run(1 + rand(5));
+      const tokensBefore = spy.full(before).length - 2;
+      const words = "cat ".repeat(Math.max(0, pick([74, 75, 75, 76]) - tokensBefore));
+      const cutAt = rand(4) === 0 ? 8192 : 2048;
+      const separatorAt = cutAt - 1 - rand(20);
+      const head = words + " ".repeat(separatorAt - before.length - words.length);
+      let after = run(30);
+      while (/\s|\p{White_Space}/u.test(after.slice(0, cutAt - separatorAt))) after = run(30);
+      const text = head + before + pick(separators) + after + run(200);
+      spy.calls.length = 0;
+      const ids = Array.from(tok.encode(text));
+      if (spy.calls.at(-1) !== text) shortcuts++;
+      assert.deepEqual(ids, cut(spy.full(text), tok), `case ${i}: ${JSON.stringify(text.slice(head.length, separatorAt + 8))}`);
+    }
+    assert.ok(shortcuts > cases / 4, `the prefix was enough in ${shortcuts} of ${cases} cases`);
+  }));

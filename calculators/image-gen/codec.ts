@@ -16,13 +16,11 @@
  * otherwise be 3.6 GB of RGB held while the request queues).
  *
  * Decoding is CPU- and memory-heavy (a 16-bit PNG of 8192² is 400 MB inside
- * libvips while it decodes), so callers take a turn first (decodeTurn): a
- * bounded number run at once, process-wide, whatever the number of requests.
+ * libvips while it decodes), so callers bound how many run at once.
  *
- * The module is also loaded on piscina worker threads; its state is the
- * lazily created BMP pool and the decoding turns.
+ * The module is also loaded on piscina worker threads; its only state is the
+ * lazily created BMP pool.
  */
-import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { Piscina } from "piscina";
 import type { BmpResult, BmpTask } from "./bmp-worker.js";
@@ -279,7 +277,8 @@ async function decodeBmp(
   return { width, height, data: result };
 }
 
-function checkMaskSize(param: string, actualWidth: number, actualHeight: number, width: number, height: number): void {
+/** A 400 unless a mask of `actualWidth`×`actualHeight` fits an image of `width`×`height`. */
+export function checkMaskSize(param: string, actualWidth: number, actualHeight: number, width: number, height: number): void {
   if (actualWidth !== width || actualHeight !== height) {
     throw new HttpError(400, `mask size ${actualWidth}x${actualHeight} does not match image size ${width}x${height}`, { param });
   }
@@ -391,7 +390,7 @@ export async function decodeMask(
   checkMaskSize(param, mw, mh, width, height);
 
   if (meta.hasAlpha) {
-    const fromAlpha = await alphaMask(bytes, type, param, limits, size);
+    const fromAlpha = await alphaMask(bytes, type, param, limits, size, (alpha) => !allOpaque(alpha));
     if (fromAlpha !== undefined) return fromAlpha;
   }
 
@@ -406,28 +405,50 @@ export async function decodeMask(
 
 /**
  * The mask an image's transparency makes, in OVMS's convention (255 - alpha:
- * transparent = repaint), resized to `size`; undefined when every pixel is
- * opaque.
+ * transparent = repaint), resized to `size`; undefined when `isMask` says its
+ * alpha makes no mask.
  *
- * Whether any pixel is not opaque: sharp's stats().isOpaque would answer without a JS
- * buffer but also computes entropy, sharpness and more: 3.7 s on an 8192² RGBA PNG, against
- * 0.2 s to decode that PNG's alpha alone to a one-byte-per-pixel buffer (a quarter of the
- * RGBA it replaces, and dropped once resized) and scan it. sRGB first, so grey + alpha
- * files have their alpha as the fourth band too.
+ * The alpha is decoded alone, to a one-byte-per-pixel buffer, and scanned in JS: sharp's
+ * stats().isOpaque would answer without a JS buffer but also computes entropy, sharpness
+ * and more: 3.7 s on an 8192² RGBA PNG, against 0.2 s to decode that PNG's alpha alone (a
+ * quarter of the RGBA it replaces, and dropped once resized) and scan it. sRGB first, so
+ * grey + alpha files have their alpha as the fourth band too.
  */
-async function alphaMask(bytes: Uint8Array, type: ImageType, param: string, limits: DecodeLimits, size: OutputSize | undefined): Promise<RgbImage | undefined> {
+async function alphaMask(
+  bytes: Uint8Array,
+  type: ImageType,
+  param: string,
+  limits: DecodeLimits,
+  size: OutputSize | undefined,
+  isMask: (alpha: Uint8Array) => boolean,
+): Promise<RgbImage | undefined> {
   const alpha = await runToRaw(sharp(bytes, sharpInput(limits)).toColourspace("srgb").extractChannel(3), 1, bytes, type, param, limits);
-  if (allOpaque(alpha.data)) return undefined;
+  if (!isMask(alpha.data)) return undefined;
   // Resized by libvips from that buffer.
   const grey = await resizeRaw(alpha, 1, size, MASK_KERNEL, true);
   return greyToRgb(grey.width, grey.height, grey.data);
 }
 
 /**
+ * Alpha below this repaints: the backends repaint where the mask (255 - alpha)
+ * is at least 127.5, as diffusers binarises at 0.5.
+ */
+const REPAINT_BELOW_ALPHA = 128;
+
+/** Whether some pixel of an alpha plane is transparent enough to be repainted. */
+function repaintsSome(alpha: Uint8Array): boolean {
+  for (let i = 0; i < alpha.length; i++) if (alpha[i] < REPAINT_BELOW_ALPHA) return true;
+  return false;
+}
+
+/**
  * OpenAI's edit rule without a mask: the image's own transparency is the mask.
  * Returns that mask (as decodeMask would from the same file, resized to
- * `size`), or undefined when the image has no alpha channel or every pixel is
- * opaque. BMP alpha is not read here (OpenAI's rule is about PNGs): undefined.
+ * `size`), or undefined when the image has no alpha channel or no pixel is
+ * transparent enough to be repainted (alpha below 128): an image whose alpha
+ * only fades a little (a lossy WebP's 254s, soft shadows) is an edit of all of
+ * it, not an inpainting that repaints nothing. BMP alpha is not read here
+ * (OpenAI's rule is about PNGs): undefined.
  */
 export async function decodeAlphaMask(bytes: Uint8Array, param: string, limits: DecodeLimits, size?: OutputSize): Promise<RgbImage | undefined> {
   checkLimits(limits);
@@ -440,46 +461,7 @@ export async function decodeAlphaMask(bytes: Uint8Array, param: string, limits: 
   } catch (e) {
     throw parseError(param, `invalid ${type.toUpperCase()} data (${vipsReason(e)})`);
   }
-  return meta.hasAlpha ? alphaMask(bytes, type, param, limits, size) : undefined;
-}
-
-/** Decodes running at once, process-wide: one per core (libvips threads each decode's resize too). */
-export const DECODE_TURNS = Math.max(1, availableParallelism());
-let decodesRunning = 0;
-const decodeWaiters: (() => void)[] = [];
-
-/**
- * Waits for a turn to decode (first come, first served) and resolves with its
- * release, to call once the decode is over; rejects with the signal's reason if
- * it aborts while waiting, giving the place up.
- */
-export function decodeTurn(signal?: AbortSignal): Promise<() => void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    const next = decodeWaiters.shift();
-    if (next) next();
-    else decodesRunning--;
-  };
-  if (decodesRunning < DECODE_TURNS) {
-    decodesRunning++;
-    return Promise.resolve(release);
-  }
-  return new Promise((resolve, reject) => {
-    // Handed over by a release: the count stays, the turn changes hands.
-    const take = () => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(release);
-    };
-    const onAbort = () => {
-      decodeWaiters.splice(decodeWaiters.indexOf(take), 1);
-      reject(signal!.reason);
-    };
-    decodeWaiters.push(take);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+  return meta.hasAlpha ? alphaMask(bytes, type, param, limits, size, repaintsSome) : undefined;
 }
 
 /**

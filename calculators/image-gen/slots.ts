@@ -3,6 +3,7 @@
  * runs at once, handed out first come, first served. The server bounds how
  * many requests wait here (the node's `capacity`), so this queue is never
  * unbounded; a request whose client leaves while it waits gives its place up.
+ * The same queue hands out the process's upload decoding turns (image-gen.ts).
  */
 
 interface Waiter {

@@ -57,7 +57,7 @@ export function createMaskEditor(): MaskEditor {
     field("Source image", fileInput),
     stage,
     caption,
-    h("p", { id: "mask-hint", class: "hint" }, "Paint over the area to change. With no mask the whole image is changed."),
+    h("p", { id: "mask-hint", class: "hint" }, "Paint over the area to change. With no mask the whole image is changed, or, in an image with transparent areas, those areas."),
     h("p", { id: "mask-keys", class: "hint" }, "Keyboard: arrow keys move the brush, Space or Enter paints, Shift+arrows paint while moving."),
     h("div", { class: "mask-tools" }, h("label", { for: brush.id }, "Brush size"), brush, brushValue, clearButton),
   );

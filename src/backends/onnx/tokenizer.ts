@@ -130,6 +130,14 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
 const FIRST_PREFIX_CHARS = 2048;
 
 /**
+ * Whitespace as CLIP's normaliser and pre-tokeniser see it: the tokenizer
+ * library reads their `\s` as Unicode's White_Space, which is not JS's `\s`
+ * (U+FEFF is JS whitespace only and joins a symbol run, as in `!\uFEFF!`;
+ * U+0085 is Unicode's only).
+ */
+const TOKENIZER_SPACE = /\p{White_Space}/u;
+
+/**
  * Token ids (with start/end tokens) of `text`, or of a prefix of it that
  * already gives the `needed` ids the encoder reads: a prompt of megabytes
  * costs the tokenisation of a few kilobytes. The prefix ends before a
@@ -141,7 +149,7 @@ const FIRST_PREFIX_CHARS = 2048;
 function encodeEnough(text: string, needed: number, encode: (text: string) => ArrayLike<number>): ArrayLike<number> {
   for (let end = FIRST_PREFIX_CHARS; end < text.length; end *= 4) {
     let cut = end;
-    while (cut > 0 && !/\s/.test(text[cut])) cut--;
+    while (cut > 0 && !TOKENIZER_SPACE.test(text[cut])) cut--;
     if (cut === 0) continue;
     const ids = encode(text.slice(0, cut));
     if (ids.length >= needed) return ids;
