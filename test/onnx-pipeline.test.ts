@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { guidanceEmbedding, makeNormalRng, nchwToRgbU8, OnnxPipeline } from "../src/backends/onnx/pipeline.js";
+import { guidanceEmbedding, makeNormalRng, nchwToRgbU8, type NoiseGenerator, OnnxPipeline, seededNoise } from "../src/backends/onnx/pipeline.js";
 import { makeTinyModel, type TinyModelOptions } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { BackendError, GenerationCancelledError, type GenerationRequest, type RgbImage } from "../src/backends/types.js";
 
@@ -224,7 +224,7 @@ describe("OnnxPipeline SD text2image", () => {
 describe("OnnxPipeline SD variants", () => {
   it("int64 input_ids and timestep, Euler, latent_parameters VAE encoder", async () => {
     const p = await tiny("sd-int64", { family: "sd", timestepDtype: "int64", inputIdsDtype: "int64", vaeEncoderOutput: "latent_parameters", scheduler: "euler" });
-    assert.equal(p.sessions.timestepDtype, "int64");
+    assert.deepEqual(p.sessions.timestep, { type: "int64", length: "batch" });
     assert.equal(p.sessions.inputIdsDtype, "int64");
     const r = await p.generate({ mode: "text2image", prompt: "a cat", numInferenceSteps: 3, rngSeed: 1 });
     assert.equal(r.timings.stepMs.length, 3);
@@ -259,21 +259,30 @@ describe("LCM / SD-Turbo style schedules", () => {
     assert.equal(c.timings.stepMs.length, 1);
   });
 
-  it("a seeded image does not change with the batch size (EulerAncestral, LCM): image 0 of n=2 is the n=1 image", async () => {
-    const dir = join(root, "sd-streams");
-    await makeTinyModel(dir, { family: "sd" });
-    for (const scheduler of ["EulerAncestralDiscreteScheduler", "LCMScheduler"]) {
+  it("draws through one generator in diffusers' order and shapes: initial latents for all images, then one draw per ancestral step", async () => {
+    const dir = join(root, "sd-draws");
+    await makeTinyModel(dir, { family: "sd", vaeEncoderOutput: "latent_parameters" });
+    const cases: [string, GenerationRequest, number[][]][] = [
+      // Euler ancestral and LCM draw on every step but the last (diffusers' Euler ancestral also draws
+      // there, for σ_up = 0, so leaving that draw out changes nothing).
+      ["EulerAncestralDiscreteScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 7.5 }, Array(3).fill([2, 4, 8, 8])],
+      ["LCMScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 1 }, Array(3).fill([2, 4, 8, 8])],
+      // img2img: the VAE sample (one image), then the noise for both images; DDIM draws nothing per step.
+      ["DDIMScheduler", { mode: "image2image", prompt: "a cat", image: gradient(64, 64), strength: 1, numInferenceSteps: 3, numImagesPerPrompt: 2 }, [[1, 4, 8, 8], [2, 4, 8, 8]]],
+      // 4-channel inpainting: image sample, noise, then the masked image's sample (diffusers encodes it for every UNet).
+      ["DDIMScheduler", { mode: "inpainting", prompt: "a cat", image: gradient(64, 64), mask: halfMask(64, 64), numInferenceSteps: 2 }, [[1, 4, 8, 8], [1, 4, 8, 8], [1, 4, 8, 8]]],
+    ];
+    for (const [scheduler, req, expected] of cases) {
       const p = await OnnxPipeline.load(dir, { scheduler, intraOpNumThreads: 1 });
       pipelines.push(p);
-      for (const guidanceScale of [1, 7.5]) {
-        const req: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 4, rngSeed: 77, guidanceScale };
-        const one = await p.generate(req);
-        const two = await p.generate({ ...req, numImagesPerPrompt: 2 });
-        const size = 64 * 64 * 3;
-        assert.deepEqual(two.data.subarray(0, size), one.data, `${scheduler} guidance ${guidanceScale}: image 0`);
-        // Image 1 has its own stream.
-        assert.ok(differs(two.data.subarray(size), one.data), `${scheduler}: image 1 differs`);
-      }
+      const shapes: number[][] = [];
+      const inner = seededNoise(5);
+      const recording: NoiseGenerator = { randn: (shape) => (shapes.push([...shape]), inner.randn(shape)) };
+      const a = await p.generate(req, {}, recording);
+      assert.deepEqual(shapes, expected, `${scheduler} ${req.mode}`);
+      // The same draws give the same bytes.
+      const b = await p.generate(req, {}, seededNoise(5));
+      assert.deepEqual(a.data, b.data);
     }
   });
 
