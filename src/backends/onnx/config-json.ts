@@ -26,7 +26,8 @@ export function parseConfigJson(text: string): unknown {
     if (c !== "N" && c !== "I" && c !== "-") continue;
     const token = ["-Infinity", "Infinity", "NaN"].find((t) => text.startsWith(t, i));
     if (token === undefined) continue;
-    rewritten += `${text.slice(from, i)}"${MARK}${token}"`;
+    // The marker's NUL is written as the JSON escape \u0000, which no config string starts with.
+    rewritten += `${text.slice(from, i)}"\\u0000py-number:${token}"`;
     i += token.length - 1;
     from = i + 1;
   }

@@ -10,12 +10,13 @@
  *   2 stored:  (3ε₋₁ − ε₋₂)/2
  *   3 stored:  (23ε₋₁ − 16ε₋₂ + 5ε₋₃)/12
  *   4 stored:  (55ε₋₁ − 59ε₋₂ + 37ε₋₃ − 9ε₋₄)/24
- * So with grid g₀ > g₁ > … > g_{m−1}, `timesteps` is [g₀, g₁, g₁, g₂, …, g_{m−1}]:
- * the UNet runs m+1 times. With img2img strength the kept grid tail gets the same
- * warm-up at its start.
+ * So with grid g₀ > g₁ > … > g_{n−1}, `timesteps` is [g₀, g₁, g₁, g₂, …, g_{n−1}]:
+ * the UNet runs n+1 times. With img2img strength, as diffusers does, that list is cut
+ * at the strength's start index (duplicate included or not) and the warm-up runs on
+ * whatever the cut list starts with.
  *
- * v_prediction / sample outputs are converted to ε at their own step (same x and t
- * the model saw) before the multistep combination.
+ * As in diffusers, the stored estimates are the raw model outputs; a v_prediction
+ * (or sample) combination is converted to ε at the step's starting point (its x and t).
  */
 import type { SchedulerClassName } from "./config.js";
 import {
@@ -46,13 +47,13 @@ export class PNDMScheduler extends VpScheduler {
     const cfg = this.config;
     checkNumSteps(numInferenceSteps, cfg.numTrainTimesteps);
     const start = strengthStart(numInferenceSteps, options);
-    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true).slice(start);
+    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true);
     const m = grid.length;
     const ts = new Float64Array(m === 1 ? 1 : m + 1);
     ts[0] = grid[0];
     for (let k = 1; k < m; k++) ts[k + 1] = grid[k];
     if (m > 1) ts[1] = grid[1];
-    this.timesteps = ts;
+    this.timesteps = ts.slice(start);
     this.numInferenceSteps = numInferenceSteps;
     this.ratio = Math.floor(cfg.numTrainTimesteps / numInferenceSteps);
     this.reset();
@@ -85,11 +86,8 @@ export class PNDMScheduler extends VpScheduler {
     const n = sample.length;
     const t = this.timesteps[stepIndex];
 
-    // ε estimate of this evaluation (the model saw `sample` at timestep t).
-    const at = this.alphaAt(t);
-    const p = vpPrediction(this.config.predictionType, Math.sqrt(at), Math.sqrt(1 - at));
     const eps = this.buffer(n);
-    for (let i = 0; i < n; i++) eps[i] = p.epsx * sample[i] + p.epsm * modelOutput[i];
+    eps.set(modelOutput);
 
     let from: number;
     let to: number;
@@ -121,10 +119,12 @@ export class PNDMScheduler extends VpScheduler {
 
     const a = this.alphaAt(from);
     const ap = this.alphaAt(to);
-    const cs = Math.sqrt(ap / a);
+    // ε = epsx·x + epsm·(combined output) at the starting point; then the transfer to `to`.
+    const p = vpPrediction(this.config.predictionType, Math.sqrt(a), Math.sqrt(1 - a));
     const ce = (ap - a) / (a * Math.sqrt(1 - ap) + Math.sqrt(a * (1 - a) * ap));
+    const cs = Math.sqrt(ap / a) - ce * p.epsx;
     const dst = outBuffer(out, n);
-    const c = terms.map((_, j) => -ce * w[j]);
+    const c = terms.map((_, j) => -ce * p.epsm * w[j]);
     if (terms.length === 1) {
       const e0 = terms[0];
       const c0 = c[0];
