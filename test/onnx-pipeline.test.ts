@@ -263,9 +263,8 @@ describe("LCM / SD-Turbo style schedules", () => {
     const dir = join(root, "sd-draws");
     await makeTinyModel(dir, { family: "sd", vaeEncoderOutput: "latent_parameters" });
     const cases: [string, GenerationRequest, number[][]][] = [
-      // Euler ancestral and LCM draw on every step but the last (diffusers' Euler ancestral also draws
-      // there, for σ_up = 0, so leaving that draw out changes nothing).
-      ["EulerAncestralDiscreteScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 7.5 }, Array(3).fill([2, 4, 8, 8])],
+      // Euler ancestral draws on every step (the last one's goes unused, as in diffusers); LCM on every step but the last.
+      ["EulerAncestralDiscreteScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 7.5 }, Array(4).fill([2, 4, 8, 8])],
       ["LCMScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 1 }, Array(3).fill([2, 4, 8, 8])],
       // img2img: the VAE sample (one image), then the noise for both images; DDIM draws nothing per step.
       ["DDIMScheduler", { mode: "image2image", prompt: "a cat", image: gradient(64, 64), strength: 1, numInferenceSteps: 3, numImagesPerPrompt: 2 }, [[1, 4, 8, 8], [2, 4, 8, 8]]],

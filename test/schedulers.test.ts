@@ -326,8 +326,8 @@ describe("schedulers: Euler ancestral", () => {
     });
     assertClose(s.step(eps, i, x, fixedRng(z)), expected, 1e-6, "ancestral");
     assert.throws(() => s.step(eps, i, x), /needs an rng/);
-    // Last step (σ_next = 0) is deterministic: returns x₀.
-    const last = s.step(eps, 49, x);
+    // Last step (σ_next = 0): still draws (as diffusers does) but σ_up = 0, so it returns x₀.
+    const last = s.step(eps, 49, x, fixedRng(z));
     const sigL = refSigma(SD_AC, 1);
     assertClose(last, Array.from(x, (v, k) => v - sigL * eps[k]), 1e-6, "last");
   });

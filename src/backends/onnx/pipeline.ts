@@ -46,6 +46,8 @@ export interface PipelineHooks {
   /** After each denoising step; may stop the run or ask for a preview. */
   onStep?(progress: StepProgress): StepDecision | void;
   onPreview?(step: number, images: RgbImage[]): void;
+  /** The latents [N, C, h, w] after step `step` (after inpainting's blend); valid only during the call. */
+  onStepLatents?(step: number, latents: Float32Array): void;
   /** Polled between steps (and before the first); true stops the run. */
   isCancelled?(): boolean;
 }
@@ -610,6 +612,7 @@ export class OnnxPipeline {
           }
         }
       }
+      hooks.onStepLatents?.(i, latents);
       const ms = performance.now() - tStep;
       stepMs.push(ms);
       const decision = hooks.onStep?.({ step: i, totalSteps: total, stepMs: ms });

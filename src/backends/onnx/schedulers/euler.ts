@@ -102,7 +102,8 @@ export class EulerDiscreteScheduler implements Scheduler {
     const a = 1 + (dt * (1 - cx)) / sigma;
     const b = (-dt * cm) / sigma;
     const dst = outBuffer(out, sample.length);
-    if (sigmaUp > 0) return lincombNoise(dst, a, sample, b, modelOutput, sigmaUp, requireRng(rng, this.className));
+    // The ancestral step draws its noise on every step, the last (σ_up = 0) included, as diffusers does.
+    if (this.ancestral) return lincombNoise(dst, a, sample, b, modelOutput, sigmaUp, requireRng(rng, this.className));
     return lincomb(dst, a, sample, b, modelOutput);
   }
 
