@@ -8,12 +8,12 @@
  * configs (runs once per worker). Every error is a BackendError naming the
  * file at fault and the problem.
  */
-import { access, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { access, readFile, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BackendError } from "../types.js";
 import { parseConfigJson } from "./config-json.js";
-import type { FloatType } from "./float16.js";
+import { upcastFloat16Model } from "./upcast-fp16.js";
 import { createScheduler } from "./schedulers/index.js";
 
 export type OnnxFamily = "sd" | "sdxl";
@@ -236,9 +236,7 @@ export interface ModelSessions {
    * int64 `[batch]` in older ones, float `[1]` in the legacy diffusers layout. `length` is the static
    * length of a rank-1 input, "batch" when symbolic, 0 for a scalar.
    */
-  readonly timestep: { readonly type: "float32" | "float16" | "int64"; readonly length: number | "batch" };
-  /** Declared float types of the UNet inputs and of the VAE inputs (float16 in fp16 exports). */
-  readonly floatTypes: Readonly<Record<"sample" | "encoderHiddenStates" | "textEmbeds" | "timeIds" | "timestepCond" | "vaeDecoder" | "vaeEncoder", FloatType>>;
+  readonly timestep: { readonly type: "float32" | "int64"; readonly length: number | "batch" };
   /** vae_encoder output name: `latent_sample` or `latent_parameters` (mean ‖ logvar). */
   readonly vaeEncoderOutput?: "latent_sample" | "latent_parameters";
   /** SDXL: the penultimate hidden-state output names of each encoder. */
@@ -256,9 +254,16 @@ export interface SessionLoadOptions {
   readonly allowSpinning?: boolean;
 }
 
+/** An ORT session for `path`; an fp16 model is loaded from its float32 rewrite (see upcast-fp16.ts). */
 async function createSession(path: string, opts: SessionLoadOptions): Promise<ort.InferenceSession> {
+  let upcast: string | undefined;
   try {
-    return await ort.InferenceSession.create(path, {
+    upcast = await upcastFloat16Model(path);
+  } catch (e) {
+    throw new BackendError(`${path}: cannot read the ONNX model (${(e as Error).message})`, { cause: e });
+  }
+  try {
+    return await ort.InferenceSession.create(upcast ?? path, {
       ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
       interOpNumThreads: 1,
       executionMode: "sequential",
@@ -267,6 +272,9 @@ async function createSession(path: string, opts: SessionLoadOptions): Promise<or
     });
   } catch (e) {
     throw new BackendError(`${path}: cannot load the ONNX model (${(e as Error).message.split("\n")[0]})`, { cause: e });
+  } finally {
+    // ORT has read (or mapped) the rewrite by now.
+    if (upcast) await rm(dirname(upcast), { recursive: true, force: true });
   }
 }
 
@@ -343,18 +351,10 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
   requireNames(unet, p.unet, unetInputs, ["out_sample"]);
   const tsMeta = meta(unet, "timestep", "input");
   const tsType = tsMeta?.type;
-  if (tsType !== "float32" && tsType !== "int64" && tsType !== "float16") {
-    throw new BackendError(`${p.unet}: input "timestep" must be float32, float16 or int64, got ${tsType}`);
-  }
+  if (tsType !== "float32" && tsType !== "int64") throw new BackendError(`${p.unet}: input "timestep" must be float32 or int64, got ${tsType}`);
   const tsShape = tsMeta!.shape as readonly (number | string)[];
   if (tsShape.length > 1) throw new BackendError(`${p.unet}: input "timestep" must be a scalar or a vector, got shape [${tsShape.join(", ")}]`);
   const tsLength = tsShape.length === 0 ? 0 : staticDim(unet, "timestep", "input", 0) ?? "batch";
-  const floatType = (s: ort.InferenceSession | undefined, path: string, name: string): FloatType => {
-    if (!s || !s.inputNames.includes(name)) return "float32";
-    const t = meta(s, name, "input")?.type;
-    if (t !== "float32" && t !== "float16") throw new BackendError(`${path}: input "${name}" must be float32 or float16, got ${t}`);
-    return t;
-  };
   const ehsWidth = staticDim(unet, "encoder_hidden_states", "input", -1);
   if (ehsWidth !== undefined && info.crossAttentionDim !== undefined && ehsWidth !== info.crossAttentionDim) {
     throw new BackendError(`${p.unet}: input "encoder_hidden_states" has width ${ehsWidth}, but unet/config.json cross_attention_dim is ${info.crossAttentionDim}`);
@@ -405,15 +405,6 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     inputIdsDtype,
     inputIds2Dtype,
     timestep: { type: tsType, length: tsLength },
-    floatTypes: {
-      sample: floatType(unet, p.unet, "sample"),
-      encoderHiddenStates: floatType(unet, p.unet, "encoder_hidden_states"),
-      textEmbeds: floatType(unet, p.unet, "text_embeds"),
-      timeIds: floatType(unet, p.unet, "time_ids"),
-      timestepCond: floatType(unet, p.unet, "timestep_cond"),
-      vaeDecoder: floatType(vaeDecoder, p.vaeDecoder, "latent_sample"),
-      vaeEncoder: floatType(vaeEncoder, p.vaeEncoder ?? "", "sample"),
-    },
     vaeEncoderOutput,
     penultimate1,
     penultimate2,
