@@ -19,6 +19,7 @@ const settings: ImageGenSettings = {
   loraAdapters: [{ alias: "pixel", path: "/lora/pixel.safetensors", alpha: 1, mode: "DYNAMIC" }],
   compositeLoraAdapters: [],
   maxQueueSize: 16,
+  noiseGenerator: "mt19937",
 };
 
 const staticSettings: ImageGenSettings = {

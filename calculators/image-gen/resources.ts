@@ -67,6 +67,7 @@ export class ImageGenResources implements NodeResources {
       properties: settings.pluginConfig,
       maxPixels: settings.maxResolution.width * settings.maxResolution.height,
       maxImagesPerPrompt: settings.maxImagesPerPrompt,
+      noise: settings.noiseGenerator,
       ...(settings.staticResolutions.length === 1 ? { staticResolution: settings.staticResolutions[0] } : {}),
       onWarning: (message: string) => ctx.logger.warn({ node: ctx.node.name }, message),
     });

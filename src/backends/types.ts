@@ -4,6 +4,7 @@
  * nothing else, so they can refuse what a backend cannot do before any work
  * starts.
  */
+import type { NoiseKind } from "./noise/types.js";
 
 export type GenerationMode = "text2image" | "image2image" | "inpainting";
 
@@ -132,6 +133,8 @@ export interface BackendLoadOptions {
   readonly parallelism?: number;
   /** Overrides scheduler/scheduler_config.json's `_class_name`. */
   readonly scheduler?: string;
+  /** Which generator turns `rngSeed` into noise (default "mt19937", OVMS's); see src/backends/noise. */
+  readonly noise?: NoiseKind;
   /**
    * Largest output size per image, in pixels (width·height); larger requests
    * are refused with a BackendError before anything is allocated. Default

@@ -10,7 +10,8 @@
  * one UNet batch of 2N. Every random draw of a request goes through one
  * NoiseGenerator in diffusers' order and shapes: the VAE encoder's sample
  * ([1, C, h, w] per encode), the initial latents ([N, C, h, w] in one call),
- * then each ancestral scheduler step ([N, C, h, w]).
+ * then each ancestral scheduler step ([N, C, h, w]). The request's seed starts
+ * the servable's generator (src/backends/noise: OVMS's by default).
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
@@ -31,6 +32,7 @@ import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, load
 import { grayscaleL, resizeLanczos, resizeRgbLanczos } from "./pil-image.js";
 import { type NormalRng, type Scheduler, createScheduler } from "./schedulers/index.js";
 import { type ClipTokenizer, loadClipTokenizer } from "./tokenizer.js";
+import { DEFAULT_NOISE_KIND, type NoiseGenerator, type NoiseKind, createNoiseGenerator } from "../noise/index.js";
 
 export interface PipelineLoadOptions extends SessionLoadOptions {
   /** Overrides scheduler_config.json's `_class_name`. */
@@ -39,6 +41,8 @@ export interface PipelineLoadOptions extends SessionLoadOptions {
   readonly maxPixels?: number;
   /** Largest numImagesPerPrompt (default DEFAULT_MAX_IMAGES_PER_PROMPT). */
   readonly maxImagesPerPrompt?: number;
+  /** The generator a request's seed starts (default DEFAULT_NOISE_KIND). */
+  readonly noise?: NoiseKind;
 }
 
 /** Hooks called on the pipeline's own thread between steps. */
@@ -61,84 +65,7 @@ export interface RunStats {
 }
 
 // ---------------------------------------------------------------------------
-// Seeded standard-normal source: xoshiro128** + Box–Muller.
-
-/**
- * A standard-normal stream for `seed` (an integer in [0, 2^53)) and `stream`
- * (image k of a batch uses stream k). Seeds below 2^32 on stream 0 give the
- * same sequence as before high bits and streams were mixed in.
- */
-export function makeNormalRng(seed: number, stream = 0): () => number {
-  // splitmix32 to spread the seed over the 128-bit state.
-  let s = seed >>> 0;
-  const split = (): number => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split(), b = split(), c = split(), d = split();
-  // High seed bits and the stream index perturb the state through their own splitmix runs.
-  const hi = Math.floor(seed / 4294967296) >>> 0;
-  for (const [v, salt] of [[hi, 0x6a09e667], [stream >>> 0, 0xbb67ae85]] as const) {
-    if (v === 0) continue;
-    s = (v ^ salt) >>> 0;
-    a ^= split();
-    b ^= split();
-    c ^= split();
-    d ^= split();
-  }
-  if ((a | b | c | d) === 0) a = 1;
-  const next = (): number => {
-    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
-    const t = b << 9;
-    c ^= a;
-    d ^= b;
-    b ^= c;
-    a ^= d;
-    c ^= t;
-    d = rotl(d, 11);
-    return r;
-  };
-  let spare = 0;
-  let hasSpare = false;
-  return () => {
-    if (hasSpare) {
-      hasSpare = false;
-      return spare;
-    }
-    // u1 in (0, 1], u2 in [0, 1).
-    const u1 = (next() + 1) / 4294967296;
-    const u2 = next() / 4294967296;
-    const r = Math.sqrt(-2 * Math.log(u1));
-    const th = 2 * Math.PI * u2;
-    spare = r * Math.sin(th);
-    hasSpare = true;
-    return r * Math.cos(th);
-  };
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
-
-/** A request's source of standard-normal draws: one call = one torch.randn / GenAI randn_tensor call of `shape`, filled row-major. */
-export interface NoiseGenerator {
-  randn(shape: readonly number[]): Float32Array;
-}
-
-/** The default generator for a seed: one makeNormalRng stream. */
-export function seededNoise(seed: number): NoiseGenerator {
-  const next = makeNormalRng(seed);
-  return {
-    randn(shape) {
-      const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < out.length; i++) out[i] = next();
-      return out;
-    },
-  };
-}
+// Noise.
 
 /**
  * A scheduler's per-element rng that makes one `shape` draw the first time a step asks
@@ -308,6 +235,7 @@ export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
   private limits: RequestLimits = requestLimits();
+  private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
 
   private constructor(
     readonly info: ModelFolderInfo,
@@ -336,6 +264,7 @@ export class OnnxPipeline {
     const sessions = await loadModelSessions(info, opts);
     const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig);
     p.limits = limits;
+    p.noiseKind = opts.noise ?? DEFAULT_NOISE_KIND;
     return p;
   }
 
@@ -455,7 +384,7 @@ export class OnnxPipeline {
     );
   }
 
-  /** `noise` replaces the seeded generator (tests replay a reference's recorded draws through it). */
+  /** `noise` replaces the seed's generator (tests replay a reference's recorded draws through it). */
   async generate(req: GenerationRequest, hooks: PipelineHooks = {}, noise?: NoiseGenerator): Promise<GenerationResult> {
     const t0 = performance.now();
     this.stats.runMs = 0;
@@ -475,7 +404,7 @@ export class OnnxPipeline {
     if (s.staticBatch !== undefined && s.staticBatch !== batch) {
       throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
-    noise ??= seededNoise(req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
+    noise ??= createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
     const latentShape = [n, C, lh, lw] as const;
 
     const scheduler: Scheduler = createScheduler(this.schedulerConfig);

@@ -277,11 +277,16 @@ function graph(buf: Uint8Array, ctx: Context, top: boolean): Uint8Array {
 export async function upcastFloat16Model(path: string): Promise<string | undefined> {
   const model = await readFile(path);
   // A cheap first pass: does the graph mention float16 anywhere?
+  // A file that does not parse is left to ONNX Runtime, whose error names the problem.
   const probe: Context = { modelDir: dirname(path), append: () => 0, changed: false };
-  const fields = parse(model);
-  const graphField = fields.find((f) => f.field === 7);
-  if (!graphField) throw new Error(`${path}: no graph`);
-  graphTypesOnly(graphField.data, probe);
+  let fields: Field[];
+  try {
+    fields = parse(model);
+    const graphField = fields.find((f) => f.field === 7);
+    if (graphField) graphTypesOnly(graphField.data, probe);
+  } catch {
+    return undefined;
+  }
   if (!probe.changed) return undefined;
 
   const dir = mkdtempSync(join(tmpdir(), "graphserve-fp32-"));
