@@ -729,8 +729,6 @@ describe("schedulers: config validation", () => {
     err(sd("DDIMScheduler", { use_karras_sigmas: true }), /use_karras_sigmas=true is not supported by graphserve's DDIMScheduler \(supported by: EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler\)/);
     err(sd("EulerDiscreteScheduler", { use_exponential_sigmas: true }), /use_exponential_sigmas=true/);
     err(sd("EulerDiscreteScheduler", { sigma_max: 10 }), /sigma_max overrides/);
-    err({ ...SD15, skip_prk_steps: false }, /skip_prk_steps=false/);
-    err({ _class_name: "PNDMScheduler" }, /skip_prk_steps=false/); // class default is PRK
     err(sd("DPMSolverMultistepScheduler", { algorithm_type: "sde-dpmsolver++" }), /algorithm_type "sde-dpmsolver\+\+".*dpmsolver\+\+/);
     err(sd("DPMSolverMultistepScheduler", { solver_order: 3 }), /solver_order 3 is not supported \(supported: 1, 2\)/);
     err(sd("DDIMScheduler", { thresholding: true }), /thresholding=true/);
@@ -763,6 +761,18 @@ describe("schedulers: config validation", () => {
     s.setTimesteps(10);
     assert.throws(() => s.step(new Float32Array(2), 10, new Float32Array(2)), /stepIndex must be an integer in \[0, 9\]/);
     assert.throws(() => s.step(new Float32Array(2), 0, new Float32Array(3)), /length mismatch/);
+  });
+});
+
+describe("schedulers: PNDM with the Runge–Kutta warm-up (skip_prk_steps false, diffusers' class default)", () => {
+  test("timesteps laid out as diffusers 0.39 lays them out", () => {
+    const s = createScheduler({ ...SD15, skip_prk_steps: false });
+    s.setTimesteps(10);
+    assert.deepEqual(Array.from(s.timesteps), [901, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651, 601, 601, 501, 401, 301, 201, 101, 1]);
+    // The class default is the warm-up.
+    const d = createScheduler({ _class_name: "PNDMScheduler", steps_offset: 1 });
+    d.setTimesteps(10);
+    assert.equal(d.timesteps.length, 19);
   });
 });
 

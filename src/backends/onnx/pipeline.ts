@@ -178,11 +178,15 @@ export interface CheckedRequest {
 /**
  * diffusers' call defaults per pipeline: StableDiffusion{,Img2Img,Inpaint}Pipeline guidance 7.5,
  * strength 0.8 / 1.0; StableDiffusionXLPipeline and XLImg2ImgPipeline guidance 5.0, img2img
- * strength 0.3; StableDiffusionXLInpaintPipeline guidance 7.5, strength 0.9999.
+ * strength 0.3; StableDiffusionXLInpaintPipeline guidance 7.5, strength 0.9999;
+ * LatentConsistencyModel{,Img2Img}Pipeline 4 steps, guidance 8.5, strength 0.8. 50 steps elsewhere.
  */
-export function pipelineDefaults(family: ModelFolderInfo["family"], mode: GenerationRequest["mode"]): { guidance: number; strength: number } {
-  if (family === "sdxl") return mode === "inpainting" ? { guidance: 7.5, strength: 0.9999 } : { guidance: 5, strength: mode === "image2image" ? 0.3 : 1 };
-  return { guidance: 7.5, strength: mode === "image2image" ? 0.8 : 1 };
+export function pipelineDefaults(info: Pick<ModelFolderInfo, "family" | "pipelineClass">, mode: GenerationRequest["mode"]): { steps: number; guidance: number; strength: number } {
+  if (/^LatentConsistencyModel/.test(info.pipelineClass)) return { steps: 4, guidance: 8.5, strength: mode === "image2image" ? 0.8 : 1 };
+  if (info.family === "sdxl") {
+    return mode === "inpainting" ? { steps: 50, guidance: 7.5, strength: 0.9999 } : { steps: 50, guidance: 5, strength: mode === "image2image" ? 0.3 : 1 };
+  }
+  return { steps: 50, guidance: 7.5, strength: mode === "image2image" ? 0.8 : 1 };
 }
 
 /** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
@@ -215,9 +219,9 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
   checkRequestLimits(width, height, n, rules.limits);
   checkSeed(req.rngSeed);
-  const steps = req.numInferenceSteps ?? 50;
+  const defaults = pipelineDefaults(info, mode);
+  const steps = req.numInferenceSteps ?? defaults.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
-  const defaults = pipelineDefaults(info.family, mode);
   const guidance = req.guidanceScale ?? defaults.guidance;
   if (!Number.isFinite(guidance)) throw new BackendError(`guidanceScale must be a number, got ${guidance}`);
   const strength = mode === "text2image" ? 1 : req.strength ?? defaults.strength;
