@@ -94,6 +94,25 @@ describe("conformance through the server (--model_path, the folder's graph.pbtxt
     });
   }
 
+  it("the README's recipe as written: an `optimum-cli export onnx` folder plus graphs/image-generation/graph.pbtxt serves", async (t) => {
+    // The sd-turbo fixture is `optimum-cli export onnx --model pipelines/sd-turbo --task text-to-image` (tools/reference/export_onnx.py).
+    const g = goldens.find((x) => x.export === "sd-turbo/optimum-onnx-fp32");
+    if (!g) return t.skip("no sd-turbo export");
+    const dir = join(tempDir(), "sd-turbo");
+    await cp(join(ROOT, g.export), dir, { recursive: true, filter: (src) => !src.endsWith("graph.pbtxt") });
+    await cp(join(import.meta.dirname, "..", "..", "graphs", "image-generation", "graph.pbtxt"), join(dir, "graph.pbtxt"));
+    const got = await generate(await serve(t, dir), g);
+    const p = await OnnxPipeline.load(dir, { intraOpNumThreads: 1 });
+    pipelines.push(p);
+    const r = g.request;
+    const want = await p.generate(
+      { mode: "text2image", prompt: r.prompt, numInferenceSteps: r.steps, ...(r.guidance !== null ? { guidanceScale: r.guidance } : {}), numImagesPerPrompt: r.n, width: r.width, height: r.height },
+      {},
+      createNoiseGenerator("mt19937", r.seed),
+    );
+    assert.deepEqual(got[0], want.data.subarray(0, r.width * r.height * 3));
+  });
+
   it("with noise_generator torch-cpu in the graph, the server gives diffusers' images (≤ 2/255)", async (t) => {
     const g = goldens.find((x) => x.export.startsWith("sd1/")) ?? goldens[0];
     const dir = join(tempDir(), "model");
