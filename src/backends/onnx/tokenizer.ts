@@ -25,6 +25,18 @@ const CLIP_SPLIT = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'
 
 type TokenSpec = string | { content: string };
 
+/**
+ * What transformers' slow CLIPTokenizer (the one diffusers loads) does before BPE when ftfy is
+ * absent, its BasicTokenizer: drop control/format characters and U+FFFD, and make each CJK
+ * ideograph a word of its own.
+ */
+function basicClean(text: string): string {
+  return text
+    .replace(/[\t\n\r]/g, " ")
+    .replace(/[\p{C}\uFFFD]/gu, "")
+    .replace(/([\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\u{20000}-\u{2A6DF}\u{2A700}-\u{2CEAF}\u{2F800}-\u{2FA1F}])/gu, " $1 ");
+}
+
 interface TokenizerFolderConfig {
   model_max_length?: number;
   pad_token?: TokenSpec;
@@ -133,7 +145,7 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
     eosId,
     padId,
     encode(text: string): Int32Array {
-      const ids = tokenizer.encode(text, { add_special_tokens: true }).ids;
+      const ids = tokenizer.encode(basicClean(text), { add_special_tokens: true }).ids;
       const out = new Int32Array(maxLength).fill(padId);
       // Over-long prompts keep their start and still end with the end-of-text token, as CLIP was trained.
       const n = Math.min(ids.length, maxLength);
