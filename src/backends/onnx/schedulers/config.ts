@@ -160,7 +160,7 @@ function pickNumber(
 ): number {
   const v = raw[key];
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(cls, `${key} must be a finite number; got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(cls, `${key} must be a finite number; got ${typeof v === "number" ? v : JSON.stringify(v)}`);
   if (check.integer && !Number.isInteger(v)) fail(cls, `${key} must be an integer; got ${v}`);
   if (check.min !== undefined && v < check.min) fail(cls, `${key} must be >= ${check.min}; got ${v}`);
   if (check.max !== undefined && v > check.max) fail(cls, `${key} must be <= ${check.max}; got ${v}`);
