@@ -1,6 +1,6 @@
 /** The ONNX Runtime SD/SDXL pipeline, in-process, on tiny generated models. */
 import { strict as assert } from "node:assert";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -355,6 +355,17 @@ describe("OnnxPipeline SDXL", () => {
     const empty2 = await p.generate({ ...req, negativePrompt: "", negativePrompt2: "" });
     assert.ok(differs(absent.data, empty.data));
     assert.deepEqual(empty.data, empty2.data);
+  });
+
+  it("force_zeros_for_empty_prompt defaults to true, as in diffusers' SDXL pipelines; requires_aesthetics_score must match the UNet's time_ids", async () => {
+    assert.equal(p.info.forceZerosForEmptyPrompt, true);
+    const dir = join(root, "sdxl-aesthetic");
+    await makeTinyModel(dir, { family: "sdxl" });
+    const indexPath = join(dir, "model_index.json");
+    const index = JSON.parse(await readFile(indexPath, "utf8")) as Record<string, unknown>;
+    delete index.force_zeros_for_empty_prompt;
+    await writeFile(indexPath, JSON.stringify({ ...index, requires_aesthetics_score: true }));
+    await assert.rejects(OnnxPipeline.load(dir), (e: Error) => e instanceof BackendError && /"time_ids" has width 6, but model_index.json sets requires_aesthetics_score \(5 values\)/.test(e.message));
   });
 
   it("image2image and inpainting", async () => {

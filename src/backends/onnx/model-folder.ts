@@ -373,6 +373,14 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     if (w1 !== undefined && w2 !== undefined && target !== undefined && w1 + w2 !== target) {
       throw new BackendError(`${p.textEncoder} + ${p.textEncoder2}: hidden sizes ${w1} + ${w2} do not match the UNet's encoder_hidden_states width ${target} (${p.unet})`);
     }
+    // time_ids: size, crop, target size (6), or size, crop, aesthetic score (5) with requires_aesthetics_score.
+    const timeIds = staticDim(unet, "time_ids", "input", -1);
+    const wanted = info.requiresAestheticsScore ? 5 : 6;
+    if (timeIds !== undefined && timeIds !== wanted) {
+      throw new BackendError(
+        `${p.unet}: input "time_ids" has width ${timeIds}, but model_index.json ${info.requiresAestheticsScore ? "sets" : "does not set"} requires_aesthetics_score (${wanted} values)`,
+      );
+    }
     const te = staticDim(unet, "text_embeds", "input", -1);
     if (te !== undefined) checkWidth(textEncoder2!, p.textEncoder2!, "text_embeds", "output", te, "the UNet's text_embeds width", p.unet);
   } else {
