@@ -101,7 +101,9 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412.
     if (!res.capabilities.modes.includes(mode)) throw new HttpError(412, PIPELINE_MISSING[mode]);
     const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res) : undefined;
-    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
+    // No seed: a random one, returned with the images (OVMS uses 42 every time). Below 2^32,
+    // because the generators keep only the low 32 bits: every returned seed names distinct noise.
+    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 32);
     const format: ResponseFormat = {
       kind: incoming.kind,
       outputFormat: request.outputFormat,

@@ -8,15 +8,11 @@ import { describe, it } from "node:test";
 import { glibcLogf } from "../src/backends/noise/glibc-logf.js";
 import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import { Mt19937Noise } from "../src/backends/noise/mt19937.js";
-import { assertCaseMatches, float32Bits, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
+import { assertCaseMatches, float32Bits, fromBits, type LibmFixture, readSeedFile, type SeedFixture } from "./helpers/seed-fixtures.js";
 
 const fixture = readSeedFile<SeedFixture>("mt19937.json");
 
-interface LibmFixture {
-  readonly logf: { x: number[]; logf: number[]; differs_from_rounded_log: number };
-}
 const libm = readSeedFile<LibmFixture>("glibc-libm.json");
-const fromBits = (bits: number[]): Float32Array => new Float32Array(Uint32Array.from(bits).buffer);
 
 describe("mt19937 noise = openvino_genai.CppStdGenerator", () => {
   for (const c of fixture.cases) {
@@ -30,6 +26,7 @@ describe("mt19937 noise = openvino_genai.CppStdGenerator", () => {
     assert.deepEqual(new Mt19937Noise(2n ** 32n + 42n).randn([64]), a);
     assert.deepEqual(new Mt19937Noise(2 ** 32 + 42).randn([64]), a);
     assert.notDeepEqual(new Mt19937Noise(43).randn([64]), a);
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, -1n, 2n ** 64n]) assert.throws(() => new Mt19937Noise(bad), RangeError, String(bad));
   });
 
   it("rejects shapes that are not lists of non-negative integers", () => {

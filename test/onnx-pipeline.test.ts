@@ -66,7 +66,7 @@ describe("request limits and seeds", () => {
     await assert.rejects(OnnxPipeline.load(join(root, "sd-limits"), { maxImagesPerPrompt: 0 }), /maxImagesPerPrompt must be a positive integer/);
   });
 
-  it("seeds must be integers in [0, 2^53); the high bits matter", async () => {
+  it("seeds must be integers in [0, 2^53); the generator keeps them mod 2^32, as OVMS does", async () => {
     const p = await tiny("sd-seeds", { family: "sd" });
     const base: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 2 };
     for (const rngSeed of [-1, 1.5, 2 ** 53, Number.NaN]) {

@@ -78,7 +78,7 @@ export class ImageGenResources implements NodeResources {
     const r = new ImageGenResources(settings, backend, ctx.logger, { servable: ctx.servable, node: ctx.node.name });
     const caps = r.capabilities;
     ctx.logger.info(
-      { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize },
+      { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize, noiseGenerator: settings.noiseGenerator },
       `image generation model ${modelsDir} loaded on ${caps.backend}`,
     );
     return r;

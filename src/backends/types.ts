@@ -31,7 +31,10 @@ export interface GenerationRequest {
   readonly numInferenceSteps?: number;
   /** Classifier-free guidance; ≤ 1 turns the unconditional pass off. */
   readonly guidanceScale?: number;
-  /** The same seed gives bit-identical images on the same backend and machine. */
+  /**
+   * The same seed gives bit-identical images on the same backend and machine; the
+   * initial noise is the reference generator's for that seed (src/backends/noise).
+   */
   readonly rngSeed?: number;
   /** image2image/inpainting: how much of the schedule to run, in [0, 1]. */
   readonly strength?: number;

@@ -34,13 +34,24 @@ export interface SeedFixture {
   readonly cases: RecordedCase[];
 }
 
-export function readSeedFile<T>(name: string): T {
+/** glibc-libm.json: this machine's glibc logf and fmaf, every number a float32 bit pattern. */
+export interface LibmFixture {
+  readonly logf: { x: number[]; logf: number[]; differs_from_rounded_log: number };
+  readonly fmaf: { a: number[]; b: number[]; c: number[]; fmaf: number[] };
+}
+
+export function readSeedFile<T>(name: "mt19937.json" | "torch-cpu.json" | "glibc-libm.json"): T {
   return JSON.parse(readFileSync(new URL(name, DIR), "utf8")) as T;
 }
 
 /** The bit patterns of float32 values, so −0/+0 and every last bit count. */
 export function float32Bits(values: ArrayLike<number>): Uint32Array {
   return new Uint32Array(Float32Array.from(values).buffer);
+}
+
+/** Float32 values from their bit patterns. */
+export function fromBits(bits: readonly number[]): Float32Array {
+  return new Float32Array(Uint32Array.from(bits).buffer);
 }
 
 function assertSameBits(got: Float32Array, want: number[], what: string): void {

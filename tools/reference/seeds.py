@@ -124,7 +124,31 @@ def libm_cases() -> dict:
     }
 
 
-def write(name: str, generator: str, versions: dict, cases: list) -> None:
+def torch_rare_blocks() -> list:
+    """Blocks of 16 whose u2 hits one of the 3 (of 2^24) values where the Cephes
+    reduction's last step, x + y*DP3, rounds differently fused than unfused: they
+    show whether torch's build fused it. torch.rand gives the same uniforms that
+    torch.randn fills first (one engine output each), so the block is found there."""
+    import torch
+
+    n = 2**24
+    rare = {12582909, 12582912, 12582913}  # u2 * 2^24; found by trying every u2 in both readings
+    blocks = []
+    for seed in range(64):
+        u = torch.rand(n, generator=torch.Generator("cpu").manual_seed(seed)).numpy()
+        hits = [int(i) for i in np.nonzero(np.isin((u * 2**24).astype(np.int64), list(rare)))[0] if i % 16 >= 8]
+        if not hits:
+            continue
+        normals = torch.randn(n, generator=torch.Generator("cpu").manual_seed(seed)).numpy()
+        for i in hits:
+            b = i - i % 16
+            blocks.append({"seed": seed, "numel": n, "offset": b, "uniforms": [float(v) for v in u[b:b + 16]], "normals": [float(v) for v in normals[b:b + 16]]})
+        if len(blocks) >= 4:
+            return blocks
+    return blocks
+
+
+def write(name: str, generator: str, versions: dict, cases: list, extra: dict | None = None) -> None:
     doc = {
         "generator": generator,
         "made_by": {"command": "/work/venv-ref/bin/python tools/reference/seeds.py", "python": sys.version.split()[0], "machine": platform.machine(), **versions},
@@ -132,7 +156,7 @@ def write(name: str, generator: str, versions: dict, cases: list) -> None:
     }
     path = OUT / f"{name}.json"
     # One case per line: readable diffs without one number per line.
-    head = json.dumps({k: v for k, v in doc.items() if k != "cases"})[:-1]
+    head = json.dumps({**{k: v for k, v in doc.items() if k != "cases"}, **(extra or {})})[:-1]
     lines = ",\n".join(json.dumps(case, separators=(",", ":")) for case in cases)
     path.write_text(f'{head}, "cases": [\n{lines}\n]}}\n')
     print(f"wrote {path} ({path.stat().st_size} bytes)")
@@ -157,6 +181,7 @@ def main() -> None:
         "torch.Generator('cpu') + torch.randn, float32",
         {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()},
         [torch_case(seed, calls) for seed in SEEDS for calls in TORCH_CALLS],
+        {"rare_blocks": torch_rare_blocks()},
     )
 
 

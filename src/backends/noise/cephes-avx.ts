@@ -6,19 +6,10 @@
  * source; it was found by matching torch 2.15's output bit for bit (the
  * unfused reading differs in ~1% of values).
  */
+import { bitsOf, floatOf } from "./float32-bits.js";
 import { fmaf } from "./fmaf.js";
 
 const fround = Math.fround;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-const bitsOf = (x: number): number => {
-  f32[0] = x;
-  return u32[0]!;
-};
-const floatOf = (bits: number): number => {
-  u32[0] = bits >>> 0;
-  return f32[0]!;
-};
 
 const SQRT_HALF = fround(0.707106781186547524);
 const LOG_POLY = [

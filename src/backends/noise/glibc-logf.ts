@@ -6,6 +6,7 @@
  * The constants are glibc's (sysdeps/ieee754/flt-32/e_logf_data.c), written
  * here as the shortest decimals that round-trip to the same doubles.
  */
+import { bitsOf, floatOf } from "./float32-bits.js";
 
 /** 1/c for the 16 subintervals of the reduced argument z ∈ [0x3f330000, 2·0x3f330000) (as float bits). */
 const INV_C = [
@@ -28,17 +29,6 @@ const A1 = 0.333456765744066;
 const A2 = -0.4999997485802103;
 const OFF = 0x3f330000;
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-const bitsOf = (x: number): number => {
-  f32[0] = x;
-  return u32[0]!;
-};
-const floatOf = (bits: number): number => {
-  u32[0] = bits >>> 0;
-  return f32[0]!;
-};
 
 /** glibc logf(x) for a float32 `x`; the result is a float32 value. */
 export function glibcLogf(x: number): number {

@@ -13,9 +13,13 @@ const MATRIX_A = 0x9908b0df;
 /** A seed as requests carry it: an integer in [0, 2^64). */
 export type Seed = number | bigint;
 
+const SEED_END = 2n ** 64n;
+
 /** `seed mod 2^32`, what std::mt19937::seed and at::mt19937 keep of a 64-bit seed. */
 export function low32(seed: Seed): number {
-  return typeof seed === "bigint" ? Number(BigInt.asUintN(32, seed)) : Number(BigInt.asUintN(32, BigInt(seed)));
+  const exact = Number.isInteger(seed) || typeof seed === "bigint" ? BigInt(seed) : -1n;
+  if (exact < 0n || exact >= SEED_END) throw new RangeError(`seed must be an integer in [0, 2^64), got ${seed}`);
+  return Number(BigInt.asUintN(32, exact));
 }
 
 export class MersenneTwister {

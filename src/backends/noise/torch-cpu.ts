@@ -11,8 +11,8 @@
  * - numel < 16: one double-precision Box–Muller normal per element, each pair
  *   giving r·cos θ now and keeping r·sin θ in the generator for the next one.
  *
- * Other CPUs (torch's scalar "default" kernel, ARM) round differently in the
- * last bit for about a third of the values.
+ * Torch's scalar kernel (ARM, x86 without AVX2) rounds differently in the
+ * last bits for about 40% of the values; that one is not reproduced.
  */
 import { cephesLogf, cephesSincosf } from "./cephes-avx.js";
 import { MersenneTwister, type Seed } from "./mersenne-twister.js";
@@ -77,7 +77,7 @@ export class TorchCpuNoise implements NoiseGenerator {
 }
 
 /** Eight Box–Muller pairs in place: slots j and j+8 of the block at `offset` hold uniforms u1' and u2. */
-function boxMuller16(data: Float32Array, offset: number): void {
+export function boxMuller16(data: Float32Array, offset: number): void {
   for (let j = 0; j < 8; j++) {
     const u1 = fround(1 - data[offset + j]!); // (0, 1] for the log
     const u2 = data[offset + j + 8]!;
