@@ -23,9 +23,18 @@ const EOS = "<|endoftext|>";
 // CLIP's pre-split: special tokens, English contractions, letter runs, single digits, other symbol runs.
 const CLIP_SPLIT = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
 
+type TokenSpec = string | { content: string };
+
 interface TokenizerFolderConfig {
   model_max_length?: number;
-  pad_token?: string | { content: string };
+  pad_token?: TokenSpec;
+  added_tokens_decoder?: unknown;
+}
+
+interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
 }
 
 async function readJson<T>(dir: string, file: string, optional: true): Promise<T | undefined>;
@@ -104,8 +113,17 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
   };
   const bosId = idOf(BOS, source);
   const eosId = idOf(EOS, source);
-  const padToken = typeof config.pad_token === "string" ? config.pad_token : config.pad_token?.content ?? EOS;
-  const padId = idOf(padToken, "tokenizer_config.json");
+  // transformers' legacy loading (a tokenizer_config.json without added_tokens_decoder, as in SD 2.x
+  // folders) lets special_tokens_map.json override it: SD 2.x pads with "!" there.
+  const specialMap = config.added_tokens_decoder === undefined ? await readJson<{ pad_token?: TokenSpec }>(dir, "special_tokens_map.json", true) : undefined;
+  const content = (t: TokenSpec | undefined) => (typeof t === "string" ? t : t?.content);
+  const padToken = content(specialMap?.pad_token) ?? content(config.pad_token) ?? EOS;
+  const padId = idOf(padToken, specialMap?.pad_token !== undefined ? "special_tokens_map.json" : "tokenizer_config.json");
+  // The pad token is a special token, split out of the text before BPE ("!!" is two id-0 tokens, not "!!").
+  const added = ((json as { added_tokens?: AddedToken[] }).added_tokens ??= []);
+  if (!added.some((t) => t.content === padToken)) {
+    added.push({ id: padId, content: padToken, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true } as AddedToken);
+  }
   const maxLength = config.model_max_length !== undefined && config.model_max_length > 0 && config.model_max_length < 1e6 ? config.model_max_length : 77;
   const tokenizer = new Tokenizer(json, config);
 
