@@ -115,7 +115,7 @@ def legacy_export(name: str, out: Path) -> list[str]:
                     tokenizer=pipe.tokenizer, unet=component("unet"), scheduler=pipe.scheduler, safety_checker=None,
                     feature_extractor=None, requires_safety_checker=False)
     onnx_pipe.save_pretrained(out)
-    return ["python", "tools/reference/export_legacy.py", "--kinds", "legacy", name]
+    return ["python", "tools/reference/export_legacy.py", name, "--kinds", "legacy"]
 
 
 def describe(out: Path) -> dict:
@@ -137,7 +137,7 @@ def describe(out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*")
-    ap.add_argument("--kinds", nargs="*", default=list(KINDS))
+    ap.add_argument("--kinds", nargs="*", choices=list(KINDS), default=list(KINDS), help="put pipeline names before --kinds")
     args = ap.parse_args()
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"exports": {}}
     manifest["made_by"] = "tools/reference/export_legacy.py in /work/venvs/legacy (tools/reference/requirements-legacy.txt)"

@@ -247,19 +247,16 @@ def goldens(name: str, ir: Path, gold: Path) -> dict:
     save_png(gold / "mask.png", mask)
     made: dict[str, object] = {}
     defaults: dict[str, dict] = {}
+    for mode, cls in PIPELINE_CLASSES.items():
+        try:
+            made[mode] = getattr(ov_genai, cls)(str(ir), "CPU", **GOLDEN_PROPERTIES)
+            defaults[mode] = config_dict(made[mode].get_generation_config())
+        except Exception as e:  # a dedicated inpainting model has no text-to-image, as in OVMS
+            defaults[mode] = {"error": str(e).strip().splitlines()[-1]}
     entries = []
     for case in cases_for(name):
         mode = case["mode"]
-        if mode not in made:
-            try:
-                made[mode] = getattr(ov_genai, PIPELINE_CLASSES[mode])(str(ir), "CPU", **GOLDEN_PROPERTIES)
-                defaults[mode] = config_dict(made[mode].get_generation_config())
-            except Exception as e:  # a dedicated inpainting model has no text-to-image, as in OVMS
-                made[mode] = e
-                defaults[mode] = {"error": str(e).strip().splitlines()[-1]}
         pipe = made[mode]
-        if isinstance(pipe, Exception):
-            continue
         params = case["params"]
         entry: dict = dict(id=case["id"], mode=mode, pipeline=PIPELINE_CLASSES[mode], properties=GOLDEN_PROPERTIES, noise=case["noise"], params=params)
         if mode != "text2image":
@@ -378,7 +375,7 @@ def main() -> None:
     args = ap.parse_args()
     manifest_path = OUT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"pipelines": {}}
-    manifest["made_by"] = "tools/reference/openvino_ref.py (python " + " ".join(sys.argv[1:]) + ")"
+    manifest["made_by"] = "/work/venv-ref/bin/python tools/reference/openvino_ref.py (the venv of tools/reference/requirements.txt)"
     manifest["versions"] = {p: version(p) for p in ["openvino", "openvino-genai", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "diffusers", "transformers", "torch"]}
     with tempfile.TemporaryDirectory(prefix="h15-ov-") as t:
         tmp = Path(t)
