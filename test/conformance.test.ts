@@ -165,42 +165,16 @@ describe("conformance: diffusers goldens replayed on every exported folder of th
     for (const folder of folders) {
       const fp16 = /fp16/.test(folder);
       it(`${name} on ${folder}`, async (t) => {
-        if (c.request.mode !== "text-to-image" && (await pipeline(folder, c.request.scheduler)).sessions.vaeEncoderOutput === "latent_sample") {
-          // optimum ≤ 1.22 and the legacy layout sample the VAE inside the graph with an unseeded random op.
-          return t.skip("the VAE encoder samples inside the graph");
+        const samplesVae = c.draws.calls.some((d) => d.site === "vae.sample");
+        if (samplesVae && (await pipeline(folder, c.request.scheduler)).sessions.vaeEncoderOutput === "latent_sample") {
+          // optimum ≤ 1.22 and the legacy layout sample the VAE latent inside the graph with an unseeded RandomNormalLike.
+          return t.skip("the export samples the VAE latent in its graph, unseeded");
         }
         const m = await runGolden(name, folder);
         t.diagnostic(`${name} on ${folder}: max |Δpixel| ${m.maxPixel}, mean ${m.meanPixel.toFixed(4)}${m.maxLatent !== undefined ? `, max |Δlatent| ${m.maxLatent.toExponential(2)}` : ""}`);
         const bound = fp16 ? FP16_PIXEL_TOLERANCE : PIXEL_TOLERANCE;
         assert.ok(m.maxPixel <= bound, `max pixel difference ${m.maxPixel} > ${bound}`);
         if (m.maxLatent !== undefined && !fp16) assert.ok(m.maxLatent <= LATENT_TOLERANCE, `max latent difference ${m.maxLatent} > ${LATENT_TOLERANCE}`);
-      });
-    }
-  }
-});
-
-/**
- * Older exports of the same weights (tools/reference/export_legacy.py, manifest-legacy.json): optimum 1.23
- * (int64 `[steps]` timestep, `latent_parameters`), optimum 1.22 and the legacy diffusers layout (no per-component
- * config.json, float `[batch]` timestep). The last two sample the VAE latent inside the graph with an unseeded
- * RandomNormalLike, so goldens that draw `vae.sample` cannot be reproduced on them and are left out.
- */
-const OLDER_KINDS = ["optimum-1.23", "optimum-1.22", "legacy"] as const;
-const IN_GRAPH_SAMPLING: readonly string[] = ["optimum-1.22", "legacy"];
-
-describe("conformance: the same goldens on older exports (optimum 1.23 / 1.22, legacy diffusers layout)", () => {
-  for (const name of cases) {
-    const c = JSON.parse(readFileSync(join(GOLDENS, name, "case.json"), "utf8")) as GoldenCase;
-    if (!c.export.endsWith("/optimum-onnx-fp32")) continue;
-    for (const kind of OLDER_KINDS) {
-      const folder = c.export.replace(/optimum-onnx-fp32$/, kind);
-      if (!existsSync(join(ROOT, folder))) continue;
-      const samplesVae = c.draws.calls.some((d) => d.site === "vae.sample");
-      it(`${name} (${folder})`, { skip: IN_GRAPH_SAMPLING.includes(kind) && samplesVae && "the export samples the VAE latent in its graph, unseeded" }, async (t) => {
-        const m = await runGolden(name, folder);
-        t.diagnostic(`${name} ${kind}: max |Δpixel| ${m.maxPixel}, mean ${m.meanPixel.toFixed(4)}${m.maxLatent !== undefined ? `, max |Δlatent| ${m.maxLatent.toExponential(2)}` : ""}`);
-        assert.ok(m.maxPixel <= PIXEL_TOLERANCE, `max pixel difference ${m.maxPixel} > ${PIXEL_TOLERANCE}`);
-        if (m.maxLatent !== undefined) assert.ok(m.maxLatent <= LATENT_TOLERANCE, `max latent difference ${m.maxLatent} > ${LATENT_TOLERANCE}`);
       });
     }
   }
