@@ -3,7 +3,8 @@
  * made by tools/reference) replayed through graphserve's ONNX pipeline on the real exporter's folder,
  * served unchanged, with diffusers' own random draws. Final images must agree within 2/255 per pixel
  * (fp32 exports), per-step latents within LATENT_TOLERANCE; fp16 exports within FP16_PIXEL_TOLERANCE.
- * Measured (sd1, 23 goldens): fp32 max 1/255, max per-step latent difference 4.2e-5; fp16 max 1/255.
+ * Measured (60 goldens on the current exports of sd1, sd2, sd-turbo, lcm, sdxl, sd-inpaint): fp32 max
+ * 1/255 (mean ≤ 0.0002), per-step latents ≤ 1.2e-4; fp16 (sd1, sdxl; 35 runs) max 1/255, latents ≤ 1.3e-2.
  * The largest differences measured are printed (test diagnostics) for the issue note.
  */
 import { strict as assert } from "node:assert";
@@ -29,6 +30,11 @@ const LATENT_TOLERANCE = 1e-3;
  * one level for the rounded weights.
  */
 const FP16_PIXEL_TOLERANCE = PIXEL_TOLERANCE + 1;
+/**
+ * Per-step latents on fp16 exports: the rounded weights move each UNet output by ~1e-3 and the
+ * schedulers carry that forward (measured at most 1.3e-2, Euler ancestral on sd1); bound 3e-2.
+ */
+const FP16_LATENT_TOLERANCE = 3e-2;
 
 interface GoldenCase {
   request: {
@@ -174,7 +180,8 @@ describe("conformance: diffusers goldens replayed on every exported folder of th
         t.diagnostic(`${name} on ${folder}: max |Δpixel| ${m.maxPixel}, mean ${m.meanPixel.toFixed(4)}${m.maxLatent !== undefined ? `, max |Δlatent| ${m.maxLatent.toExponential(2)}` : ""}`);
         const bound = fp16 ? FP16_PIXEL_TOLERANCE : PIXEL_TOLERANCE;
         assert.ok(m.maxPixel <= bound, `max pixel difference ${m.maxPixel} > ${bound}`);
-        if (m.maxLatent !== undefined && !fp16) assert.ok(m.maxLatent <= LATENT_TOLERANCE, `max latent difference ${m.maxLatent} > ${LATENT_TOLERANCE}`);
+        const latentBound = fp16 ? FP16_LATENT_TOLERANCE : LATENT_TOLERANCE;
+        if (m.maxLatent !== undefined) assert.ok(m.maxLatent <= latentBound, `max latent difference ${m.maxLatent} > ${latentBound}`);
       });
     }
   }
