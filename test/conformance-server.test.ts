@@ -12,76 +12,28 @@ import { join } from "node:path";
 import { type TestContext, after, describe, it } from "node:test";
 import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
-import type { GenerationRequest } from "../src/backends/types.js";
 import { decodeRgb } from "../src/tools/accuracy/run.js";
+import { CONFORMANCE_ROOT as ROOT, GOLDENS, type GoldenCase, goldenImage, goldenNames, goldenRequest, readGolden } from "./helpers/conformance.js";
 import { call, eventually, spawnCli, tempDir } from "./server-helpers.js";
-
-const ROOT = join(import.meta.dirname, "..", "..", "test", "fixtures", "conformance");
-const GOLDENS = join(ROOT, "goldens");
-
-interface Golden {
-  name: string;
-  request: {
-    mode: "text-to-image" | "image-to-image" | "inpainting";
-    prompt: string;
-    negative_prompt: string | null;
-    steps: number;
-    guidance: number | null;
-    strength: number | null;
-    n: number;
-    seed: number;
-    width: number;
-    height: number;
-    scheduler: string | null;
-  };
-  export: string;
-  outputs: string[];
-  image?: string;
-  mask?: string;
-}
 
 /**
  * Every exported folder with a graph.pbtxt, each with the first golden of its pipeline that runs the
  * folder's own scheduler (text-to-image preferred; an edit when the pipeline has only edits).
  */
-function goldensPerFolder(): Golden[] {
-  const first = new Map<string, Golden>();
-  const names = existsSync(GOLDENS) ? readdirSync(GOLDENS).sort() : [];
-  for (const name of names) {
-    const c = { name, ...JSON.parse(readFileSync(join(GOLDENS, name, "case.json"), "utf8")) } as Golden & { pipeline: string };
+function goldensPerFolder(): GoldenCase[] {
+  const first = new Map<string, GoldenCase>();
+  for (const c of goldenNames().map(readGolden)) {
     if (c.request.scheduler !== null) continue;
     const had = first.get(c.pipeline);
     if (!had || (had.request.mode !== "text-to-image" && c.request.mode === "text-to-image")) first.set(c.pipeline, c);
   }
-  const out: Golden[] = [];
+  const out: GoldenCase[] = [];
   for (const [pipeline, g] of first) {
     for (const kind of readdirSync(join(ROOT, pipeline)).sort()) {
       if (existsSync(join(ROOT, pipeline, kind, "graph.pbtxt"))) out.push({ ...g, export: `${pipeline}/${kind}` });
     }
   }
   return out;
-}
-
-/** The golden's request as the pipeline takes it. */
-async function pipelineRequest(g: Golden): Promise<GenerationRequest> {
-  const r = g.request;
-  const rgb = async (file: string) => {
-    const { data, width, height } = await decodeRgb(readFileSync(join(GOLDENS, g.name, file)));
-    return { data: new Uint8Array(data), width, height };
-  };
-  return {
-    mode: r.mode === "text-to-image" ? "text2image" : r.mode === "image-to-image" ? "image2image" : "inpainting",
-    prompt: r.prompt,
-    ...(r.negative_prompt !== null ? { negativePrompt: r.negative_prompt } : {}),
-    numInferenceSteps: r.steps,
-    ...(r.guidance !== null ? { guidanceScale: r.guidance } : {}),
-    ...(r.strength !== null && r.mode !== "text-to-image" ? { strength: r.strength } : {}),
-    numImagesPerPrompt: r.n,
-    width: r.width,
-    height: r.height,
-    ...(g.image ? { image: await rgb(g.image) } : {}),
-    ...(g.mask ? { mask: await rgb(g.mask) } : {}),
-  };
 }
 
 async function serve(t: TestContext, folder: string): Promise<string> {
@@ -91,7 +43,7 @@ async function serve(t: TestContext, folder: string): Promise<string> {
 }
 
 /** The golden's request through the OpenAI Images API: /images/generations, or a multipart /images/edits. */
-async function generate(url: string, g: Golden): Promise<Uint8Array[]> {
+async function generate(url: string, g: GoldenCase): Promise<Uint8Array[]> {
   const r = g.request;
   const fields: Record<string, string | number> = {
     model: "m",
@@ -137,7 +89,7 @@ describe("conformance through the server (--model_path, the folder's graph.pbtxt
       }
       const got = await generate(await serve(t, folder), g);
       const r = g.request;
-      const req = await pipelineRequest(g);
+      const req = await goldenRequest(g);
       const want = await p.generate(req, {}, createNoiseGenerator("mt19937", r.seed));
       const size = r.width * r.height * 3;
       got.forEach((img, k) => assert.deepEqual(img, want.data.subarray(k * size, (k + 1) * size), `image ${k}`));
@@ -155,7 +107,7 @@ describe("conformance through the server (--model_path, the folder's graph.pbtxt
     const p = await OnnxPipeline.load(dir, { intraOpNumThreads: 1 });
     pipelines.push(p);
     const r = g.request;
-    const want = await p.generate(await pipelineRequest(g), {}, createNoiseGenerator("mt19937", r.seed));
+    const want = await p.generate(await goldenRequest(g), {}, createNoiseGenerator("mt19937", r.seed));
     assert.deepEqual(got[0], want.data.subarray(0, r.width * r.height * 3));
   });
 
@@ -168,7 +120,7 @@ describe("conformance through the server (--model_path, the folder's graph.pbtxt
     const got = await generate(await serve(t, dir), g);
     let max = 0;
     for (let k = 0; k < g.outputs.length; k++) {
-      const want = (await decodeRgb(readFileSync(join(GOLDENS, g.name, g.outputs[k])))).data;
+      const want = (await goldenImage(g, g.outputs[k])).data;
       for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(got[k][i] - want[i]));
     }
     t.diagnostic(`${g.name} through the server: max |Δpixel| ${max}`);

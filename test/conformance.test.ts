@@ -8,16 +8,12 @@
  * The largest differences measured are printed (test diagnostics) for the issue note.
  */
 import { strict as assert } from "node:assert";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { NoiseGenerator } from "../src/backends/noise/index.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
-import type { GenerationRequest, RgbImage } from "../src/backends/types.js";
-import { decodeRgb } from "../src/tools/accuracy/run.js";
-
-const ROOT = join(import.meta.dirname, "..", "..", "test", "fixtures", "conformance");
-const GOLDENS = join(ROOT, "goldens");
+import { CONFORMANCE_ROOT as ROOT, type GoldenCase, goldenFloats, goldenImage, goldenNames, goldenRequest, readGolden } from "./helpers/conformance.js";
 
 /** Final images, fp32 exports: at most 2/255 off per channel value. */
 const PIXEL_TOLERANCE = 2;
@@ -36,36 +32,9 @@ const FP16_PIXEL_TOLERANCE = PIXEL_TOLERANCE + 1;
  */
 const FP16_LATENT_TOLERANCE = 3e-2;
 
-interface GoldenCase {
-  request: {
-    mode: "text-to-image" | "image-to-image" | "inpainting";
-    prompt: string;
-    negative_prompt: string | null;
-    steps: number;
-    guidance: number | null;
-    strength: number | null;
-    n: number;
-    seed: number;
-    width: number;
-    height: number;
-    scheduler: string | null;
-  };
-  export: string;
-  draws: { file: string; calls: { shape: number[]; site: string }[] };
-  outputs: string[];
-  image?: string;
-  mask?: string;
-  step_latents?: { file: string; shape: number[] };
-}
-
-function f32(path: string): Float32Array {
-  const b = readFileSync(path);
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
-
 /** Hands out diffusers' recorded draws in order, checking each call's shape. */
-function replay(c: GoldenCase, dir: string): NoiseGenerator & { readonly calls: number } {
-  const data = f32(join(dir, c.draws.file));
+function replay(c: GoldenCase): NoiseGenerator & { readonly calls: number } {
+  const data = goldenFloats(c, c.draws.file);
   let offset = 0;
   let calls = 0;
   return {
@@ -85,11 +54,6 @@ function replay(c: GoldenCase, dir: string): NoiseGenerator & { readonly calls: 
   };
 }
 
-async function image(dir: string, file: string): Promise<RgbImage> {
-  const { data, width, height } = await decodeRgb(readFileSync(join(dir, file)));
-  return { data: new Uint8Array(data), width, height };
-}
-
 const pipelines = new Map<string, Promise<OnnxPipeline>>();
 function pipeline(folder: string, scheduler: string | null): Promise<OnnxPipeline> {
   const key = `${folder}|${scheduler ?? ""}`;
@@ -107,25 +71,12 @@ after(async () => {
 
 /** Runs one golden on `folder`; returns the largest and mean absolute pixel difference and the largest latent difference. */
 async function runGolden(name: string, folder: string): Promise<{ maxPixel: number; meanPixel: number; maxLatent?: number }> {
-  const dir = join(GOLDENS, name);
-  const c = JSON.parse(readFileSync(join(dir, "case.json"), "utf8")) as GoldenCase;
+  const c = readGolden(name);
   const r = c.request;
-  const req: GenerationRequest = {
-    mode: r.mode === "text-to-image" ? "text2image" : r.mode === "image-to-image" ? "image2image" : "inpainting",
-    prompt: r.prompt,
-    ...(r.negative_prompt !== null ? { negativePrompt: r.negative_prompt } : {}),
-    numInferenceSteps: r.steps,
-    ...(r.guidance !== null ? { guidanceScale: r.guidance } : {}),
-    ...(r.strength !== null && r.mode !== "text-to-image" ? { strength: r.strength } : {}),
-    numImagesPerPrompt: r.n,
-    width: r.width,
-    height: r.height,
-    ...(c.image ? { image: await image(dir, c.image) } : {}),
-    ...(c.mask ? { mask: await image(dir, c.mask) } : {}),
-  };
+  const req = await goldenRequest(c);
   const p = await pipeline(folder, r.scheduler);
-  const noise = replay(c, dir);
-  const ref = c.step_latents ? f32(join(dir, c.step_latents.file)) : undefined;
+  const noise = replay(c);
+  const ref = c.step_latents ? goldenFloats(c, c.step_latents.file) : undefined;
   let maxLatent = 0;
   const result = await p.generate(req, {
     onStepLatents(step, latents) {
@@ -139,7 +90,7 @@ async function runGolden(name: string, folder: string): Promise<{ maxPixel: numb
   let sum = 0;
   const size = r.width * r.height * 3;
   for (let k = 0; k < c.outputs.length; k++) {
-    const want = await image(dir, c.outputs[k]);
+    const want = await goldenImage(c, c.outputs[k]);
     const got = result.data.subarray(k * size, (k + 1) * size);
     for (let i = 0; i < size; i++) {
       const d = Math.abs(got[i] - want.data[i]);
@@ -150,7 +101,7 @@ async function runGolden(name: string, folder: string): Promise<{ maxPixel: numb
   return { maxPixel, meanPixel: sum / (size * c.outputs.length), ...(ref ? { maxLatent } : {}) };
 }
 
-const cases = existsSync(GOLDENS) ? readdirSync(GOLDENS).sort() : [];
+const cases = goldenNames();
 
 /** Every exported folder of a tiny pipeline (`<pipeline>/<export kind>/` holding a model_index.json). */
 function exportsOf(pipeline: string): string[] {
@@ -165,7 +116,7 @@ function exportsOf(pipeline: string): string[] {
 describe("conformance: diffusers goldens replayed on every exported folder of their pipeline", () => {
   it("has goldens", () => assert.ok(cases.length > 0));
   for (const name of cases) {
-    const c = JSON.parse(readFileSync(join(GOLDENS, name, "case.json"), "utf8")) as GoldenCase & { pipeline: string };
+    const c = readGolden(name);
     const folders = exportsOf(c.pipeline);
     if (!folders.includes(c.export)) it(`${name} on ${c.export}`, { skip: `no export folder ${c.export}` }, () => {});
     for (const folder of folders) {

@@ -50,7 +50,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     const start = strengthStart(numInferenceSteps, options);
     // linspace timesteps are left fractional; σ is interpolated linearly in t.
     const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, false);
-    const { timesteps: full, sigmas } = sigmaSchedule(this.alphasCumprod, grid, cfg.useKarrasSigmas, false);
+    const { timesteps: full, sigmas } = sigmaSchedule(this.alphasCumprod, grid, cfg.useKarrasSigmas);
     const sig = new Float64Array(numInferenceSteps + 1);
     sig.set(sigmas);
     // EulerDiscrete ends at final_sigmas_type's σ; EulerAncestral always at 0.
