@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "test" / "fixtures" / "conformance"
 OPTIMUM_CLI = Path(sys.executable).parent / "optimum-cli"
 
-FP16 = {"sd1", "sdxl"}
+# sd-turbo: most public fp16 ONNX repos are SD-Turbo (schmuell/sd-turbo-ort-web, jdp8/sd-turbo-onnx, tlwu/sd-turbo-onnxruntime).
+FP16 = {"sd1", "sdxl", "sd-turbo"}
 
 
 def task(name: str) -> str:

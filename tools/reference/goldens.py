@@ -67,7 +67,10 @@ def call_kwargs(case: dict) -> dict:
 def run(pipe, case: dict, draws: Draws | None = None) -> dict:
     """Runs `case` on `pipe`; records the draws, or replays `draws` when given. Returns images, draws, timesteps, step latents."""
     if case["scheduler"]:
-        pipe.scheduler = getattr(diffusers, case["scheduler"]).from_config(pipe.scheduler.config)
+        # PNDM from another scheduler's config would default to skip_prk_steps=False (Runge-Kutta warm-up);
+        # every real SD repo with PNDM sets it true, so the swapped-in PNDM does too.
+        extra = {"skip_prk_steps": True} if case["scheduler"] == "PNDMScheduler" else {}
+        pipe.scheduler = getattr(diffusers, case["scheduler"]).from_config(pipe.scheduler.config, **extra)
     else:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # fresh state
     timesteps, latents = [], []
@@ -120,10 +123,10 @@ def write_case(case: dict, result: dict, export: str) -> dict:
     for i, img in enumerate(result["images"]):
         to_png_bytes(img).save(out / f"output-{i}.png", optimize=False)
         outputs.append(f"output-{i}.png")
-    if case["step_latents"]:
-        (out / "step-latents.f32").write_bytes(result["latents"].astype("<f4").tobytes())
+    (out / "step-latents.f32").write_bytes(result["latents"].astype("<f4").tobytes())
+    files["step_latents"] = {"file": "step-latents.f32", "shape": list(result["latents"].shape)}
+    if case["float_output"]:
         (out / "output.f32").write_bytes(result["images"].astype("<f4").tobytes())
-        files["step_latents"] = {"file": "step-latents.f32", "shape": list(result["latents"].shape)}
         files["output_float"] = {"file": "output.f32", "shape": list(result["images"].shape), "layout": "NHWC, 0..1 before rounding"}
     n, h, w, _ = result["images"].shape
     meta = {

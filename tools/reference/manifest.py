@@ -53,7 +53,7 @@ def main() -> None:
         if mine:
             dtype = kind.removeprefix("optimum-onnx-")
             cmd = export_onnx.export_command(pipeline, dtype, Path(rel))
-            entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} test/fixtures/conformance/{rel}"
+            entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
             entry["made_by"] = "tools/reference/export_onnx.py"
         entry.update(pipeline=pipeline, kind=kind, bytes=size(folder),
                      files=sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()))
@@ -64,7 +64,7 @@ def main() -> None:
         if (d / "case.json").exists():
             meta = json.loads((d / "case.json").read_text())
             cases[case["id"]] = {"pipeline": meta["pipeline"], "pipeline_class": meta["pipeline_class"], **meta["request"],
-                                 "draws": [c["site"] for c in meta["draws"]["calls"]], "step_latents": "step_latents" in meta}
+                                 "draws": [c["site"] for c in meta["draws"]["calls"]], "float_output": "output_float" in meta}
     manifest = {
         **{k: v for k, v in old.items() if k not in ("versions", "commands", "pipelines", "exports", "cases", "sizes")},
         "versions": versions,
