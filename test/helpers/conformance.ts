@@ -27,6 +27,8 @@ export interface GoldenCase {
   /** The exported folder (relative to CONFORMANCE_ROOT) holding the same weights. */
   readonly export: string;
   readonly draws: { readonly file: string; readonly calls: readonly { readonly shape: number[]; readonly site: string }[] };
+  /** The scheduler config diffusers ran with (a file of the golden's folder). */
+  readonly scheduler_config: string;
   readonly outputs: readonly string[];
   readonly image?: string;
   readonly mask?: string;
