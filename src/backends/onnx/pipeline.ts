@@ -85,7 +85,7 @@ function stepRng(noise: NoiseGenerator, shape: readonly number[]): NormalRng {
  * Lanczos, binarised at 0.5 (white = repaint), then nearest-downsampled to latent size
  * (the top-left pixel of each block).
  */
-export function inpaintingMask(mask: RgbImage, width: number, height: number, factor: number): { keep: Uint8Array; latent: Float32Array } {
+function inpaintingMask(mask: RgbImage, width: number, height: number, factor: number): { keep: Uint8Array; latent: Float32Array } {
   const gray = resizeLanczos(grayscaleL(mask), width, height).data;
   const keep = new Uint8Array(width * height);
   for (let i = 0; i < keep.length; i++) keep[i] = gray[i] < 128 ? 1 : 0;
@@ -181,7 +181,7 @@ export interface CheckedRequest {
  * strength 0.3; StableDiffusionXLInpaintPipeline guidance 7.5, strength 0.9999;
  * LatentConsistencyModel{,Img2Img}Pipeline 4 steps, guidance 8.5, strength 0.8. 50 steps elsewhere.
  */
-export function pipelineDefaults(info: Pick<ModelFolderInfo, "family" | "pipelineClass">, mode: GenerationRequest["mode"]): { steps: number; guidance: number; strength: number } {
+function pipelineDefaults(info: Pick<ModelFolderInfo, "family" | "pipelineClass">, mode: GenerationRequest["mode"]): { steps: number; guidance: number; strength: number } {
   if (/^LatentConsistencyModel/.test(info.pipelineClass)) return { steps: 4, guidance: 8.5, strength: mode === "image2image" ? 0.8 : 1 };
   if (info.family === "sdxl") {
     return mode === "inpainting" ? { steps: 50, guidance: 7.5, strength: 0.9999 } : { steps: 50, guidance: 5, strength: mode === "image2image" ? 0.3 : 1 };
