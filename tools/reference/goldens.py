@@ -67,7 +67,10 @@ def call_kwargs(case: dict) -> dict:
 def run(pipe, case: dict, draws: Draws | None = None) -> dict:
     """Runs `case` on `pipe`; records the draws, or replays `draws` when given. Returns images, draws, timesteps, step latents."""
     if case["scheduler"]:
-        pipe.scheduler = getattr(diffusers, case["scheduler"]).from_config(pipe.scheduler.config)
+        # PNDM from another scheduler's config would default to skip_prk_steps=False (Runge-Kutta warm-up);
+        # every real SD repo with PNDM sets it true, so the swapped-in PNDM does too.
+        extra = {"skip_prk_steps": True} if case["scheduler"] == "PNDMScheduler" else {}
+        pipe.scheduler = getattr(diffusers, case["scheduler"]).from_config(pipe.scheduler.config, **extra)
     else:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)  # fresh state
     timesteps, latents = [], []

@@ -33,7 +33,7 @@ PIPELINES_DIR = CACHE / "pipelines"
 MERGE_WORDS = [
     "a", "photo", "of", "the", "cat", "cats", "dog", "an", "astronaut", "riding", "horse", "red", "blue", "on",
     "in", "painting", "three", "portrait", "with", "and", "mountain", "lake", "at", "sunset", "high", "quality",
-    "blurry", "ugly", "city", "night", "oil", "style", "green", "tree", "house", "water",
+    "blurry", "ugly", "city", "night", "oil", "style", "green", "tree", "house", "water", "!!", "!!!",
 ]
 # Sub-word merges so longer words split CLIP-like into pieces (e.g. "paint" + "ing</w>").
 PIECES = ["in", "ing", "er", "th", "st", "an", "re", "on", "ou"]

@@ -7,7 +7,9 @@ tokenizers/ folders in the hub repos' format, and every exported one).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -68,8 +70,10 @@ def main() -> None:
     for name, style in STYLES.items():
         pipelines.write_tokenizer(root / name, style)
     folders = sorted({p.parent for p in FIXTURES.rglob("vocab.json")})
+    # Without ftfy (not a dependency of diffusers or transformers) the slow CLIPTokenizer pre-cleans text with
+    # BERT's BasicTokenizer, which puts spaces around CJK characters; with ftfy it does not. Record which it was.
     out: dict = {"call": "CLIPTokenizer(folder)(prompt, padding='max_length', max_length=model_max_length, truncation=True).input_ids",
-                 "prompts": PROMPTS, "tokenizers": {}}
+                 "ftfy_installed": importlib.util.find_spec("ftfy") is not None, "prompts": PROMPTS, "tokenizers": {}}
     for folder in folders:
         rel = folder.relative_to(FIXTURES).as_posix()
         tok = CLIPTokenizer.from_pretrained(folder)
@@ -85,7 +89,6 @@ def main() -> None:
         print(rel, tok.pad_token, tok.pad_token_id, "fast differs on", differs)
     text = json.dumps(out, indent=1, ensure_ascii=False)
     # One prompt's ids per line keeps the file readable and diffable.
-    import re
     text = re.sub(r"\[\s+([-\d,\s]+?)\s+\]", lambda m: "[" + ",".join(x.strip() for x in m.group(1).split(",")) + "]", text)
     (FIXTURES / "tokens.json").write_text(text + "\n")
 
