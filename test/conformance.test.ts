@@ -173,7 +173,7 @@ describe("conformance: the same goldens on the fp16 exports", () => {
 });
 
 /**
- * Older exports of the same weights (tools/reference/export_legacy.py, manifest-legacy.json): optimum 1.23
+ * Older exports of the same weights (tools/reference/export_legacy.py, manifest.json → exports): optimum 1.23
  * (int64 `[steps]` timestep, `latent_parameters`), optimum 1.22 and the legacy diffusers layout (no per-component
  * config.json, float `[batch]` timestep). The last two sample the VAE latent inside the graph with an unseeded
  * RandomNormalLike, so goldens that draw `vae.sample` cannot be reproduced on them and are left out.
