@@ -26,7 +26,7 @@ interface Golden {
   outputs: string[];
 }
 
-/** Per export folder, its first text-to-image golden that runs the folder's own scheduler. */
+/** Per export folder, its first text-to-image golden that runs the folder's own scheduler (older exports of the same weights included). */
 function goldensPerFolder(): Golden[] {
   const seen = new Map<string, Golden>();
   const names = existsSync(GOLDENS) ? readdirSync(GOLDENS).sort() : [];
@@ -34,6 +34,11 @@ function goldensPerFolder(): Golden[] {
     const c = { name, ...JSON.parse(readFileSync(join(GOLDENS, name, "case.json"), "utf8")) } as Golden;
     if (c.request.mode !== "text-to-image" || c.request.scheduler !== null || seen.has(c.export) || !existsSync(join(ROOT, c.export, "graph.pbtxt"))) continue;
     seen.set(c.export, c);
+    // The older exports of the same weights (tools/reference/export_legacy.py) serve the same golden.
+    for (const kind of ["optimum-1.23", "optimum-1.22", "legacy"]) {
+      const older = c.export.replace(/optimum-onnx-fp32$/, kind);
+      if (older !== c.export && existsSync(join(ROOT, older, "graph.pbtxt"))) seen.set(older, { ...c, export: older });
+    }
   }
   return [...seen.values()];
 }
