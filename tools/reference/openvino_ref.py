@@ -277,7 +277,7 @@ def diffusers_with_genai_noise(name: str, mode: str, params: dict, image: np.nda
     return (np.clip(np.asarray(out), 0, 1) * 255).round().astype(np.uint8)
 
 
-def torch_latents(pipe_name: str, seed: int, count: int, size: int) -> np.ndarray:
+def torch_latents(seed: int, count: int, size: int) -> np.ndarray:
     import torch
 
     g = torch.Generator("cpu").manual_seed(seed)
@@ -331,7 +331,7 @@ def goldens(name: str, ir: Path, gold: Path, tmp: Path) -> dict:
                 save_png(gold / ref_files[-1], img)
             entry["diffusers_same_draws"] = {"images": ref_files, "max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4)}
         else:
-            latents = torch_latents(name, case["seed"], 1, size)
+            latents = torch_latents(case["seed"], 1, size)
             gen = fixed_generator(latents)
             out = generate(pipe, mode, params, image, mask, generator=gen)
             entry["seed"] = case["seed"]
