@@ -7,12 +7,20 @@
  * CppStdGenerator; graphserve runs the optimum ONNX export of the SAME saved
  * weights with its default generator (mt19937, OVMS's) and the same seed.
  *
- * Tolerance: CROSS_RUNTIME_TOLERANCE per channel value on the final images.
- * With identical initial latents, GenAI (f32) and diffusers differ by at most
- * 1/255 on these models (manifest: `t2i-torch-seed42` → `diffusers.max_abs_diff`),
- * and graphserve must stay within 2/255 of diffusers (test/conformance.test.ts):
- * 1 + 2 = 3. (GenAI's default CPU precision is bf16 on AMX hosts; that
- * measured 8/255 from diffusers, which is why the goldens are f32.)
+ * Each rng_seed golden also holds diffusers' image for the same request with
+ * every random draw taken from CppStdGenerator(seed) in call order
+ * (`diffusers_same_draws`), so two things are checked:
+ * - graphserve vs that diffusers image: within DIFFUSERS_TOLERANCE (2/255, the
+ *   conformance bound of test/conformance.test.ts): the seed means the same
+ *   noise and the pipeline computes what diffusers computes with it;
+ * - graphserve vs GenAI: within CROSS_RUNTIME_TOLERANCE = 4/255 where GenAI
+ *   itself stays within the conformance bound of diffusers with identical
+ *   draws (2/255; measured 1–2, f32) — 2/255 for graphserve plus 2/255 for
+ *   GenAI. Cases where GenAI departs further (GENAI_DIVERGENCES, the spread
+ *   in the manifest) must be listed, and graphserve's distance to GenAI there
+ *   must be that spread within 2/255: GenAI's departure, not graphserve's.
+ * (GenAI's default CPU precision is bf16 on AMX hosts: 8/255 (sd1) and 38/255
+ * (sdxl) from diffusers, which is why the goldens are made at f32.)
  */
 import { strict as assert } from "node:assert";
 import { existsSync, readFileSync } from "node:fs";
@@ -23,7 +31,21 @@ import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import type { GenerationRequest, RgbImage } from "../src/backends/types.js";
 import { decodeRgb } from "../src/tools/accuracy/run.js";
 
-const CROSS_RUNTIME_TOLERANCE = 3;
+const DIFFUSERS_TOLERANCE = 2;
+const CROSS_RUNTIME_TOLERANCE = 2 * DIFFUSERS_TOLERANCE;
+/**
+ * Cases where GenAI 2026.4.1 and diffusers 0.39 part although every random draw is the same
+ * (manifest `diffusers_same_draws.max_abs_diff`): inpainting with a 4-channel UNet under the Euler
+ * schedulers. The same requests with DDIM or PNDM, and every text-to-image / image-to-image one with
+ * Euler or Euler ancestral, agree within 2/255. Cause not found yet: GenAI's Euler add_noise and its
+ * blend (latents re-noised to timesteps[i + 1] after step i) read, in source, the same sigma as
+ * diffusers' step_index does. graphserve follows diffusers here (within 1/255 of it).
+ */
+const GENAI_DIVERGENCES: Readonly<Record<string, string>> = {
+  "sd1 inpaint-EulerDiscreteScheduler-seed42": "Euler, 4-channel inpainting",
+  "sd1 inpaint-EulerAncestralDiscreteScheduler-seed42": "Euler ancestral, 4-channel inpainting",
+  "sdxl inpaint-seed42": "SDXL's own Euler, 4-channel inpainting",
+};
 const OV = resolve("test/fixtures/openvino");
 const CONFORMANCE = resolve("test/fixtures/conformance");
 
@@ -40,6 +62,8 @@ interface GoldenParams {
 }
 interface GoldenEntry {
   id: string;
+  scheduler?: string;
+  diffusers_same_draws?: { images: string[]; max_abs_diff: number };
   mode: "text2image" | "image2image" | "inpainting";
   noise: "rng_seed" | "torch";
   params: GoldenParams;
@@ -69,13 +93,33 @@ async function png(path: string): Promise<RgbImage> {
 }
 
 const loaded = new Map<string, Promise<OnnxPipeline>>();
-function pipeline(dir: string): Promise<OnnxPipeline> {
-  let p = loaded.get(dir);
+function pipeline(dir: string, scheduler: string | undefined): Promise<OnnxPipeline> {
+  const key = `${dir}|${scheduler ?? ""}`;
+  let p = loaded.get(key);
   if (!p) {
-    p = OnnxPipeline.load(dir, { intraOpNumThreads: 1 });
-    loaded.set(dir, p);
+    p = OnnxPipeline.load(dir, { intraOpNumThreads: 1, ...(scheduler ? { scheduler } : {}) });
+    loaded.set(key, p);
   }
   return p;
+}
+
+/** Largest and mean absolute difference between `data` (count images) and the PNGs `files`. */
+async function compare(data: Uint8Array, width: number, height: number, files: string[], gold: string): Promise<{ max: number; mean: number }> {
+  assert.equal(data.length, files.length * width * height * 3, "image count");
+  let max = 0;
+  let sum = 0;
+  const size = width * height * 3;
+  for (const [k, file] of files.entries()) {
+    const want = await png(join(gold, file));
+    assert.equal(want.width, width);
+    assert.equal(want.height, height);
+    for (let i = 0; i < size; i++) {
+      const d = Math.abs(data[k * size + i]! - want.data[i]!);
+      max = Math.max(max, d);
+      sum += d;
+    }
+  }
+  return { max, mean: sum / data.length };
 }
 
 after(async () => {
@@ -119,27 +163,24 @@ describe("graphserve ONNX vs OpenVINO GenAI, same tiny model and rng_seed", () =
     for (const c of entry.cases.filter((k) => k.noise === "rng_seed")) {
       it(`${name} ${c.id}`, { skip: dir ? false : `no ONNX export of ${name} in test/fixtures/conformance` }, async (t) => {
         const gold = join(OV, "goldens", name);
-        const p = await pipeline(dir!);
+        const p = await pipeline(dir!, c.scheduler);
         const result = await p.generate(await request(c, gold));
-        let max = 0;
-        let sum = 0;
-        let count = 0;
-        assert.equal(result.count, c.outputs.length);
-        const size = result.width * result.height * 3;
-        for (const [k, out] of c.outputs.entries()) {
-          const want = await png(join(gold, out.file));
-          assert.equal(result.width, want.width);
-          assert.equal(result.height, want.height);
-          const got = result.data.subarray(k * size, (k + 1) * size);
-          for (let i = 0; i < size; i++) {
-            const d = Math.abs(got[i]! - want.data[i]!);
-            max = Math.max(max, d);
-            sum += d;
-            count++;
-          }
+        const same = c.diffusers_same_draws!;
+        const vsDiffusers = await compare(result.data, result.width, result.height, same.images, gold);
+        const vsGenAi = await compare(result.data, result.width, result.height, c.outputs.map((o) => o.file), gold);
+        t.diagnostic(
+          `${name} ${c.id}: vs diffusers (same draws) max ${vsDiffusers.max} mean ${vsDiffusers.mean.toFixed(4)}; ` +
+            `vs GenAI max ${vsGenAi.max} mean ${vsGenAi.mean.toFixed(4)}; GenAI vs diffusers max ${same.max_abs_diff}`,
+        );
+        assert.ok(vsDiffusers.max <= DIFFUSERS_TOLERANCE, `graphserve vs diffusers: ${vsDiffusers.max} > ${DIFFUSERS_TOLERANCE}`);
+        const key = `${name} ${c.id}`;
+        if (GENAI_DIVERGENCES[key]) {
+          assert.ok(same.max_abs_diff > DIFFUSERS_TOLERANCE, `${key} is listed as a GenAI divergence but GenAI now agrees with diffusers`);
+          assert.ok(Math.abs(vsGenAi.max - same.max_abs_diff) <= DIFFUSERS_TOLERANCE, `graphserve vs GenAI ${vsGenAi.max}, GenAI vs diffusers ${same.max_abs_diff}`);
+        } else {
+          assert.ok(same.max_abs_diff <= DIFFUSERS_TOLERANCE, `GenAI departs from diffusers by ${same.max_abs_diff} on ${key}, not a known divergence`);
+          assert.ok(vsGenAi.max <= CROSS_RUNTIME_TOLERANCE, `graphserve vs GenAI: ${vsGenAi.max} > ${CROSS_RUNTIME_TOLERANCE}`);
         }
-        t.diagnostic(`${name} ${c.id}: max |Δpixel| ${max}, mean ${(sum / count).toFixed(4)}`);
-        assert.ok(max <= CROSS_RUNTIME_TOLERANCE, `max pixel difference ${max} > ${CROSS_RUNTIME_TOLERANCE}`);
       });
     }
   }

@@ -115,10 +115,25 @@ describe("real OpenVINO IR folders (optimum-intel exports)", () => {
     });
   }
 
-  test("sd-inpaint: GenAI builds no text-to-image pipeline for a 9-channel UNet (the adapter's load order tolerates this)", () => {
-    const defaults = manifest.pipelines["sd-inpaint"]!.defaults;
-    assert.ok("error" in defaults["text2image"]!, "GenAI refused text-to-image on the inpainting model");
-    assert.equal(typeof (defaults["inpainting"] as GenAiConfig).width, "number");
+  test("sd-inpaint: GenAI builds only the inpainting pipeline; the adapter serves that mode and warns with GenAI's reasons", async () => {
+    const entry = manifest.pipelines["sd-inpaint"]!;
+    const refused = (mode: string): string => {
+      const d = entry.defaults[mode]!;
+      assert.ok("error" in d, `GenAI refused ${mode} on the inpainting model`);
+      return d.error;
+    };
+    assert.equal(typeof (entry.defaults["inpainting"] as GenAiConfig).width, "number");
+    const fail = { text2image: refused("text2image"), image2image: refused("image2image") };
+    const fake = createFakeOpenVino({ fail });
+    const backend = await OpenVinoBackend.load(resolve(entry.ir_folder), { loader: async () => fake.bindings });
+    try {
+      assert.deepEqual(backend.capabilities().modes, ["inpainting"]);
+      assert.equal(backend.loadWarnings.length, 2);
+      assert.ok(backend.loadWarnings.some((w) => w.includes(fail.text2image)));
+      assert.ok(backend.loadWarnings.some((w) => w.includes(fail.image2image)));
+    } finally {
+      await backend.dispose();
+    }
   });
 });
 

@@ -20,7 +20,12 @@ graph.pbtxt graphserve's `--configure` writes (needs `npm run build` first):
   output `latent_sample` (sampled in the graph), opset 14. That script loads
   a StableDiffusionPipeline only: there is no legacy layout for SDXL.
 
-    /work/venvs/legacy/bin/python tools/reference/export_legacy.py [--kinds ...] [pipeline ...]
+Each folder's entry in test/fixtures/conformance/manifest.json (`exports`,
+kept by manifest.py) gets the command, this venv's versions and every
+component's inputs and outputs; `--manifest-only` rewrites those entries from
+the folders already there.
+
+    /work/venvs/legacy/bin/python tools/reference/export_legacy.py [pipeline ...] [--kinds KIND ...] [--manifest-only]
 """
 from __future__ import annotations
 
@@ -44,7 +49,8 @@ KINDS = {
     "optimum-1.22": ["sd1", "sdxl"],
     "legacy": ["sd1", "sd-inpaint"],
 }
-MANIFEST = FIXTURES / "manifest-legacy.json"
+MANIFEST = FIXTURES / "manifest.json"
+VERSIONS = ["torch", "transformers", "diffusers", "optimum", "onnx", "onnxruntime"]
 
 
 def saved(name: str) -> Path:
@@ -55,15 +61,26 @@ def saved(name: str) -> Path:
     return folder
 
 
-def optimum_export(name: str, kind: str, out: Path) -> list[str]:
-    cmd = ["optimum-cli", "export", "onnx", "--model", f"pipelines/{name}", "--task", task(name), str(out)]
+def optimum_command(name: str) -> list[str]:
+    return ["optimum-cli", "export", "onnx", "--model", f"pipelines/{name}", "--task", task(name)]
+
+
+def optimum_export(name: str, kind: str, out: Path) -> None:
     env = dict(os.environ)
     if kind == "optimum-1.22":
         env["PYTHONPATH"] = str(OPTIMUM_122)
-    subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], check=True, cwd=pipelines.CACHE, env=env,
+    cmd = optimum_command(name)
+    subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], str(out)], check=True, cwd=pipelines.CACHE, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shown = ["optimum-cli", *cmd[1:-1], str(out.relative_to(REPO))]
-    return ([f"PYTHONPATH={OPTIMUM_122}"] if kind == "optimum-1.22" else []) + shown
+
+
+def shown_command(name: str, kind: str) -> str:
+    """The command as manifest.json gives commands (run from the repository root)."""
+    if kind == "legacy":
+        return f"/work/venvs/legacy/bin/python tools/reference/export_legacy.py {name} --kinds legacy"
+    env = f"PYTHONPATH={OPTIMUM_122} " if kind == "optimum-1.22" else ""
+    return (f"cd tools/reference/.cache && {env}/work/venvs/legacy/bin/{' '.join(optimum_command(name))} "
+            f"../../../test/fixtures/conformance/{name}/{kind}")
 
 
 def torch_export(module, args: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict) -> None:
@@ -74,7 +91,7 @@ def torch_export(module, args: tuple, path: Path, inputs: list[str], outputs: li
                       do_constant_folding=True, opset_version=14)
 
 
-def legacy_export(name: str, out: Path) -> list[str]:
+def legacy_export(name: str, out: Path) -> None:
     """The old diffusers converter's graphs and save layout, written from its documented facts (see module doc)."""
     import onnx
     import torch
@@ -115,16 +132,15 @@ def legacy_export(name: str, out: Path) -> list[str]:
                     tokenizer=pipe.tokenizer, unet=component("unet"), scheduler=pipe.scheduler, safety_checker=None,
                     feature_extractor=None, requires_safety_checker=False)
     onnx_pipe.save_pretrained(out)
-    return ["python", "tools/reference/export_legacy.py", name, "--kinds", "legacy"]
 
 
 def describe(out: Path) -> dict:
     """Input/output names, types and dims of every component, for the manifest."""
     import onnx
 
-    def io(v) -> list:
-        dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-        return [v.name, onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower(), dims]
+    def io(v) -> str:
+        dims = ", ".join(str(d.dim_param or d.dim_value) for d in v.type.tensor_type.shape.dim)
+        return f"{v.name}: {onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower()} [{dims}]"
 
     info = {}
     for model in sorted(out.glob("*/model.onnx")):
@@ -138,22 +154,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*")
     ap.add_argument("--kinds", nargs="*", choices=list(KINDS), default=list(KINDS), help="put pipeline names before --kinds")
+    ap.add_argument("--manifest-only", action="store_true", help="only rewrite the manifest entries of the existing folders")
     args = ap.parse_args()
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"exports": {}}
-    manifest["made_by"] = "tools/reference/export_legacy.py in /work/venvs/legacy (tools/reference/requirements-legacy.txt)"
-    manifest["versions"] = {p: version(p) for p in ["torch", "transformers", "diffusers", "optimum", "onnx", "onnxruntime"]}
-    manifest["versions"]["optimum (optimum-1.22 kind)"] = "1.22.0"
+    versions = {p: version(p) for p in VERSIONS}
     for kind in args.kinds:
         for name in KINDS[kind]:
             if args.names and name not in args.names:
                 continue
-            saved(name)
             out = FIXTURES / name / kind
-            shutil.rmtree(out, ignore_errors=True)
-            cmd = legacy_export(name, out) if kind == "legacy" else optimum_export(name, kind, out)
-            write_graph(out)
+            if not args.manifest_only:
+                saved(name)
+                shutil.rmtree(out, ignore_errors=True)
+                legacy_export(name, out) if kind == "legacy" else optimum_export(name, kind, out)
+                write_graph(out)
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-            manifest["exports"][f"{name}/{kind}"] = {"folder": str(out.relative_to(REPO)), "command": cmd, "bytes": size, "models": describe(out)}
+            manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+            entry = manifest.setdefault("exports", {}).setdefault(f"{name}/{kind}", {})
+            entry.update(command=shown_command(name, kind), made_by="tools/reference/export_legacy.py",
+                         versions=dict(versions, optimum="1.22.0") if kind == "optimum-1.22" else versions,
+                         pipeline=name, kind=kind, bytes=size, models=describe(out))
             MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
             print(f"{name} {kind}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB)", flush=True)
 

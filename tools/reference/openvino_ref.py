@@ -14,7 +14,10 @@ exports and the diffusers goldens use) this script
    IR folders (what OVMS's ImageGenCalculator runs) and records golden images
    with their seeds and parameters. Two kinds of noise:
    - "rng_seed": GenAI's own generator (CppStdGenerator(seed)), what an OVMS
-     request with that rng_seed draws; its initial noise is recorded too;
+     request with that rng_seed draws; its initial noise is recorded too, and
+     diffusers runs the same request with every one of its random draws
+     taken from CppStdGenerator(seed) in call order (GenAI's order), the
+     largest GenAI-vs-diffusers difference recorded (`diffusers_same_draws`);
    - "torch": the initial latents diffusers draws from
      torch.Generator("cpu").manual_seed(seed), handed to GenAI through a
      Python Generator; diffusers runs with the same latents and the largest
@@ -217,6 +220,15 @@ def cases_for(name: str) -> list[dict]:
         cases.append(dict(id="t2i-torch-seed42", mode="text2image", noise="torch", params=dict(base, num_inference_steps=3), seed=42))
         cases.append(dict(id="i2i-seed42", mode="image2image", noise="rng_seed", params=dict(base, num_inference_steps=4, strength=0.6, rng_seed=42)))
     cases.append(dict(id="inpaint-seed42", mode="inpainting", noise="rng_seed", params=dict(base, num_inference_steps=4, strength=1.0, rng_seed=42)))
+    if name == "sd1":
+        # Scheduler overrides (a model view, as the adapter makes): where GenAI and diffusers part.
+        for cls, mode in [("EulerDiscreteScheduler", "text2image"), ("EulerAncestralDiscreteScheduler", "text2image"),
+                          ("DDIMScheduler", "inpainting"), ("EulerDiscreteScheduler", "inpainting"),
+                          ("EulerAncestralDiscreteScheduler", "inpainting")]:
+            short = "t2i" if mode == "text2image" else "inpaint"
+            extra = dict(strength=1.0) if mode == "inpainting" else {}
+            cases.append(dict(id=f"{short}-{cls}-seed42", mode=mode, noise="rng_seed", scheduler=cls,
+                              params=dict(base, num_inference_steps=4, rng_seed=42, **extra)))
     return cases
 
 
@@ -230,14 +242,49 @@ def diffusers_text2image(name: str, params: dict, latents: np.ndarray) -> np.nda
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
 
-def torch_latents(pipe_name: str, seed: int, count: int, size: int) -> np.ndarray:
+GOLDEN_MODES = {"text2image": "text-to-image", "image2image": "image-to-image", "inpainting": "inpainting"}
+
+
+def diffusers_with_genai_noise(name: str, mode: str, params: dict, image: np.ndarray, mask: np.ndarray, scheduler: str | None) -> np.ndarray:
+    """diffusers on the same request, every randn_tensor call served by CppStdGenerator(rng_seed) in call order, as GenAI draws."""
+    import openvino as ov
+    import openvino_genai as ov_genai
+    import diffusers
+    import torch
+    from PIL import Image
+
+    import draws
+    import goldens as diffusers_goldens
+
+    pipe = diffusers_goldens.torch_pipe(name, GOLDEN_MODES[mode])
+    cls = getattr(diffusers, scheduler) if scheduler else type(pipe.scheduler)
+    pipe.scheduler = cls.from_config(pipe.scheduler.config)  # fresh state
+    gen = ov_genai.CppStdGenerator(params["rng_seed"])
+
+    def randn(shape, generator=None, device=None, dtype=None, layout=None, **kw):
+        values = np.asarray(gen.randn_tensor(ov.Shape(list(shape))).data, dtype=np.float32).reshape(list(shape))
+        return torch.from_numpy(values.copy()).to(dtype=dtype or torch.float32)
+
+    kw = {k: v for k, v in params.items() if k != "rng_seed"}
+    if mode == "image2image":
+        kw.pop("width", None), kw.pop("height", None)
+    if mode != "text2image":
+        kw["image"] = Image.fromarray(image)
+    if mode == "inpainting":
+        kw["mask_image"] = Image.fromarray(mask)
+    with torch.no_grad(), draws._patched(randn):
+        out = pipe(output_type="np", **kw).images
+    return (np.clip(np.asarray(out), 0, 1) * 255).round().astype(np.uint8)
+
+
+def torch_latents(seed: int, count: int, size: int) -> np.ndarray:
     import torch
 
     g = torch.Generator("cpu").manual_seed(seed)
     return torch.randn((count, 4, size // 8, size // 8), generator=g, dtype=torch.float32).numpy()
 
 
-def goldens(name: str, ir: Path, gold: Path) -> dict:
+def goldens(name: str, ir: Path, gold: Path, tmp: Path) -> dict:
     import openvino as ov
     import openvino_genai as ov_genai
 
@@ -257,8 +304,13 @@ def goldens(name: str, ir: Path, gold: Path) -> dict:
     for case in cases_for(name):
         mode = case["mode"]
         pipe = made[mode]
+        if case.get("scheduler"):
+            view, _ = scheduler_view(ir, case["scheduler"], tmp)
+            pipe = getattr(ov_genai, PIPELINE_CLASSES[mode])(str(view), "CPU", **GOLDEN_PROPERTIES)
         params = case["params"]
         entry: dict = dict(id=case["id"], mode=mode, pipeline=PIPELINE_CLASSES[mode], properties=GOLDEN_PROPERTIES, noise=case["noise"], params=params)
+        if case.get("scheduler"):
+            entry["scheduler"] = case["scheduler"]
         if mode != "text2image":
             entry["image"] = "init.png"
         if mode == "inpainting":
@@ -271,8 +323,15 @@ def goldens(name: str, ir: Path, gold: Path) -> dict:
             (gold / f"{case['id']}.noise.f32").write_bytes(noise.tobytes())
             entry["generator"] = "CppStdGenerator"
             entry["initial_noise"] = {"shape": shape, "file": f"{case['id']}.noise.f32", "format": "float32 little-endian, row-major"}
+            ref = diffusers_with_genai_noise(name, mode, params, image, mask, case.get("scheduler"))
+            diff = np.abs(out.astype(np.int16) - ref.astype(np.int16))
+            ref_files = []
+            for i, img in enumerate(ref):
+                ref_files.append(f"{case['id']}.diffusers.png" if len(ref) == 1 else f"{case['id']}.diffusers.{i}.png")
+                save_png(gold / ref_files[-1], img)
+            entry["diffusers_same_draws"] = {"images": ref_files, "max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4)}
         else:
-            latents = torch_latents(name, case["seed"], 1, size)
+            latents = torch_latents(case["seed"], 1, size)
             gen = fixed_generator(latents)
             out = generate(pipe, mode, params, image, mask, generator=gen)
             entry["seed"] = case["seed"]
@@ -394,7 +453,7 @@ def main() -> None:
                 "weight_format": WEIGHT_FORMAT,
                 "graph_pbtxt": "export_model.py image_generation template, defaults (device CPU)",
                 "scheduler_config": json.loads((ir / "scheduler" / "scheduler_config.json").read_text()),
-                **goldens(name, ir, gold),
+                **goldens(name, ir, gold, tmp),
             }
             if name == "sd1":
                 entry["scheduler_overrides"] = scheduler_checks(ir, tmp)
