@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
-import { imageInfo, solidImage, sseEvents, startImageServer } from "./image-server.js";
+import { decodeImage } from "../calculators/image-gen/codec.js";
+import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
+import type { GenerationRequest } from "../src/backends/types.js";
+import { DEFAULT_OPTIONS, imageInfo, solidImage, sseEvents, startImageServer, tinyModel } from "./image-server.js";
 import { errorOf, eventually, type TestServer } from "./server-helpers.js";
 
 /** The response fields graphserve adds to OpenAI's (and the SDK's type does not list). */
@@ -117,8 +120,13 @@ describe("one-node graph through the openai SDK", () => {
     const c = await generate(client, { ...body, rng_seed: 43 });
     assert.notEqual(a.data[0].b64_json, c.data[0].b64_json);
 
+    // OVMS keeps rng_seed mod 2^32 (std::mt19937::seed): 2^32 + 42 draws 42's noise; the answer names the seed as sent.
+    const wide = await generate(client, { ...body, rng_seed: 2 ** 32 + 42 });
+    assert.equal(wide.rng_seed, 2 ** 32 + 42);
+    assert.equal(wide.data[0].b64_json, a.data[0].b64_json);
+
     const free = await generate(client, body);
-    assert.ok(Number.isSafeInteger(free.rng_seed));
+    assert.ok(Number.isSafeInteger(free.rng_seed) && free.rng_seed < 2 ** 32, `a drawn seed names distinct noise: ${free.rng_seed}`);
     const replay = await generate(client, { ...body, rng_seed: free.rng_seed });
     assert.equal(replay.rng_seed, free.rng_seed);
     assert.equal(replay.data[0].b64_json, free.data[0].b64_json);
@@ -193,6 +201,10 @@ describe("one-node graph through the openai SDK", () => {
     const sevenHalf = await edit(client, { image: await png(64, 64), guidance_scale: 7.5, strength: 0.9, rng_seed: 2 });
     await assertImages(seven, 1, 64, 64);
     assert.notEqual(seven.data[0].b64_json, sevenHalf.data[0].b64_json);
+    // rng_seed as multipart text past 2^32 (OVMS reads it with stou64; the generator keeps it mod 2^32).
+    const wide = await edit(client, { image: await png(64, 64), guidance_scale: 7, strength: 0.9, rng_seed: 2 ** 32 + 2 });
+    assert.equal(wide.rng_seed, 2 ** 32 + 2);
+    assert.equal(wide.data[0].b64_json, seven.data[0].b64_json);
     // lora_alphas: {a: 0.5} travels as a lora_alphas[a] part; this servable has no adapters.
     await assert.rejects(edit(client, { image: await png(64, 64), lora_alphas: { a: 0.5 } }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === "lora_alphas");
   });
@@ -430,6 +442,28 @@ describe("pipeline graph (HttpInput → ImageGen → Base64Encoder)", () => {
       })(),
       (err: unknown) => err instanceof OpenAI.BadRequestError,
     );
+  });
+});
+
+describe("graph option noise_generator", () => {
+  let srv: TestServer;
+  test("start", async () => {
+    srv = await startImageServer("tiny-torch-noise", { options: `${DEFAULT_OPTIONS}\n      noise_generator: "torch-cpu"` });
+  });
+
+  test("torch-cpu reaches the model workers: the served image is the pipeline's with torch's generator", async () => {
+    const served = await generate(sdk(srv, "tiny-torch-noise"), { size: "64x64", num_inference_steps: 2, rng_seed: 42 });
+    const request: GenerationRequest = { mode: "text2image", prompt: "a red fox", width: 64, height: 64, numInferenceSteps: 2, rngSeed: 42 };
+    const decoded = await decodeImage(Buffer.from(served.data[0].b64_json, "base64"), "b64_json", { maxPixels: 64 * 64 });
+    for (const noise of ["torch-cpu", "mt19937"] as const) {
+      const pipeline = await OnnxPipeline.load(await tinyModel(), { noise, intraOpNumThreads: 1 });
+      try {
+        const expected = await pipeline.generate(request);
+        assert.equal(Buffer.compare(decoded.data, expected.data) === 0, noise === "torch-cpu", `the served image ${noise === "torch-cpu" ? "is" : "is not"} the ${noise} pipeline's`);
+      } finally {
+        await pipeline.dispose();
+      }
+    }
   });
 });
 

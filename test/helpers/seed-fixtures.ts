@@ -34,7 +34,7 @@ export interface SeedFixture {
   readonly cases: RecordedCase[];
 }
 
-/** glibc-libm.json: this machine's glibc logf and fmaf, every number a float32 bit pattern. */
+/** glibc-libm.json: glibc's logf and fmaf as seeds.py recorded them (its libc in made_by), every number a float32 bit pattern. */
 export interface LibmFixture {
   readonly logf: { x: number[]; logf: number[]; differs_from_rounded_log: number };
   readonly fmaf: { a: number[]; b: number[]; c: number[]; fmaf: number[] };

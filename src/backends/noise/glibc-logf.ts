@@ -8,7 +8,7 @@
  */
 import { bitsOf, floatOf } from "./float32-bits.js";
 
-/** 1/c for the 16 subintervals of the reduced argument z ∈ [0x3f330000, 2·0x3f330000) (as float bits). */
+/** 1/c for the 16 subintervals of the reduced argument z ∈ [0.69921875, 1.3984375) (bits OFF to OFF + 2^23). */
 const INV_C = [
   1.398907162146528, 1.3403141896637998, 1.286432210124115, 1.2367150214269895,
   1.1906977166711752, 1.1479821020556429, 1.1082251448272158, 1.0711297413057381,
@@ -23,12 +23,11 @@ const LOG_C = [
   0.1652495223695143, 0.21687389031699977, 0.2659635028121397, 0.3127556664073557,
 ];
 const LN2 = 0.6931471805599453;
-/** log1p(r) ≈ r + A0·r² + A1·r³ + A2·r⁴ ... evaluated as glibc pipelines it. */
+/** log1p(r) ≈ r + A2·r² + A1·r³ + A0·r⁴, evaluated in glibc's order (A2 ≈ −1/2, A1 ≈ 1/3, A0 ≈ −1/4). */
 const A0 = -0.25089342214237154;
 const A1 = 0.333456765744066;
 const A2 = -0.4999997485802103;
 const OFF = 0x3f330000;
-
 
 /** glibc logf(x) for a float32 `x`; the result is a float32 value. */
 export function glibcLogf(x: number): number {
