@@ -12,7 +12,7 @@
  * not touch (names, shapes, attributes, metadata) is copied byte for byte.
  */
 import { closeSync, mkdtempSync, openSync, readSync, writeSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -305,10 +305,17 @@ export async function upcastFloat16Model(path: string): Promise<string | undefin
     },
   };
   try {
-    const out = encode(fields.map((f) => (f.field === 7 ? bytesField(7, graph(f.data, ctx, true)) : f)));
+    let out: Uint8Array;
+    try {
+      out = encode(fields.map((f) => (f.field === 7 ? bytesField(7, graph(f.data, ctx, true)) : f)));
+    } finally {
+      closeSync(fd);
+    }
     await writeFile(join(dir, "model.onnx"), out);
-  } finally {
-    closeSync(fd);
+  } catch (e) {
+    // Nothing half-written stays behind (e.g. an external-data file that is missing).
+    await rm(dir, { recursive: true, force: true });
+    throw e;
   }
   return join(dir, "model.onnx");
 }
