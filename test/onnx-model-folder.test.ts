@@ -60,7 +60,7 @@ describe("readModelFolder", () => {
   it("sessions report their input dtypes", async () => {
     const info = await readModelFolder(await folder({ family: "sd", timestepDtype: "int64", vaeEncoderOutput: "latent_parameters" }));
     const s = await loadModelSessions(info);
-    assert.equal(s.timestepDtype, "int64");
+    assert.deepEqual(s.timestep, { type: "int64", length: "batch" });
     assert.equal(s.inputIdsDtype, "int32");
     assert.equal(s.vaeEncoderOutput, "latent_parameters");
     await releaseSessions(s);

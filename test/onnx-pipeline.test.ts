@@ -1,10 +1,11 @@
 /** The ONNX Runtime SD/SDXL pipeline, in-process, on tiny generated models. */
 import { strict as assert } from "node:assert";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { guidanceEmbedding, nchwToRgbU8, OnnxPipeline } from "../src/backends/onnx/pipeline.js";
+import { createNoiseGenerator, type NoiseGenerator } from "../src/backends/noise/index.js";
 import { makeTinyModel, type TinyModelOptions } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { BackendError, GenerationCancelledError, type GenerationRequest, type RgbImage } from "../src/backends/types.js";
 
@@ -208,7 +209,7 @@ describe("OnnxPipeline SD text2image", () => {
 describe("OnnxPipeline SD variants", () => {
   it("int64 input_ids and timestep, Euler, latent_parameters VAE encoder", async () => {
     const p = await tiny("sd-int64", { family: "sd", timestepDtype: "int64", inputIdsDtype: "int64", vaeEncoderOutput: "latent_parameters", scheduler: "euler" });
-    assert.equal(p.sessions.timestepDtype, "int64");
+    assert.deepEqual(p.sessions.timestep, { type: "int64", length: "batch" });
     assert.equal(p.sessions.inputIdsDtype, "int64");
     const r = await p.generate({ mode: "text2image", prompt: "a cat", numInferenceSteps: 3, rngSeed: 1 });
     assert.equal(r.timings.stepMs.length, 3);
@@ -241,6 +242,32 @@ describe("LCM / SD-Turbo style schedules", () => {
     pipelines.push(anc);
     const c = await anc.generate({ mode: "text2image", prompt: "a cat", numInferenceSteps: 1, rngSeed: 1, guidanceScale: 0 });
     assert.equal(c.timings.stepMs.length, 1);
+  });
+
+  it("draws through one generator in diffusers' order and shapes: initial latents for all images, then one draw per ancestral step", async () => {
+    const dir = join(root, "sd-draws");
+    await makeTinyModel(dir, { family: "sd", vaeEncoderOutput: "latent_parameters" });
+    const cases: [string, GenerationRequest, number[][]][] = [
+      // Euler ancestral draws on every step (the last one's goes unused, as in diffusers); LCM on every step but the last.
+      ["EulerAncestralDiscreteScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 7.5 }, Array(4).fill([2, 4, 8, 8])],
+      ["LCMScheduler", { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, numImagesPerPrompt: 2, guidanceScale: 1 }, Array(3).fill([2, 4, 8, 8])],
+      // img2img: the VAE sample (one image), then the noise for both images; DDIM draws nothing per step.
+      ["DDIMScheduler", { mode: "image2image", prompt: "a cat", image: gradient(64, 64), strength: 1, numInferenceSteps: 3, numImagesPerPrompt: 2 }, [[1, 4, 8, 8], [2, 4, 8, 8]]],
+      // 4-channel inpainting: image sample, noise, then the masked image's sample (diffusers encodes it for every UNet).
+      ["DDIMScheduler", { mode: "inpainting", prompt: "a cat", image: gradient(64, 64), mask: halfMask(64, 64), numInferenceSteps: 2 }, [[1, 4, 8, 8], [1, 4, 8, 8], [1, 4, 8, 8]]],
+    ];
+    for (const [scheduler, req, expected] of cases) {
+      const p = await OnnxPipeline.load(dir, { scheduler, intraOpNumThreads: 1 });
+      pipelines.push(p);
+      const shapes: number[][] = [];
+      const inner = createNoiseGenerator("mt19937", 5);
+      const recording: NoiseGenerator = { randn: (shape) => (shapes.push([...shape]), inner.randn(shape)) };
+      const a = await p.generate(req, {}, recording);
+      assert.deepEqual(shapes, expected, `${scheduler} ${req.mode}`);
+      // The same draws give the same bytes.
+      const b = await p.generate(req, {}, createNoiseGenerator("mt19937", 5));
+      assert.deepEqual(a.data, b.data);
+    }
   });
 
   it("a batch draws one noise tensor, as OVMS and diffusers do: image 0 of n=2 is the n=1 image unless steps draw noise", async () => {
@@ -328,6 +355,17 @@ describe("OnnxPipeline SDXL", () => {
     const empty2 = await p.generate({ ...req, negativePrompt: "", negativePrompt2: "" });
     assert.ok(differs(absent.data, empty.data));
     assert.deepEqual(empty.data, empty2.data);
+  });
+
+  it("force_zeros_for_empty_prompt defaults to true, as in diffusers' SDXL pipelines; requires_aesthetics_score must match the UNet's time_ids", async () => {
+    assert.equal(p.info.forceZerosForEmptyPrompt, true);
+    const dir = join(root, "sdxl-aesthetic");
+    await makeTinyModel(dir, { family: "sdxl" });
+    const indexPath = join(dir, "model_index.json");
+    const index = JSON.parse(await readFile(indexPath, "utf8")) as Record<string, unknown>;
+    delete index.force_zeros_for_empty_prompt;
+    await writeFile(indexPath, JSON.stringify({ ...index, requires_aesthetics_score: true }));
+    await assert.rejects(OnnxPipeline.load(dir), (e: Error) => e instanceof BackendError && /"time_ids" has width 6, but model_index.json sets requires_aesthetics_score \(5 values\)/.test(e.message));
   });
 
   it("image2image and inpainting", async () => {

@@ -3,6 +3,7 @@
  * each compared against a float64 reference written out plainly below from the
  * published formulas (never by calling the implementation).
  */
+import { parseConfigJson } from "../src/backends/onnx/config-json.js";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -291,7 +292,10 @@ describe("schedulers: Karras sigmas", () => {
   test("DPM++ 2M Karras: rounded timesteps and trajectory", () => {
     const s = createScheduler(sd("DPMSolverMultistepScheduler", { timestep_spacing: "leading", use_karras_sigmas: true })) as DPMSolverMultistepScheduler;
     s.setTimesteps(20);
-    const sig = refKarras(refSigma(SD_AC, 1), refSigma(SD_AC, 951), 20);
+    // diffusers ramps over the whole training range, σ(0) … σ(999), whatever the spacing.
+    const sig = refKarras(refSigma(SD_AC, 0), refSigma(SD_AC, 999), 20);
+    // diffusers 0.39 gives 999, 962, 921, 876, 827, 772, 710, 640, 561, 474, 380, 285, 197, 123, 69, 35, 15, 6, 2, 0.
+    assert.deepEqual(Array.from(s.timesteps), [999, 962, 921, 876, 827, 772, 710, 640, 561, 474, 380, 285, 197, 123, 69, 35, 15, 6, 2, 0]);
     const ts = sig.map((v) => {
       const t = refTimestepForSigma(v);
       const f = Math.floor(t);
@@ -322,8 +326,8 @@ describe("schedulers: Euler ancestral", () => {
     });
     assertClose(s.step(eps, i, x, fixedRng(z)), expected, 1e-6, "ancestral");
     assert.throws(() => s.step(eps, i, x), /needs an rng/);
-    // Last step (σ_next = 0) is deterministic: returns x₀.
-    const last = s.step(eps, 49, x);
+    // Last step (σ_next = 0): still draws (as diffusers does) but σ_up = 0, so it returns x₀.
+    const last = s.step(eps, 49, x, fixedRng(z));
     const sigL = refSigma(SD_AC, 1);
     assertClose(last, Array.from(x, (v, k) => v - sigL * eps[k]), 1e-6, "last");
   });
@@ -407,6 +411,10 @@ describe("schedulers: DDIM", () => {
 });
 
 /** Plain float64 PLMS reference for a full run over grid g (epsilon or v). */
+/**
+ * diffusers' PNDMScheduler.step_plms on the timestep list [g₀, g₁, g₁, g₂, …] cut at `start`
+ * (img2img): raw outputs are stored; the combination is converted to ε at the step's start.
+ */
 function refPlms(
   grid: number[],
   ratio: number,
@@ -414,28 +422,26 @@ function refPlms(
   model: (x: number[], t: number) => number[],
   finalAlpha: number,
   prediction: "epsilon" | "v_prediction",
+  start = 0,
 ): { timesteps: number[]; x: number[] } {
   const a = (t: number) => (t >= 0 ? SD_AC[t] : finalAlpha);
-  const transfer = (x: number[], from: number, to: number, e: number[]) => {
+  const transfer = (x: number[], from: number, to: number, m: number[]) => {
     const at = a(from);
     const ap = a(to);
+    const e = prediction === "v_prediction" ? m.map((v, j) => Math.sqrt(at) * v + Math.sqrt(1 - at) * x[j]) : m;
     return x.map((xv, k) => {
       const coef = Math.sqrt(ap / at);
       const den = at * Math.sqrt(1 - ap) + Math.sqrt(at * (1 - at) * ap);
       return coef * xv - ((ap - at) * e[k]) / den;
     });
   };
-  const list = grid.length === 1 ? grid.slice() : [grid[0], grid[1], ...grid.slice(1)];
+  const list = (grid.length === 1 ? grid.slice() : [grid[0], grid[1], ...grid.slice(1)]).slice(start);
   let x = Array.from(x0);
   let saved: number[] = [];
   const history: number[][] = [];
   for (let k = 0; k < list.length; k++) {
     const t = list[k];
-    let e = model(x, t);
-    if (prediction === "v_prediction") {
-      const at = a(t);
-      e = e.map((v, j) => Math.sqrt(at) * v + Math.sqrt(1 - at) * x[j]);
-    }
+    const e = model(x, t);
     if (k === 1) {
       const avg = e.map((v, j) => (v + history[0][j]) / 2);
       x = transfer(saved, t + ratio, t, avg);
@@ -498,9 +504,11 @@ describe("schedulers: PNDM (PLMS)", () => {
   test("v_prediction and img2img strength", () => {
     const s = createScheduler({ ...SD15, prediction_type: "v_prediction" });
     s.setTimesteps(20, { strength: 0.5 });
-    const grid = Array.from({ length: 10 }, (_, k) => (9 - k) * 50 + 1);
+    // diffusers: the 21-entry list [951, 901, 901, 851, …, 1] cut at index 10.
+    const grid = Array.from({ length: 20 }, (_, k) => (19 - k) * 50 + 1);
     const x0 = vec(16, 26);
-    const ref = refPlms(grid, 50, x0, toyModel, SD_AC[0], "v_prediction");
+    const ref = refPlms(grid, 50, x0, toyModel, SD_AC[0], "v_prediction", 10);
+    assert.deepEqual(ref.timesteps, [501, 451, 401, 351, 301, 251, 201, 151, 101, 51, 1]);
     assert.deepEqual(Array.from(s.timesteps), ref.timesteps);
     assertClose(runScheduler(s, x0), ref.x, 1e-5, "plms v img2img");
   });
@@ -604,7 +612,9 @@ describe("schedulers: DPM++ 2M", () => {
   test("SD 1.5 leading 20 steps (final σ 0): σ and trajectory", () => {
     const s = createScheduler(sd("DPMSolverMultistepScheduler", { timestep_spacing: "leading" })) as DPMSolverMultistepScheduler;
     s.setTimesteps(20);
-    const ts = Array.from({ length: 20 }, (_, k) => (19 - k) * 50 + 1);
+    // diffusers spaces 21 points (ratio 1000 // 21 = 47) and drops the last.
+    const ts = Array.from({ length: 20 }, (_, k) => (20 - k) * 47 + 1);
+    assert.deepEqual(ts.slice(0, 3), [941, 894, 847]);
     assert.deepEqual(Array.from(s.timesteps), ts);
     const sig = ts.map((t) => refSigma(SD_AC, t)).concat([0]);
     assertClose(s.sigmas, sig, 1e-12, "sigmas");
@@ -635,7 +645,7 @@ describe("schedulers: DPM++ 2M", () => {
     const mb = vec(16, 36);
     s.step(ma, 0, xa);
     const got = s.step(mb, 1, xb);
-    const sg = [951, 901, 851].map((t) => refSigma(SD_AC, t));
+    const sg = [941, 894, 847].map((t) => refSigma(SD_AC, t));
     const a = sg.map((v) => 1 / Math.sqrt(v * v + 1));
     const lam = sg.map((v, k) => Math.log(a[k]) - Math.log(v * a[k]));
     const dA = Array.from(xa, (v, k) => (v - sg[0] * a[0] * ma[k]) / a[0]);
@@ -659,7 +669,7 @@ describe("schedulers: DPM++ 2M", () => {
     const mb = vec(16, 46);
     s.step(ma, 0, xa);
     const got = s.step(mb, 1, xb);
-    const sg = [951, 901, 851].map((t) => refSigma(SD_AC, t));
+    const sg = [941, 894, 847].map((t) => refSigma(SD_AC, t));
     const a = sg.map((v) => 1 / Math.sqrt(v * v + 1));
     const lam = sg.map((v, k) => Math.log(a[k]) - Math.log(v * a[k]));
     const dA = Array.from(xa, (v, k) => (v - sg[0] * a[0] * ma[k]) / a[0]);
@@ -677,13 +687,26 @@ describe("schedulers: DPM++ 2M", () => {
     assertClose(got, expected, 1e-6, "dpm heun");
   });
 
+  test("linspace spaces n+1 points and drops the last, as diffusers", () => {
+    const s = createScheduler(sd("DPMSolverMultistepScheduler", { timestep_spacing: "linspace" }));
+    s.setTimesteps(10);
+    assert.deepEqual(Array.from(s.timesteps), [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]);
+  });
+
+  test("lambda_min_clipped: -Infinity as diffusers writes it parses and is accepted", () => {
+    const cfg = parseConfigJson('{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "variance_type": null, "x": "NaN -Infinity"}');
+    assert.equal((cfg as Record<string, unknown>).lambda_min_clipped, -Infinity);
+    assert.equal((cfg as Record<string, unknown>).x, "NaN -Infinity");
+    assert.ok(createScheduler({ ...sd("DPMSolverMultistepScheduler"), lambda_min_clipped: (cfg as Record<string, unknown>).lambda_min_clipped }));
+  });
+
   test("img2img: strength cut and VP addNoise", () => {
     const s = createScheduler(sd("DPMSolverMultistepScheduler", { timestep_spacing: "leading" }));
     s.setTimesteps(20, { strength: 0.75 });
-    assert.deepEqual(Array.from(s.timesteps), Array.from({ length: 15 }, (_, k) => (14 - k) * 50 + 1));
+    assert.deepEqual(Array.from(s.timesteps), Array.from({ length: 15 }, (_, k) => (15 - k) * 47 + 1));
     const x0 = vec(8, 37);
     const n = vec(8, 38);
-    const a = SD_AC[701];
+    const a = SD_AC[706];
     assertClose(s.addNoise(x0, n, 0), Array.from(x0, (v, k) => Math.sqrt(a) * v + Math.sqrt(1 - a) * n[k]), 1e-6, "noise");
   });
 });
@@ -706,8 +729,6 @@ describe("schedulers: config validation", () => {
     err(sd("DDIMScheduler", { use_karras_sigmas: true }), /use_karras_sigmas=true is not supported by graphserve's DDIMScheduler \(supported by: EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler\)/);
     err(sd("EulerDiscreteScheduler", { use_exponential_sigmas: true }), /use_exponential_sigmas=true/);
     err(sd("EulerDiscreteScheduler", { sigma_max: 10 }), /sigma_max overrides/);
-    err({ ...SD15, skip_prk_steps: false }, /skip_prk_steps=false/);
-    err({ _class_name: "PNDMScheduler" }, /skip_prk_steps=false/); // class default is PRK
     err(sd("DPMSolverMultistepScheduler", { algorithm_type: "sde-dpmsolver++" }), /algorithm_type "sde-dpmsolver\+\+".*dpmsolver\+\+/);
     err(sd("DPMSolverMultistepScheduler", { solver_order: 3 }), /solver_order 3 is not supported \(supported: 1, 2\)/);
     err(sd("DDIMScheduler", { thresholding: true }), /thresholding=true/);
@@ -740,5 +761,28 @@ describe("schedulers: config validation", () => {
     s.setTimesteps(10);
     assert.throws(() => s.step(new Float32Array(2), 10, new Float32Array(2)), /stepIndex must be an integer in \[0, 9\]/);
     assert.throws(() => s.step(new Float32Array(2), 0, new Float32Array(3)), /length mismatch/);
+  });
+});
+
+describe("schedulers: PNDM with the Runge–Kutta warm-up (skip_prk_steps false, diffusers' class default)", () => {
+  test("timesteps laid out as diffusers 0.39 lays them out", () => {
+    const s = createScheduler({ ...SD15, skip_prk_steps: false });
+    s.setTimesteps(10);
+    assert.deepEqual(Array.from(s.timesteps), [901, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651, 601, 601, 501, 401, 301, 201, 101, 1]);
+    // The class default is the warm-up.
+    const d = createScheduler({ _class_name: "PNDMScheduler", steps_offset: 1 });
+    d.setTimesteps(10);
+    assert.equal(d.timesteps.length, 19);
+  });
+});
+
+describe("schedulers: Euler final_sigmas_type", () => {
+  test("EulerDiscrete ends at σ(0) with sigma_min; EulerAncestral always at 0", () => {
+    const e = createScheduler(sd("EulerDiscreteScheduler", { timestep_spacing: "trailing", final_sigmas_type: "sigma_min" })) as EulerDiscreteScheduler;
+    e.setTimesteps(4);
+    assert.equal(e.sigmas[4], refSigma(SD_AC, 0));
+    const a = createScheduler(sd("EulerAncestralDiscreteScheduler", { timestep_spacing: "trailing", final_sigmas_type: "sigma_min" })) as EulerDiscreteScheduler;
+    a.setTimesteps(4);
+    assert.equal(a.sigmas[4], 0);
   });
 });

@@ -40,15 +40,10 @@ PIECES = ["in", "ing", "er", "th", "st", "an", "re", "on", "ou"]
 
 
 def bytes_to_unicode() -> list[tuple[int, str]]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [(b, chr(c)) for b, c in zip(bs, cs)]
+    """CLIP's byte alphabet: printable Latin-1 bytes stand for themselves, the other bytes, in order, for 256, 257, ..."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = sorted(set(range(256)) - set(printable))
+    return [(b, chr(b)) for b in printable] + [(b, chr(256 + k)) for k, b in enumerate(others)]
 
 
 def tiny_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -8,10 +8,12 @@
  * configs (runs once per worker). Every error is a BackendError naming the
  * file at fault and the problem.
  */
-import { access, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { access, readFile, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { BackendError } from "../types.js";
+import { parseConfigJson } from "./config-json.js";
+import { upcastFloat16Model } from "./upcast-fp16.js";
 import { createScheduler } from "./schedulers/index.js";
 
 export type OnnxFamily = "sd" | "sdxl";
@@ -27,7 +29,8 @@ export interface ModelFolderInfo {
   readonly schedulerConfig: Record<string, unknown>;
   readonly latentChannels: number;
   readonly unetInChannels: number;
-  readonly crossAttentionDim: number;
+  /** unet/config.json cross_attention_dim; undefined in the legacy layout (then taken from the UNet graph). */
+  readonly crossAttentionDim?: number;
   /** Latent sample size (unet sample_size); native image size = sampleSize · vaeScaleFactor. */
   readonly sampleSize: number;
   readonly vaeScaleFactor: number;
@@ -38,6 +41,12 @@ export interface ModelFolderInfo {
   /** LCM-style `timestep_cond` width, when the UNet has one. */
   readonly timeCondProjDim?: number;
   readonly hasVaeEncoder: boolean;
+  /** The legacy diffusers ONNX layout: no per-component config.json. */
+  readonly legacyLayout: boolean;
+  /** model_index.json `force_zeros_for_empty_prompt` (SDXL pipelines default it to true). */
+  readonly forceZerosForEmptyPrompt: boolean;
+  /** model_index.json `requires_aesthetics_score` (SDXL refiner-style time ids: size, crop, aesthetic score). */
+  readonly requiresAestheticsScore: boolean;
   /** Component → model.onnx path. */
   readonly paths: {
     readonly textEncoder: string;
@@ -73,7 +82,7 @@ async function readJson(path: string, optional = false): Promise<Json | undefine
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseConfigJson(text);
   } catch (e) {
     throw new BackendError(`${path}: not valid JSON (${(e as Error).message})`);
   }
@@ -114,14 +123,21 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     throw new BackendError(`${schedPath}: ${(e as Error).message}`, { cause: e });
   }
 
+  // The legacy diffusers ONNX layout (scripts/convert_stable_diffusion_checkpoint_to_onnx.py, the
+  // Onnx*Pipeline classes) saves no per-component config.json; those pipelines assume SD 1.x values
+  // (4 latent channels, 512×512, VAE factor 8, scaling 0.18215), and widths are checked against the
+  // ONNX graphs when the sessions load.
   const unetCfgPath = join(dir, "unet", "config.json");
-  const unetCfg = await readJson(unetCfgPath);
-  const unetInChannels = num(unetCfg, "in_channels", unetCfgPath);
-  const crossAttentionDim = num(unetCfg, "cross_attention_dim", unetCfgPath);
-  const sampleSize = num(unetCfg, "sample_size", unetCfgPath, 64);
-  const timeCondProjDim = typeof unetCfg.time_cond_proj_dim === "number" ? unetCfg.time_cond_proj_dim : undefined;
-  if (xl && unetCfg.addition_embed_type !== "text_time") {
-    throw new BackendError(`${unetCfgPath}: SDXL needs addition_embed_type "text_time", got ${JSON.stringify(unetCfg.addition_embed_type)}`);
+  const unetCfg = await readJson(unetCfgPath, true);
+  const legacy = unetCfg === undefined;
+  if (legacy && xl) throw new BackendError(`${unetCfgPath}: missing (SDXL folders need their component configs)`);
+  const legacyInpainting = pipelineClass === "OnnxStableDiffusionInpaintPipeline";
+  const unetInChannels = unetCfg ? num(unetCfg, "in_channels", unetCfgPath) : legacyInpainting ? 9 : 4;
+  const crossAttentionDim = unetCfg ? num(unetCfg, "cross_attention_dim", unetCfgPath) : undefined;
+  const sampleSize = unetCfg ? num(unetCfg, "sample_size", unetCfgPath, 64) : 64;
+  const timeCondProjDim = typeof unetCfg?.time_cond_proj_dim === "number" ? unetCfg.time_cond_proj_dim : undefined;
+  if (xl && unetCfg?.addition_embed_type !== "text_time") {
+    throw new BackendError(`${unetCfgPath}: SDXL needs addition_embed_type "text_time", got ${JSON.stringify(unetCfg?.addition_embed_type)}`);
   }
 
   // The VAE config: vae_decoder/config.json (Optimum), else vae/config.json.
@@ -131,7 +147,8 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     vaeCfgPath = join(dir, "vae", "config.json");
     vaeCfg = await readJson(vaeCfgPath, true);
   }
-  if (!vaeCfg) throw new BackendError(`${join(dir, "vae_decoder", "config.json")}: missing`);
+  if (!vaeCfg && !legacy) throw new BackendError(`${join(dir, "vae_decoder", "config.json")}: missing`);
+  vaeCfg ??= {};
   const latentChannels = num(vaeCfg, "latent_channels", vaeCfgPath, 4);
   const vaeScalingFactor = num(vaeCfg, "scaling_factor", vaeCfgPath, xl ? 0.13025 : 0.18215);
   const vaeShiftFactor = num(vaeCfg, "shift_factor", vaeCfgPath, 0);
@@ -145,21 +162,23 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
 
   // Text encoder hidden sizes vs the UNet's cross-attention width.
   const te1CfgPath = join(dir, "text_encoder", "config.json");
-  const te1Cfg = await readJson(te1CfgPath);
-  const te1Hidden = num(te1Cfg, "hidden_size", te1CfgPath);
+  const te1Cfg = legacy ? undefined : await readJson(te1CfgPath);
   let textEmbedsDim: number | undefined;
-  if (xl) {
-    const te2CfgPath = join(dir, "text_encoder_2", "config.json");
-    const te2Cfg = await readJson(te2CfgPath);
-    const te2Hidden = num(te2Cfg, "hidden_size", te2CfgPath);
-    textEmbedsDim = num(te2Cfg, "projection_dim", te2CfgPath);
-    if (te1Hidden + te2Hidden !== crossAttentionDim) {
-      throw new BackendError(
-        `${te1CfgPath} + ${te2CfgPath}: hidden sizes ${te1Hidden} + ${te2Hidden} do not add up to the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`,
-      );
+  if (te1Cfg && crossAttentionDim !== undefined) {
+    const te1Hidden = num(te1Cfg, "hidden_size", te1CfgPath);
+    if (xl) {
+      const te2CfgPath = join(dir, "text_encoder_2", "config.json");
+      const te2Cfg = await readJson(te2CfgPath);
+      const te2Hidden = num(te2Cfg, "hidden_size", te2CfgPath);
+      textEmbedsDim = num(te2Cfg, "projection_dim", te2CfgPath);
+      if (te1Hidden + te2Hidden !== crossAttentionDim) {
+        throw new BackendError(
+          `${te1CfgPath} + ${te2CfgPath}: hidden sizes ${te1Hidden} + ${te2Hidden} do not add up to the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`,
+        );
+      }
+    } else if (te1Hidden !== crossAttentionDim) {
+      throw new BackendError(`${te1CfgPath}: hidden_size ${te1Hidden} does not match the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`);
     }
-  } else if (te1Hidden !== crossAttentionDim) {
-    throw new BackendError(`${te1CfgPath}: hidden_size ${te1Hidden} does not match the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`);
   }
 
   const paths = {
@@ -195,6 +214,9 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     textEmbedsDim,
     timeCondProjDim,
     hasVaeEncoder,
+    legacyLayout: legacy,
+    forceZerosForEmptyPrompt: xl && index.force_zeros_for_empty_prompt !== false,
+    requiresAestheticsScore: xl && index.requires_aesthetics_score === true,
     paths: { ...paths, vaeEncoder: hasVaeEncoder ? paths.vaeEncoder : undefined },
     tokenizerDirs,
   };
@@ -209,7 +231,12 @@ export interface ModelSessions {
   /** The dtype each session wants for its integer inputs (input_ids, timestep). */
   readonly inputIdsDtype: "int32" | "int64";
   readonly inputIds2Dtype: "int32" | "int64";
-  readonly timestepDtype: "float32" | "int64" | "float16";
+  /**
+   * The UNet `timestep` input as declared: a float scalar in optimum ≥ 1.24 / optimum-onnx exports,
+   * int64 `[batch]` in older ones, float `[1]` in the legacy diffusers layout. `length` is the static
+   * length of a rank-1 input, "batch" when symbolic, 0 for a scalar.
+   */
+  readonly timestep: { readonly type: "float32" | "int64"; readonly length: number | "batch" };
   /** vae_encoder output name: `latent_sample` or `latent_parameters` (mean ‖ logvar). */
   readonly vaeEncoderOutput?: "latent_sample" | "latent_parameters";
   /** SDXL: the penultimate hidden-state output names of each encoder. */
@@ -227,9 +254,16 @@ export interface SessionLoadOptions {
   readonly allowSpinning?: boolean;
 }
 
+/** An ORT session for `path`; an fp16 model is loaded from its float32 rewrite (see upcast-fp16.ts). */
 async function createSession(path: string, opts: SessionLoadOptions): Promise<ort.InferenceSession> {
+  let upcast: string | undefined;
   try {
-    return await ort.InferenceSession.create(path, {
+    upcast = await upcastFloat16Model(path);
+  } catch (e) {
+    throw new BackendError(`${path}: cannot read the ONNX model (${(e as Error).message})`, { cause: e });
+  }
+  try {
+    return await ort.InferenceSession.create(upcast ?? path, {
       ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
       interOpNumThreads: 1,
       executionMode: "sequential",
@@ -238,6 +272,9 @@ async function createSession(path: string, opts: SessionLoadOptions): Promise<or
     });
   } catch (e) {
     throw new BackendError(`${path}: cannot load the ONNX model (${(e as Error).message.split("\n")[0]})`, { cause: e });
+  } finally {
+    // ORT has read (or mapped) the rewrite by now.
+    if (upcast) await rm(dirname(upcast), { recursive: true, force: true });
   }
 }
 
@@ -312,15 +349,14 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
   const unet = await createSession(p.unet, opts);
   const unetInputs = ["sample", "timestep", "encoder_hidden_states", ...(xl ? ["text_embeds", "time_ids"] : [])];
   requireNames(unet, p.unet, unetInputs, ["out_sample"]);
-  const tsType = meta(unet, "timestep", "input")?.type;
-  if (tsType !== "float32" && tsType !== "int64" && tsType !== "float16") {
-    throw new BackendError(`${p.unet}: input "timestep" must be float32, float16 or int64, got ${tsType}`);
-  }
-  if (tsType === "float16") throw new BackendError(`${p.unet}: float16 models are not supported yet`);
-  const sampleType = meta(unet, "sample", "input")?.type;
-  if (sampleType !== "float32") throw new BackendError(`${p.unet}: input "sample" must be float32, got ${sampleType}`);
+  const tsMeta = meta(unet, "timestep", "input");
+  const tsType = tsMeta?.type;
+  if (tsType !== "float32" && tsType !== "int64") throw new BackendError(`${p.unet}: input "timestep" must be float32 or int64, got ${tsType}`);
+  const tsShape = tsMeta!.shape as readonly (number | string)[];
+  if (tsShape.length > 1) throw new BackendError(`${p.unet}: input "timestep" must be a scalar or a vector, got shape [${tsShape.join(", ")}]`);
+  const tsLength = tsShape.length === 0 ? 0 : staticDim(unet, "timestep", "input", 0) ?? "batch";
   const ehsWidth = staticDim(unet, "encoder_hidden_states", "input", -1);
-  if (ehsWidth !== undefined && ehsWidth !== info.crossAttentionDim) {
+  if (ehsWidth !== undefined && info.crossAttentionDim !== undefined && ehsWidth !== info.crossAttentionDim) {
     throw new BackendError(`${p.unet}: input "encoder_hidden_states" has width ${ehsWidth}, but unet/config.json cross_attention_dim is ${info.crossAttentionDim}`);
   }
   const sh = staticDim(unet, "sample", "input", 2);
@@ -334,13 +370,22 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     const w1 = staticDim(textEncoder, penultimate1!, "output", -1);
     const w2 = staticDim(textEncoder2!, penultimate2!, "output", -1);
     const target = ehsWidth ?? info.crossAttentionDim;
-    if (w1 !== undefined && w2 !== undefined && w1 + w2 !== target) {
+    if (w1 !== undefined && w2 !== undefined && target !== undefined && w1 + w2 !== target) {
       throw new BackendError(`${p.textEncoder} + ${p.textEncoder2}: hidden sizes ${w1} + ${w2} do not match the UNet's encoder_hidden_states width ${target} (${p.unet})`);
+    }
+    // time_ids: size, crop, target size (6), or size, crop, aesthetic score (5) with requires_aesthetics_score.
+    const timeIds = staticDim(unet, "time_ids", "input", -1);
+    const wanted = info.requiresAestheticsScore ? 5 : 6;
+    if (timeIds !== undefined && timeIds !== wanted) {
+      throw new BackendError(
+        `${p.unet}: input "time_ids" has width ${timeIds}, but model_index.json ${info.requiresAestheticsScore ? "sets" : "does not set"} requires_aesthetics_score (${wanted} values)`,
+      );
     }
     const te = staticDim(unet, "text_embeds", "input", -1);
     if (te !== undefined) checkWidth(textEncoder2!, p.textEncoder2!, "text_embeds", "output", te, "the UNet's text_embeds width", p.unet);
   } else {
-    checkWidth(textEncoder, p.textEncoder, "last_hidden_state", "output", ehsWidth ?? info.crossAttentionDim, "the UNet's encoder_hidden_states width", p.unet);
+    const target = ehsWidth ?? info.crossAttentionDim;
+    if (target !== undefined) checkWidth(textEncoder, p.textEncoder, "last_hidden_state", "output", target, "the UNet's encoder_hidden_states width", p.unet);
   }
 
   const vaeDecoder = await createSession(p.vaeDecoder, opts);
@@ -367,7 +412,7 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     vaeEncoder,
     inputIdsDtype,
     inputIds2Dtype,
-    timestepDtype: tsType,
+    timestep: { type: tsType, length: tsLength },
     vaeEncoderOutput,
     penultimate1,
     penultimate2,

@@ -7,12 +7,12 @@
  * (9-channel UNet: [latents ‖ mask ‖ masked-image latents]; 4-channel UNet:
  * latent blending with the re-noised original outside the mask each step).
  * Classifier-free guidance runs the unconditional and conditional halves in
- * one UNet batch of 2N. Noise comes from the request's seed through the
- * servable's generator (src/backends/noise: OVMS's by default), so a seed
- * gives bit-identical output on the same machine.
+ * one UNet batch of 2N. Every random draw of a request goes through one
+ * NoiseGenerator in diffusers' order and shapes: the VAE encoder's sample
+ * ([1, C, h, w] per encode), the initial latents ([N, C, h, w] in one call),
+ * then each ancestral scheduler step ([N, C, h, w]). The request's seed starts
+ * the servable's generator (src/backends/noise: OVMS's by default).
  */
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
 import {
@@ -29,9 +29,10 @@ import {
   type StepProgress,
 } from "../types.js";
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
-import { type Scheduler, createScheduler } from "./schedulers/index.js";
+import { grayscaleL, resizeLanczos, resizeRgbLanczos } from "./pil-image.js";
+import { type NormalRng, type Scheduler, createScheduler } from "./schedulers/index.js";
 import { type ClipTokenizer, loadClipTokenizer } from "./tokenizer.js";
-import { DEFAULT_NOISE_KIND, type NoiseKind, createNoiseGenerator } from "../noise/index.js";
+import { DEFAULT_NOISE_KIND, type NoiseGenerator, type NoiseKind, createNoiseGenerator } from "../noise/index.js";
 
 export interface PipelineLoadOptions extends SessionLoadOptions {
   /** Overrides scheduler_config.json's `_class_name`. */
@@ -49,6 +50,8 @@ export interface PipelineHooks {
   /** After each denoising step; may stop the run or ask for a preview. */
   onStep?(progress: StepProgress): StepDecision | void;
   onPreview?(step: number, images: RgbImage[]): void;
+  /** The latents [N, C, h, w] after step `step` (after inpainting's blend); valid only during the call. */
+  onStepLatents?(step: number, latents: Float32Array): void;
   /** Polled between steps (and before the first); true stops the run. */
   isCancelled?(): boolean;
 }
@@ -62,35 +65,35 @@ export interface RunStats {
 }
 
 // ---------------------------------------------------------------------------
+// Noise.
+
+/**
+ * A scheduler's per-element rng that makes one `shape` draw the first time a step asks
+ * (diffusers draws once per ancestral step; a step that needs no noise draws nothing).
+ */
+function stepRng(noise: NoiseGenerator, shape: readonly number[]): NormalRng {
+  let buf: Float32Array | undefined;
+  let k = 0;
+  return () => (buf ??= noise.randn(shape))[k++];
+}
+
+// ---------------------------------------------------------------------------
 // Image helpers.
 
-/** Bilinear resize of an RGB u8 image (returns the input when the size already matches). */
-export function resizeRgb(img: RgbImage, width: number, height: number): RgbImage {
-  if (img.width === width && img.height === height) return img;
-  const out = new Uint8Array(width * height * 3);
-  const sx = img.width / width;
-  const sy = img.height / height;
-  for (let y = 0; y < height; y++) {
-    const fy = Math.max(0, (y + 0.5) * sy - 0.5);
-    const y0 = Math.min(img.height - 1, Math.floor(fy));
-    const y1 = Math.min(img.height - 1, y0 + 1);
-    const wy = fy - y0;
-    for (let x = 0; x < width; x++) {
-      const fx = Math.max(0, (x + 0.5) * sx - 0.5);
-      const x0 = Math.min(img.width - 1, Math.floor(fx));
-      const x1 = Math.min(img.width - 1, x0 + 1);
-      const wx = fx - x0;
-      for (let c = 0; c < 3; c++) {
-        const p00 = img.data[(y0 * img.width + x0) * 3 + c];
-        const p01 = img.data[(y0 * img.width + x1) * 3 + c];
-        const p10 = img.data[(y1 * img.width + x0) * 3 + c];
-        const p11 = img.data[(y1 * img.width + x1) * 3 + c];
-        const v = (p00 * (1 - wx) + p01 * wx) * (1 - wy) + (p10 * (1 - wx) + p11 * wx) * wy;
-        out[(y * width + x) * 3 + c] = Math.round(v);
-      }
-    }
-  }
-  return { width, height, data: out };
+/**
+ * An inpainting mask as diffusers' mask processor makes it: grayscale ("L"), resized with
+ * Lanczos, binarised at 0.5 (white = repaint), then nearest-downsampled to latent size
+ * (the top-left pixel of each block).
+ */
+function inpaintingMask(mask: RgbImage, width: number, height: number, factor: number): { keep: Uint8Array; latent: Float32Array } {
+  const gray = resizeLanczos(grayscaleL(mask), width, height).data;
+  const keep = new Uint8Array(width * height);
+  for (let i = 0; i < keep.length; i++) keep[i] = gray[i] < 128 ? 1 : 0;
+  const lw = width / factor;
+  const lh = height / factor;
+  const latent = new Float32Array(lw * lh);
+  for (let y = 0; y < lh; y++) for (let x = 0; x < lw; x++) latent[y * lw + x] = keep[y * factor * width + x * factor] ? 0 : 1;
+  return { keep, latent };
 }
 
 /** RGB u8 NHWC → float NCHW in [−1, 1]; pixels where `keep` is 0 become 0 (masked image). */
@@ -172,6 +175,20 @@ export interface CheckedRequest {
   readonly strength: number;
 }
 
+/**
+ * diffusers' call defaults per pipeline: StableDiffusion{,Img2Img,Inpaint}Pipeline guidance 7.5,
+ * strength 0.8 / 1.0; StableDiffusionXLPipeline and XLImg2ImgPipeline guidance 5.0, img2img
+ * strength 0.3; StableDiffusionXLInpaintPipeline guidance 7.5, strength 0.9999;
+ * LatentConsistencyModel{,Img2Img}Pipeline 4 steps, guidance 8.5, strength 0.8. 50 steps elsewhere.
+ */
+function pipelineDefaults(info: Pick<ModelFolderInfo, "family" | "pipelineClass">, mode: GenerationRequest["mode"]): { steps: number; guidance: number; strength: number } {
+  if (/^LatentConsistencyModel/.test(info.pipelineClass)) return { steps: 4, guidance: 8.5, strength: mode === "image2image" ? 0.8 : 1 };
+  if (info.family === "sdxl") {
+    return mode === "inpainting" ? { steps: 50, guidance: 7.5, strength: 0.9999 } : { steps: 50, guidance: 5, strength: mode === "image2image" ? 0.3 : 1 };
+  }
+  return { steps: 50, guidance: 7.5, strength: mode === "image2image" ? 0.8 : 1 };
+}
+
 /** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
 export function checkGenerationRequest(rules: RequestRules, req: GenerationRequest): CheckedRequest {
   const { info } = rules;
@@ -202,11 +219,12 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
   checkRequestLimits(width, height, n, rules.limits);
   checkSeed(req.rngSeed);
-  const steps = req.numInferenceSteps ?? 50;
+  const defaults = pipelineDefaults(info, mode);
+  const steps = req.numInferenceSteps ?? defaults.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
-  const guidance = req.guidanceScale ?? 7.5;
+  const guidance = req.guidanceScale ?? defaults.guidance;
   if (!Number.isFinite(guidance)) throw new BackendError(`guidanceScale must be a number, got ${guidance}`);
-  const strength = mode === "text2image" ? 1 : req.strength ?? (mode === "inpainting" ? 1 : 0.8);
+  const strength = mode === "text2image" ? 1 : req.strength ?? defaults.strength;
   if (!(strength > 0 && strength <= 1)) throw new BackendError(`strength must be in (0, 1], got ${strength}`);
   // The schedule itself can refuse (too many steps for the training schedule, a strength that leaves no step).
   try {
@@ -220,7 +238,6 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
 export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
-  private readonly forceZerosForEmptyPrompt: boolean;
   private limits: RequestLimits = requestLimits();
   private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
 
@@ -229,10 +246,7 @@ export class OnnxPipeline {
     readonly sessions: ModelSessions,
     private readonly tokenizers: readonly ClipTokenizer[],
     private readonly schedulerConfig: Record<string, unknown>,
-    indexJson: Record<string, unknown>,
-  ) {
-    this.forceZerosForEmptyPrompt = indexJson.force_zeros_for_empty_prompt === true;
-  }
+  ) {}
 
   static async load(dir: string, opts: PipelineLoadOptions = {}): Promise<OnnxPipeline> {
     const limits = requestLimits(opts);
@@ -252,8 +266,7 @@ export class OnnxPipeline {
       }
     }
     const sessions = await loadModelSessions(info, opts);
-    const indexJson = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
-    const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig, indexJson);
+    const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig);
     p.limits = limits;
     p.noiseKind = opts.noise ?? DEFAULT_NOISE_KIND;
     return p;
@@ -323,22 +336,33 @@ export class OnnxPipeline {
     const teDim = te.dims[1] as number;
     const pooled = new Float32Array(te.data as Float32Array);
     // Only an absent negative prompt is zeroed; an explicit "" is encoded like any other prompt.
-    if (cfg && this.forceZerosForEmptyPrompt && req.negativePrompt === undefined && req.negativePrompt2 === undefined) {
+    if (cfg && this.info.forceZerosForEmptyPrompt && req.negativePrompt === undefined && req.negativePrompt2 === undefined) {
       cat.fill(0, 0, seq * dim);
       pooled.fill(0, 0, teDim);
     }
     return { hidden: tile(cat, rows, seq * dim), seq, dim, textEmbeds: tile(pooled, rows, teDim), textEmbedsDim: teDim };
   }
 
-  private async vaeEncode(pixels: Float32Array, height: number, width: number): Promise<Float32Array> {
+  /**
+   * Scaled image latents [1, C, h, w]. A `latent_parameters` output (mean ‖ logvar) is sampled as
+   * diffusers' DiagonalGaussianDistribution does: mean + exp(½·clamp(logvar, −30, 20))·ε with one
+   * [1, C, h, w] draw; a `latent_sample` output (optimum ≤ 1.22, legacy layout) was sampled inside
+   * the graph and is taken as is.
+   */
+  private async vaeEncode(pixels: Float32Array, height: number, width: number, noise: NoiseGenerator): Promise<Float32Array> {
     const s = this.sessions;
     if (!s.vaeEncoder) throw new BackendError(`${this.info.dir}: no vae_encoder/model.onnx, needed for image2image and inpainting`);
     const out = await this.run(s.vaeEncoder, { sample: new ort.Tensor("float32", pixels, [1, 3, height, width]) });
     const t = out[s.vaeEncoderOutput!] as ort.Tensor;
     const C = this.info.latentChannels;
-    const hw = (t.dims[2] as number) * (t.dims[3] as number);
-    // latent_parameters: mean ‖ logvar → the mean (first C channels).
-    const lat = new Float32Array((t.data as Float32Array).subarray(0, C * hw));
+    const [, , h, w] = t.dims as number[];
+    const n = C * h * w;
+    const data = t.data as Float32Array;
+    const lat = new Float32Array(data.subarray(0, n));
+    if (s.vaeEncoderOutput === "latent_parameters") {
+      const eps = noise.randn([1, C, h, w]);
+      for (let i = 0; i < n; i++) lat[i] += Math.exp(0.5 * Math.min(20, Math.max(-30, data[n + i]))) * eps[i];
+    }
     const sf = this.info.vaeScalingFactor;
     const shift = this.info.vaeShiftFactor;
     for (let i = 0; i < lat.length; i++) lat[i] = (lat[i] - shift) * sf;
@@ -364,7 +388,8 @@ export class OnnxPipeline {
     );
   }
 
-  async generate(req: GenerationRequest, hooks: PipelineHooks = {}): Promise<GenerationResult> {
+  /** `noise` replaces the seed's generator (tests replay a reference's recorded draws through it). */
+  async generate(req: GenerationRequest, hooks: PipelineHooks = {}, noise?: NoiseGenerator): Promise<GenerationResult> {
     const t0 = performance.now();
     this.stats.runMs = 0;
     this.stats.unetRunMs = [];
@@ -383,15 +408,8 @@ export class OnnxPipeline {
     if (s.staticBatch !== undefined && s.staticBatch !== batch) {
       throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
-    const generator = createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
-    const latentShape = [n, C, lh, lw];
-    // The schedulers read step noise value by value: one randn of the latent shape per step that asks.
-    let stepNoise: Float32Array = new Float32Array(0);
-    let stepUsed = 0;
-    const rng = (): number => {
-      if (stepUsed === stepNoise.length) [stepNoise, stepUsed] = [generator.randn(latentShape), 0];
-      return stepNoise[stepUsed++];
-    };
+    noise ??= createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
+    const latentShape = [n, C, lh, lw] as const;
 
     const scheduler: Scheduler = createScheduler(this.schedulerConfig);
     try {
@@ -406,40 +424,42 @@ export class OnnxPipeline {
     const cond = await this.encodePrompts(req, n, cfg);
     const textEncodingMs = performance.now() - tText;
 
-    // Input image / mask → latents.
+    // Input image / mask → latents, with the draws in diffusers' order: image encode, initial noise,
+    // masked-image encode.
     let vaeEncodeMs: number | undefined;
     let imageLatents: Float32Array | undefined; // [N, C, h, w], scaled
     let maskLatent: Float32Array | undefined; // [h·w], 1 = repaint
     let maskedImageLatents: Float32Array | undefined; // [C, h, w] (9-channel UNet)
-    if (req.mode !== "text2image") {
-      const tEnc = performance.now();
-      const image = resizeRgb(req.image!, width, height);
-      let keep: Uint8Array | undefined;
-      if (req.mode === "inpainting") {
-        const mask = resizeRgb(req.mask!, width, height);
-        keep = new Uint8Array(width * height);
-        for (let i = 0; i < keep.length; i++) keep[i] = (mask.data[i * 3] + mask.data[i * 3 + 1] + mask.data[i * 3 + 2]) / 3 < 127.5 ? 1 : 0;
-        // Nearest downsampling to latent size (the pixel at each block's centre).
-        maskLatent = new Float32Array(plane);
-        const f = info.vaeScaleFactor;
-        for (let y = 0; y < lh; y++) for (let x = 0; x < lw; x++) maskLatent[y * lw + x] = keep[(y * f + (f >> 1)) * width + x * f + (f >> 1)] ? 0 : 1;
-      }
-      const lat = await this.vaeEncode(toNchw(image), height, width);
+    let keep: Uint8Array | undefined; // per pixel, 1 = keep (inpainting)
+    const tEnc = performance.now();
+    const image = req.mode === "text2image" ? undefined : resizeRgbLanczos(req.image!, width, height);
+    if (req.mode === "inpainting") {
+      const mask = inpaintingMask(req.mask!, width, height, info.vaeScaleFactor);
+      keep = mask.keep;
+      maskLatent = mask.latent;
+    }
+    // A 9-channel inpainting UNet at strength 1 starts from pure noise and needs no image latents.
+    if (image && !(info.inpainting && strength === 1)) {
+      const lat = await this.vaeEncode(toNchw(image), height, width, noise);
       imageLatents = new Float32Array(n * per);
       for (let k = 0; k < n; k++) imageLatents.set(lat, k * per);
-      if (info.inpainting) maskedImageLatents = await this.vaeEncode(toNchw(image, keep), height, width);
-      vaeEncodeMs = performance.now() - tEnc;
     }
 
-    // Initial latents.
-    const noise = generator.randn(latentShape);
+    // Initial latents: one draw for all N images.
+    const initialNoise = noise.randn(latentShape);
     let latents: Float32Array;
-    if (imageLatents && strength < 1) latents = scheduler.addNoise(imageLatents, noise, 0);
+    if (imageLatents && !(req.mode === "inpainting" && strength === 1)) latents = scheduler.addNoise(imageLatents, initialNoise, 0);
     else {
-      latents = new Float32Array(noise.length);
+      latents = new Float32Array(initialNoise.length);
       const sig = scheduler.initNoiseSigma;
-      for (let i = 0; i < noise.length; i++) latents[i] = noise[i] * sig;
+      for (let i = 0; i < initialNoise.length; i++) latents[i] = initialNoise[i] * sig;
     }
+    if (req.mode === "inpainting") {
+      // diffusers encodes the masked image for every UNet; a 4-channel UNet only needs its draw consumed.
+      if (info.inpainting) maskedImageLatents = await this.vaeEncode(toNchw(image!, keep), height, width, noise);
+      else if (this.sessions.vaeEncoderOutput === "latent_parameters") noise.randn([1, C, lh, lw]);
+    }
+    if (image) vaeEncodeMs = performance.now() - tEnc;
 
     // Fixed UNet feeds, allocated once.
     const inC = info.unetInChannels;
@@ -456,13 +476,21 @@ export class OnnxPipeline {
       sample: new ort.Tensor("float32", sampleBuf, [batch, inC, lh, lw]),
       encoder_hidden_states: new ort.Tensor("float32", cond.hidden, [batch, cond.seq, cond.dim]),
     };
-    const tsData = s.timestepDtype === "int64" ? new BigInt64Array(1) : new Float32Array(1);
-    feeds.timestep = new ort.Tensor(s.timestepDtype === "int64" ? "int64" : "float32", tsData, [1]);
+    // The timestep as the UNet declares it: a scalar, or one value per batch item (or its static length).
+    const ts = s.timestep;
+    const tsLength = ts.length === 0 ? 1 : ts.length === "batch" ? batch : ts.length;
+    const tsData = ts.type === "int64" ? new BigInt64Array(tsLength) : new Float32Array(tsLength);
+    feeds.timestep = new ort.Tensor(ts.type === "int64" ? "int64" : "float32", tsData, ts.length === 0 ? [] : [tsLength]);
     if (info.family === "sdxl") {
       feeds.text_embeds = new ort.Tensor("float32", cond.textEmbeds!, [batch, cond.textEmbedsDim!]);
-      const ids = new Float32Array(batch * 6);
-      for (let b = 0; b < batch; b++) ids.set([height, width, 0, 0, height, width], b * 6);
-      feeds.time_ids = new ort.Tensor("float32", ids, [batch, 6]);
+      // [original size, crop top-left, target size], or with requires_aesthetics_score [original size, crop, aesthetic score]
+      // (6.0 for the prompt, 2.5 for the negative half).
+      const row = (negative: boolean): number[] =>
+        info.requiresAestheticsScore ? [height, width, 0, 0, negative ? 2.5 : 6] : [height, width, 0, 0, height, width];
+      const len = row(false).length;
+      const ids = new Float32Array(batch * len);
+      for (let b = 0; b < batch; b++) ids.set(row(cfg && b < n), b * len);
+      feeds.time_ids = new ort.Tensor("float32", ids, [batch, len]);
     }
     if (timeCond) {
       const dim = info.timeCondProjDim ?? 256;
@@ -485,8 +513,8 @@ export class OnnxPipeline {
         for (let k = 0; k < n; k++) sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * inC * plane);
       }
       const t = scheduler.timesteps[i];
-      if (tsData instanceof BigInt64Array) tsData[0] = BigInt(Math.round(t));
-      else tsData[0] = t;
+      if (tsData instanceof BigInt64Array) tsData.fill(BigInt(Math.round(t)));
+      else tsData.fill(t);
       const tRun = performance.now();
       const out = await s.unet.run(feeds);
       const runMs = performance.now() - tRun;
@@ -502,10 +530,10 @@ export class OnnxPipeline {
         }
         eps = noisePred;
       } else eps = pred;
-      latents = scheduler.step(eps, i, latents, rng, latents);
+      latents = scheduler.step(eps, i, latents, stepRng(noise, latentShape), latents);
       if (blend) {
         // 4-channel inpainting: outside the mask, keep the original re-noised to the next step's level.
-        const orig = i + 1 < total ? scheduler.addNoise(imageLatents!, noise, i + 1, blend) : imageLatents!;
+        const orig = i + 1 < total ? scheduler.addNoise(imageLatents!, initialNoise, i + 1, blend) : imageLatents!;
         for (let k = 0; k < n; k++) {
           const o = k * per;
           for (let c = 0; c < C; c++) {
@@ -517,6 +545,7 @@ export class OnnxPipeline {
           }
         }
       }
+      hooks.onStepLatents?.(i, latents);
       const ms = performance.now() - tStep;
       stepMs.push(ms);
       const decision = hooks.onStep?.({ step: i, totalSteps: total, stepMs: ms });

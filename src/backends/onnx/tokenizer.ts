@@ -23,9 +23,30 @@ const EOS = "<|endoftext|>";
 // CLIP's pre-split: special tokens, English contractions, letter runs, single digits, other symbol runs.
 const CLIP_SPLIT = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
 
+type TokenSpec = string | { content: string };
+
+/**
+ * What transformers' slow CLIPTokenizer (the one diffusers loads) does before BPE when ftfy is
+ * absent, its BasicTokenizer: drop control/format characters and U+FFFD, and make each CJK
+ * ideograph a word of its own.
+ */
+export function basicClean(text: string): string {
+  return text
+    .replace(/[\t\n\r]/g, " ")
+    .replace(/[\p{C}\uFFFD]/gu, "")
+    .replace(/([\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\u{20000}-\u{2A6DF}\u{2A700}-\u{2CEAF}\u{2F800}-\u{2FA1F}])/gu, " $1 ");
+}
+
 interface TokenizerFolderConfig {
   model_max_length?: number;
-  pad_token?: string | { content: string };
+  pad_token?: TokenSpec;
+  added_tokens_decoder?: unknown;
+}
+
+interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
 }
 
 async function readJson<T>(dir: string, file: string, optional: true): Promise<T | undefined>;
@@ -104,8 +125,17 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
   };
   const bosId = idOf(BOS, source);
   const eosId = idOf(EOS, source);
-  const padToken = typeof config.pad_token === "string" ? config.pad_token : config.pad_token?.content ?? EOS;
-  const padId = idOf(padToken, "tokenizer_config.json");
+  // transformers' legacy loading (a tokenizer_config.json without added_tokens_decoder, as in SD 2.x
+  // folders) lets special_tokens_map.json override it: SD 2.x pads with "!" there.
+  const specialMap = config.added_tokens_decoder === undefined ? await readJson<{ pad_token?: TokenSpec }>(dir, "special_tokens_map.json", true) : undefined;
+  const content = (t: TokenSpec | undefined) => (typeof t === "string" ? t : t?.content);
+  const padToken = content(specialMap?.pad_token) ?? content(config.pad_token) ?? EOS;
+  const padId = idOf(padToken, specialMap?.pad_token !== undefined ? "special_tokens_map.json" : "tokenizer_config.json");
+  // The pad token is a special token, split out of the text before BPE ("!!" is two id-0 tokens, not "!!").
+  const added = ((json as { added_tokens?: AddedToken[] }).added_tokens ??= []);
+  if (!added.some((t) => t.content === padToken)) {
+    added.push({ id: padId, content: padToken, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true } as AddedToken);
+  }
   const maxLength = config.model_max_length !== undefined && config.model_max_length > 0 && config.model_max_length < 1e6 ? config.model_max_length : 77;
   const tokenizer = new Tokenizer(json, config);
 
@@ -115,7 +145,8 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
     eosId,
     padId,
     encode(text: string): Int32Array {
-      const ids = encodeEnough(text, maxLength, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids);
+      // Cleaned first: the prefix cut must see the text the tokenizer reads (cleaning drops and adds whitespace).
+      const ids = encodeEnough(basicClean(text), maxLength, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids);
       const out = new Int32Array(maxLength).fill(padId);
       // Over-long prompts keep their start and still end with the end-of-text token, as CLIP was trained.
       const n = Math.min(ids.length, maxLength);

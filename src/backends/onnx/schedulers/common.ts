@@ -165,27 +165,17 @@ export function timestepForSigma(alphasCumprod: Float64Array, sigma: number): nu
 }
 
 /**
- * σ for each spaced timestep. With `karras`, the σ values are replaced by the
- * Karras ramp between the σ of the last and first timestep, and the timesteps by
- * the (fractional, or rounded when `roundTimesteps`) t matching each new σ.
+ * σ for each spaced timestep (Euler's schedule). With `karras`, the σ values are
+ * replaced by the Karras ramp between the σ of the last and first timestep, and
+ * the timesteps by the (fractional) t matching each new σ.
  */
-export function sigmaSchedule(
-  alphasCumprod: Float64Array,
-  grid: Float64Array,
-  karras: boolean,
-  roundTimesteps: boolean,
-): { timesteps: Float64Array; sigmas: Float64Array } {
+export function sigmaSchedule(alphasCumprod: Float64Array, grid: Float64Array, karras: boolean): { timesteps: Float64Array; sigmas: Float64Array } {
   const n = grid.length;
   const sigmas = new Float64Array(n);
   for (let k = 0; k < n; k++) sigmas[k] = sigmaAt(alphasCumprod, grid[k]);
   if (!karras) return { timesteps: grid, sigmas };
   const ks = karrasSigmas(sigmas[n - 1], sigmas[0], n);
-  const ts = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const t = timestepForSigma(alphasCumprod, ks[k]);
-    ts[k] = roundTimesteps ? roundHalfEven(t) : t;
-  }
-  return { timesteps: ts, sigmas: ks };
+  return { timesteps: ks.map((s) => timestepForSigma(alphasCumprod, s)), sigmas: ks };
 }
 
 /** Validate the requested number of inference steps. */

@@ -80,6 +80,8 @@ export interface ResolvedSchedulerConfig {
   readonly finalSigmasType: FinalSigmasType;
   /** Euler / Euler ancestral / DPM-Solver++: Karras et al. (2022) σ ramp with ρ = 7. */
   readonly useKarrasSigmas: boolean;
+  /** PNDM: PLMS only (true) or a Runge–Kutta warm-up first (false, diffusers' default). */
+  readonly skipPrkSteps: boolean;
 }
 
 /** Thrown for any unknown class, unsupported option or invalid value. */
@@ -158,7 +160,7 @@ function pickNumber(
 ): number {
   const v = raw[key];
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(cls, `${key} must be a finite number; got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(cls, `${key} must be a finite number; got ${typeof v === "number" ? v : JSON.stringify(v)}`);
   if (check.integer && !Number.isInteger(v)) fail(cls, `${key} must be an integer; got ${v}`);
   if (check.min !== undefined && v < check.min) fail(cls, `${key} must be >= ${check.min}; got ${v}`);
   if (check.max !== undefined && v > check.max) fail(cls, `${key} must be <= ${check.max}; got ${v}`);
@@ -260,9 +262,6 @@ export function resolveSchedulerConfig(config: unknown): ResolvedSchedulerConfig
   const clipSampleRange = pickNumber(cls, config, "clip_sample_range", 1, { exclusiveMin: 0 });
 
   const skipPrkSteps = pickBool(cls, config, "skip_prk_steps", d.skipPrkSteps);
-  if (cls === "PNDMScheduler" && !skipPrkSteps) {
-    fail(cls, "skip_prk_steps=false (Runge-Kutta warm-up) is not supported; only the PLMS variant with skip_prk_steps=true is implemented");
-  }
 
   const originalInferenceSteps = pickNumber(cls, config, "original_inference_steps", 50, { integer: true, min: 1, max: numTrainTimesteps });
   const timestepScaling = pickNumber(cls, config, "timestep_scaling", 10, { exclusiveMin: 0 });
@@ -305,5 +304,6 @@ export function resolveSchedulerConfig(config: unknown): ResolvedSchedulerConfig
     eulerAtFinal,
     finalSigmasType,
     useKarrasSigmas,
+    skipPrkSteps,
   });
 }

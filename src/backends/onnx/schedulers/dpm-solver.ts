@@ -13,12 +13,13 @@
  * final_sigmas_type is "zero" (σ = 0, h = ∞), when euler_at_final, or when
  * lower_order_final and fewer than 15 steps were requested.
  *
- * Timesteps use the same spacing as the other schedulers (n points; note that
- * diffusers' implementation of this class spaces n+1 points for "leading"/"linspace"
- * and drops the last, so its grids differ slightly for those spacings).
- * The final σ appended after the last timestep is 0 ("zero") or σ at t = 0 ("sigma_min").
+ * Timesteps follow diffusers' grid for this class: "linspace" and "leading" space
+ * n+1 points and drop the last (10 steps → 999, 899, …, 100 rather than …, 0);
+ * "trailing" is as elsewhere. The final σ appended after the last timestep is 0
+ * ("zero") or σ at t = 0 ("sigma_min").
  * With use_karras_sigmas ("DPM++ 2M Karras") the σ values follow the Karras ρ = 7
- * ramp between the grid's end points; each timestep is the t of its σ, rounded.
+ * ramp over the whole training range (σ at t = 0 … σ at t = T−1); each timestep is
+ * the t of its σ, rounded.
  */
 import type { SchedulerClassName } from "./config.js";
 import {
@@ -28,14 +29,42 @@ import {
   checkSameLength,
   checkStepIndex,
   outBuffer,
+  karrasSigmas,
+  roundHalfEven,
   sigmaAt,
-  sigmaSchedule,
   spacedTimesteps,
+  timestepForSigma,
   strengthStart,
   vpAddNoise,
   vpPrediction,
 } from "./common.js";
 import { VpScheduler } from "./vp-scheduler.js";
+import type { TimestepSpacing } from "./config.js";
+
+/** diffusers' DPMSolverMultistep grid (n+1 points, last dropped, for linspace/leading) and its σ values. */
+function dpmSchedule(
+  alphasCumprod: Float64Array,
+  n: number,
+  spacing: TimestepSpacing,
+  stepsOffset: number,
+  karras: boolean,
+): { timesteps: Float64Array; sigmas: Float64Array } {
+  const T = alphasCumprod.length;
+  let grid: Float64Array;
+  if (spacing === "trailing") grid = spacedTimesteps(T, n, spacing, stepsOffset, true);
+  else {
+    grid = new Float64Array(n);
+    const ratio = Math.floor(T / (n + 1));
+    for (let k = 0; k < n; k++) {
+      const i = n - k; // points n … 1 of 0 … n
+      grid[k] = spacing === "linspace" ? roundHalfEven(i * ((T - 1) / n)) : i * ratio + stepsOffset;
+    }
+    if (!(grid[0] <= T - 1)) throw new RangeError(`timestep ${grid[0]} (spacing ${spacing}, steps_offset ${stepsOffset}, ${n} steps) is outside [0, ${T - 1}]`);
+  }
+  if (!karras) return { timesteps: grid, sigmas: grid.map((t) => sigmaAt(alphasCumprod, t)) };
+  const sigmas = karrasSigmas(sigmaAt(alphasCumprod, 0), sigmaAt(alphasCumprod, T - 1), n);
+  return { timesteps: sigmas.map((s) => roundHalfEven(timestepForSigma(alphasCumprod, s))), sigmas };
+}
 
 export class DPMSolverMultistepScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "DPMSolverMultistepScheduler";
@@ -51,8 +80,7 @@ export class DPMSolverMultistepScheduler extends VpScheduler {
     const cfg = this.config;
     checkNumSteps(numInferenceSteps, cfg.numTrainTimesteps);
     const start = strengthStart(numInferenceSteps, options);
-    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true);
-    const { timesteps: full, sigmas } = sigmaSchedule(this.alphasCumprod, grid, cfg.useKarrasSigmas, true);
+    const { timesteps: full, sigmas } = dpmSchedule(this.alphasCumprod, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, cfg.useKarrasSigmas);
     const sig = new Float64Array(numInferenceSteps + 1);
     sig.set(sigmas);
     sig[numInferenceSteps] = cfg.finalSigmasType === "zero" ? 0 : sigmaAt(this.alphasCumprod, 0);

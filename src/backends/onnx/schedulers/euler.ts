@@ -20,6 +20,7 @@ import {
   outBuffer,
   requireRng,
   scale,
+  sigmaAt,
   sigmaSchedule,
   spacedTimesteps,
   strengthStart,
@@ -31,7 +32,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   readonly alphasCumprod: Float64Array;
   numInferenceSteps = 0;
   timesteps = new Float64Array(0);
-  /** σ for each step index, with the final σ = 0 appended (length timesteps.length + 1). */
+  /** σ for each step index, with the final σ appended (length timesteps.length + 1). */
   sigmas = new Float64Array(0);
   initNoiseSigma = 1;
 
@@ -49,10 +50,11 @@ export class EulerDiscreteScheduler implements Scheduler {
     const start = strengthStart(numInferenceSteps, options);
     // linspace timesteps are left fractional; σ is interpolated linearly in t.
     const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, false);
-    const { timesteps: full, sigmas } = sigmaSchedule(this.alphasCumprod, grid, cfg.useKarrasSigmas, false);
+    const { timesteps: full, sigmas } = sigmaSchedule(this.alphasCumprod, grid, cfg.useKarrasSigmas);
     const sig = new Float64Array(numInferenceSteps + 1);
     sig.set(sigmas);
-    sig[numInferenceSteps] = 0;
+    // EulerDiscrete ends at final_sigmas_type's σ; EulerAncestral always at 0.
+    sig[numInferenceSteps] = !this.ancestral && cfg.finalSigmasType === "sigma_min" ? sigmaAt(this.alphasCumprod, 0) : 0;
     let maxSigma = 0;
     for (let k = 0; k < numInferenceSteps; k++) if (sig[k] > maxSigma) maxSigma = sig[k];
     this.initNoiseSigma = cfg.timestepSpacing === "leading" ? Math.sqrt(maxSigma * maxSigma + 1) : maxSigma;
@@ -100,7 +102,8 @@ export class EulerDiscreteScheduler implements Scheduler {
     const a = 1 + (dt * (1 - cx)) / sigma;
     const b = (-dt * cm) / sigma;
     const dst = outBuffer(out, sample.length);
-    if (sigmaUp > 0) return lincombNoise(dst, a, sample, b, modelOutput, sigmaUp, requireRng(rng, this.className));
+    // The ancestral step draws its noise on every step, the last (σ_up = 0) included, as diffusers does.
+    if (this.ancestral) return lincombNoise(dst, a, sample, b, modelOutput, sigmaUp, requireRng(rng, this.className));
     return lincomb(dst, a, sample, b, modelOutput);
   }
 

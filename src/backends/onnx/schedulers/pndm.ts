@@ -1,6 +1,7 @@
 /**
- * PNDM, PLMS variant (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion
- * Models on Manifolds"), i.e. `skip_prk_steps=true` as Stable Diffusion configs use.
+ * PNDM (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models on Manifolds"):
+ * PLMS steps, after a Runge–Kutta warm-up unless `skip_prk_steps` (Stable Diffusion
+ * configs set it; diffusers' class default is false).
  *
  * The transfer from t to t' = t − ⌊T/n⌋ given a noise estimate ε is
  *   x' = √(ᾱ'/ᾱ)·x − (ᾱ' − ᾱ)·ε / (ᾱ·√(1−ᾱ') + √(ᾱ(1−ᾱ)ᾱ'))
@@ -10,12 +11,13 @@
  *   2 stored:  (3ε₋₁ − ε₋₂)/2
  *   3 stored:  (23ε₋₁ − 16ε₋₂ + 5ε₋₃)/12
  *   4 stored:  (55ε₋₁ − 59ε₋₂ + 37ε₋₃ − 9ε₋₄)/24
- * So with grid g₀ > g₁ > … > g_{m−1}, `timesteps` is [g₀, g₁, g₁, g₂, …, g_{m−1}]:
- * the UNet runs m+1 times. With img2img strength the kept grid tail gets the same
- * warm-up at its start.
+ * So with grid g₀ > g₁ > … > g_{n−1}, `timesteps` is [g₀, g₁, g₁, g₂, …, g_{n−1}]:
+ * the UNet runs n+1 times. With img2img strength, as diffusers does, that list is cut
+ * at the strength's start index (duplicate included or not) and the warm-up runs on
+ * whatever the cut list starts with.
  *
- * v_prediction / sample outputs are converted to ε at their own step (same x and t
- * the model saw) before the multistep combination.
+ * As in diffusers, the stored estimates are the raw model outputs; a v_prediction
+ * (or sample) combination is converted to ε at the step's starting point (its x and t).
  */
 import type { SchedulerClassName } from "./config.js";
 import {
@@ -35,6 +37,11 @@ import { VpScheduler } from "./vp-scheduler.js";
 export class PNDMScheduler extends VpScheduler {
   readonly className: SchedulerClassName = "PNDMScheduler";
   private ratio = 0;
+  /** The Runge–Kutta warm-up's timesteps (uncut) and how many steps it takes. */
+  private prk: number[] = [];
+  private prkCount = 0;
+  /** The warm-up's running ⅙, ⅓, ⅓ sum of outputs. */
+  private rkSum: Float32Array | null = null;
   /** Stored ε estimates, oldest first (at most 4). */
   private ets: Float32Array[] = [];
   private spare: Float32Array[] = [];
@@ -46,15 +53,26 @@ export class PNDMScheduler extends VpScheduler {
     const cfg = this.config;
     checkNumSteps(numInferenceSteps, cfg.numTrainTimesteps);
     const start = strengthStart(numInferenceSteps, options);
-    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true).slice(start);
-    const m = grid.length;
-    const ts = new Float64Array(m === 1 ? 1 : m + 1);
-    ts[0] = grid[0];
-    for (let k = 1; k < m; k++) ts[k + 1] = grid[k];
-    if (m > 1) ts[1] = grid[1];
-    this.timesteps = ts;
-    this.numInferenceSteps = numInferenceSteps;
+    const grid = spacedTimesteps(cfg.numTrainTimesteps, numInferenceSteps, cfg.timestepSpacing, cfg.stepsOffset, true);
     this.ratio = Math.floor(cfg.numTrainTimesteps / numInferenceSteps);
+    let ts: number[];
+    if (cfg.skipPrkSteps) {
+      const m = grid.length;
+      ts = m === 1 ? [grid[0]] : [grid[0], grid[1], ...grid.slice(1)];
+      this.prkCount = 0;
+    } else {
+      // The warm-up: three RK4 steps over the last four grid points (ascending) at full and half
+      // steps, each point of a step evaluated twice but the ends, as diffusers lays it out.
+      const ascending = Array.from(grid).reverse();
+      const half = Math.floor(this.ratio / 2);
+      const pairs = ascending.slice(-4).flatMap((v) => [v, v + half]).slice(0, -1);
+      const prk = pairs.flatMap((v) => [v, v]).slice(1, -1).reverse();
+      this.prk = prk;
+      this.prkCount = prk.length;
+      ts = [...prk, ...ascending.slice(0, -3).reverse()];
+    }
+    this.timesteps = Float64Array.from(ts).slice(start);
+    this.numInferenceSteps = numInferenceSteps;
     this.reset();
   }
 
@@ -85,18 +103,16 @@ export class PNDMScheduler extends VpScheduler {
     const n = sample.length;
     const t = this.timesteps[stepIndex];
 
-    // ε estimate of this evaluation (the model saw `sample` at timestep t).
-    const at = this.alphaAt(t);
-    const p = vpPrediction(this.config.predictionType, Math.sqrt(at), Math.sqrt(1 - at));
+    if (stepIndex < this.prkCount) return this.stepPrk(modelOutput, stepIndex, sample, out);
     const eps = this.buffer(n);
-    for (let i = 0; i < n; i++) eps[i] = p.epsx * sample[i] + p.epsm * modelOutput[i];
+    eps.set(modelOutput);
 
     let from: number;
     let to: number;
     let x: Float32Array = sample;
     let w: number[];
     let terms: Float32Array[];
-    if (stepIndex === 1) {
+    if (stepIndex === 1 && this.prkCount === 0) {
       // Trapezoid correction of the first step: restart from the saved x at t₀.
       const e0 = this.ets[0];
       to = t;
@@ -116,15 +132,12 @@ export class PNDMScheduler extends VpScheduler {
       else if (k === 3) w = [5 / 12, -16 / 12, 23 / 12];
       else w = [-9 / 24, 37 / 24, -59 / 24, 55 / 24];
       terms = e;
-      if (stepIndex === 0) this.curSample = Float32Array.from(sample);
+      if (stepIndex === 0 && this.prkCount === 0) this.curSample = Float32Array.from(sample);
     }
 
-    const a = this.alphaAt(from);
-    const ap = this.alphaAt(to);
-    const cs = Math.sqrt(ap / a);
-    const ce = (ap - a) / (a * Math.sqrt(1 - ap) + Math.sqrt(a * (1 - a) * ap));
+    const { cs, cm } = this.transfer(from, to);
     const dst = outBuffer(out, n);
-    const c = terms.map((_, j) => -ce * w[j]);
+    const c = terms.map((_, j) => cm * w[j]);
     if (terms.length === 1) {
       const e0 = terms[0];
       const c0 = c[0];
@@ -148,6 +161,57 @@ export class PNDMScheduler extends VpScheduler {
       this.curSample = null;
     }
     this.nextIndex = stepIndex + 1;
+    return dst;
+  }
+
+  /**
+   * x' = cs·x + cm·m moves x from `from` to `to` given a (combined) model output m, converted to ε at
+   * `from`: x' = √(ᾱ'/ᾱ)·x − (ᾱ' − ᾱ)·ε / (ᾱ·√(1−ᾱ') + √(ᾱ(1−ᾱ)ᾱ')).
+   */
+  private transfer(from: number, to: number): { cs: number; cm: number } {
+    const a = this.alphaAt(from);
+    const ap = this.alphaAt(to);
+    const p = vpPrediction(this.config.predictionType, Math.sqrt(a), Math.sqrt(1 - a));
+    const ce = (ap - a) / (a * Math.sqrt(1 - ap) + Math.sqrt(a * (1 - a) * ap));
+    return { cs: Math.sqrt(ap / a) - ce * p.epsx, cm: -ce * p.epsm };
+  }
+
+  /**
+   * Runge–Kutta warm-up step k (diffusers' step_prk): within each block of four evaluations the
+   * first three move the block's start sample by a half, half and full step with the current
+   * output, the fourth with the RK4 combination (⅙, ⅓, ⅓, ⅙). The first output of a block is
+   * stored for the PLMS steps that follow.
+   */
+  private stepPrk(modelOutput: Float32Array, k: number, sample: Float32Array, out?: Float32Array): Float32Array {
+    const n = sample.length;
+    const t = this.timesteps[k];
+    const to = t - (k % 2 ? 0 : Math.floor(this.ratio / 2));
+    const from = this.prk[Math.floor(k / 4) * 4];
+    let sum = this.rkSum;
+    if (sum === null || sum.length !== n) sum = this.rkSum = new Float32Array(n);
+    let m: Float32Array = modelOutput;
+    switch (k % 4) {
+      case 0: {
+        for (let i = 0; i < n; i++) sum[i] = modelOutput[i] / 6;
+        const e = this.buffer(n);
+        e.set(modelOutput);
+        this.ets.push(e);
+        this.curSample = Float32Array.from(sample);
+        break;
+      }
+      case 1:
+      case 2:
+        for (let i = 0; i < n; i++) sum[i] += modelOutput[i] / 3;
+        break;
+      default:
+        m = new Float32Array(n);
+        for (let i = 0; i < n; i++) m[i] = sum[i] + modelOutput[i] / 6;
+    }
+    const x = this.curSample ?? sample;
+    const { cs, cm } = this.transfer(from, to);
+    const dst = outBuffer(out, n);
+    for (let i = 0; i < n; i++) dst[i] = cs * x[i] + cm * m[i];
+    this.nextIndex = k + 1;
     return dst;
   }
 

@@ -19,7 +19,7 @@ export interface TinyModelOptions {
   inpainting?: boolean;
   /** Weight seed (default 0). */
   seed?: number;
-  /** UNet `timestep` input: newer Optimum exports float32, older ones int64 (default float32). */
+  /** UNet `timestep` input: newer Optimum exports a float32 scalar, older ones int64 ["steps"] (default float32). */
   timestepDtype?: "float32" | "int64";
   /** Text encoders' `input_ids` dtype (default int32). */
   inputIdsDtype?: "int32" | "int64";
@@ -232,7 +232,8 @@ export function buildUnet(spec: UnetSpec): Uint8Array {
   const C = TINY_DIMS.latentChannels;
   const g = new GraphBuilder("unet", spec.seed);
   const sample = g.input("sample", "float32", ["batch_size", "num_channels", "height", "width"]);
-  const timestep = g.input("timestep", spec.timestepDtype, ["steps"]);
+  // As real exports declare it: a float scalar (optimum ≥ 1.24, optimum-onnx), int64 ["steps"] before.
+  const timestep = g.input("timestep", spec.timestepDtype, spec.timestepDtype === "float32" ? [] : ["steps"]);
   const ehs = g.input("encoder_hidden_states", "float32", ["batch_size", "sequence_length", spec.crossAttentionDim]);
   const xl = spec.textEmbedsDim !== undefined;
   const textEmbeds = xl ? g.input("text_embeds", "float32", ["batch_size", spec.textEmbedsDim!]) : undefined;
@@ -246,7 +247,7 @@ export function buildUnet(spec: UnetSpec): Uint8Array {
   const ctx = g.matMul(g.reduceMean(ehs, [1], false), g.weight("context_proj.weight", [spec.crossAttentionDim, C], 1 / Math.sqrt(spec.crossAttentionDim)));
   // Timestep: sin(t/1000 · freq + phase) · amp → [steps, C] (broadcasts against [B, C] when steps is 1 or B).
   const t = spec.timestepDtype === "float32" ? timestep : g.cast(timestep, "float32");
-  const tCol = g.unsqueeze(g.mul(t, g.constFloat(1 / 1000)), [1]);
+  const tCol = g.reshape(g.mul(t, g.constFloat(1 / 1000)), [-1, 1]);
   const freq = g.weight("time_embedding.freq", [1, C], 3);
   const phase = g.weight("time_embedding.phase", [C], 1);
   const temb = g.mul(g.sin(g.add(g.mul(tCol, freq), phase)), g.weight("time_embedding.amp", [C], 0.5));
