@@ -13,6 +13,9 @@ import { CalculatorRegistry } from "../engine/registry.js";
 import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
 import { createApp, type GraphserveApp } from "./app.js";
+import { guardProcess } from "./crash-guard.js";
+import { deferContinue } from "./body.js";
+import { allowHalfClose } from "./client-gone.js";
 import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
@@ -72,12 +75,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
       cors: opts.cors,
       metrics,
-      limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
+      limits: {
+        maxBodyBytes: opts.maxBodyBytes,
+        maxJsonDepth: opts.maxJsonDepth,
+        ...(opts.maxJsonBodyBytes !== undefined ? { maxJsonBodyBytes: opts.maxJsonBodyBytes } : {}),
+        ...(opts.maxTotalBodyBytes !== undefined ? { maxTotalBodyBytes: opts.maxTotalBodyBytes } : {}),
+      },
+      ...(opts.sendTimeoutSeconds !== undefined ? { sendTimeoutSeconds: opts.sendTimeoutSeconds } : {}),
       ...(opts.aliases !== undefined ? { aliases: opts.aliases } : {}),
       webUi: opts.webUi !== false,
       ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
     });
     server = createServer(gs.app);
+    deferContinue(server);
+    allowHalfClose(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(opts.restPort, opts.restBindAddress, () => {
@@ -144,7 +155,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
 /**
  * The CLI's server mode: starts, then shuts down gracefully on SIGTERM or
- * SIGINT (a second signal exits at once). Resolves with the exit code, after
+ * SIGINT (a second signal exits at once). While it serves, an error escaping
+ * a request fails that request only (crash-guard.ts). Resolves with the exit code, after
  * the log is flushed.
  */
 export async function runServer(opts: ServeOptions): Promise<number> {
@@ -156,6 +168,7 @@ export async function runServer(opts: ServeOptions): Promise<number> {
     logger.fatal(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
     return flushed(logger, 1);
   }
+  const unguard = guardProcess(logger);
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -177,6 +190,7 @@ export async function runServer(opts: ServeOptions): Promise<number> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  unguard();
   return flushed(logger, code);
 }
 
