@@ -3,8 +3,10 @@
  * compiled CLI in a child process, loopback only):
  *
  * - bodies: 30 concurrent 60 MB JSON generations (the prompt plus an
- *   ignored 60 MB `image` field). Reports the server's peak RSS (VmHWM),
- *   the statuses, and `/v2/health/live` latency meanwhile.
+ *   ignored 60 MB `image` field), then 30 concurrent 60 MB multipart edits
+ *   (a 60 MB file that is no image), each against a fresh server. Reports
+ *   the server's peak RSS (VmHWM), the statuses, and `/v2/health/live`
+ *   latency meanwhile.
  * - stalled: 40 streamed 1024×1024 generations of 4 images each (partial images and progress
  *   events) whose clients never read. Reports the server's RSS and open
  *   client connections every 5 s for 45 s, then whether a normal generation
@@ -89,9 +91,9 @@ function get(port: number, path: string): Promise<number> {
   });
 }
 
-function post(port: number, body: Buffer | string): Promise<number> {
+function post(port: number, body: Buffer | string, path = "/v3/images/generations", contentType = "application/json"): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host: HOST, port, path: "/v3/images/generations", method: "POST", agent: false, headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } }, (res) => {
+    const req = request({ host: HOST, port, path, method: "POST", agent: false, headers: { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body) } }, (res) => {
       res.resume();
       res.on("end", () => resolve(res.statusCode ?? 0));
     });
@@ -104,15 +106,33 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-async function bodies(): Promise<void> {
+const MB = 60;
+
+/** `{"model":"demo",…,"image":"AAAA…"}` of 60 MB. */
+function jsonBody(): [Buffer, string, string] {
+  const head = '{"model":"demo","prompt":"three cats","size":"64x64","num_inference_steps":1,"image":"';
+  const body = Buffer.alloc(head.length + MB * 1024 * 1024 + 2, "A");
+  body.write(head);
+  body.write('"}', body.length - 2);
+  return [body, "/v3/images/generations", "application/json"];
+}
+
+/** An edit whose `image` part is 60 MB of bytes that are no image. */
+function multipartBody(): [Buffer, string, string] {
+  const head = '--B\r\nContent-Disposition: form-data; name="model"\r\n\r\ndemo\r\n--B\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na dog\r\n' +
+    '--B\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n';
+  const tail = "\r\n--B--\r\n";
+  const body = Buffer.alloc(head.length + MB * 1024 * 1024 + tail.length, "A");
+  body.write(head);
+  body.write(tail, body.length - tail.length);
+  return [body, "/v3/images/edits", "multipart/form-data; boundary=B"];
+}
+
+async function bodies(kind: "JSON" | "multipart"): Promise<void> {
   const server = await startServer();
   const pid = server.child.pid!;
   const baseline = procStatus(pid, "VmRSS");
-  const mb = 60;
-  const head = '{"model":"demo","prompt":"three cats","size":"64x64","num_inference_steps":1,"image":"';
-  const body = Buffer.alloc(head.length + mb * 1024 * 1024 + 2, "A");
-  body.write(head);
-  body.write('"}', body.length - 2);
+  const [body, path, contentType] = kind === "JSON" ? jsonBody() : multipartBody();
   const latencies: number[] = [];
   let probing = true;
   const probe = (async () => {
@@ -124,7 +144,7 @@ async function bodies(): Promise<void> {
     }
   })();
   const started = performance.now();
-  const statuses = await Promise.all(Array.from({ length: 30 }, () => post(server.port, body)));
+  const statuses = await Promise.all(Array.from({ length: 30 }, () => post(server.port, body, path, contentType)));
   const seconds = (performance.now() - started) / 1000;
   probing = false;
   await probe;
@@ -132,7 +152,7 @@ async function bodies(): Promise<void> {
   const counts: Record<string, number> = {};
   for (const s of statuses) counts[s === -1 ? "reset" : String(s)] = (counts[String(s === -1 ? "reset" : s)] ?? 0) + 1;
   console.log(
-    `bodies: 30 × ${mb} MB JSON in ${seconds.toFixed(1)} s; server RSS before ${baseline} MB, peak ${procStatus(pid, "VmHWM")} MB; ` +
+    `bodies: 30 × ${MB} MB ${kind} in ${seconds.toFixed(1)} s; server RSS before ${baseline} MB, peak ${procStatus(pid, "VmHWM")} MB; ` +
       `statuses ${JSON.stringify(counts)}; /v2/health/live p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`,
   );
   await server.stop();
@@ -166,5 +186,8 @@ async function stalled(): Promise<void> {
   await server.stop();
 }
 
-if (ONLY === undefined || ONLY === "bodies") await bodies();
+if (ONLY === undefined || ONLY === "bodies") {
+  await bodies("JSON");
+  await bodies("multipart");
+}
 if (ONLY === undefined || ONLY === "stalled") await stalled();

@@ -59,20 +59,38 @@ export function bodyLimit(kind: BodyKind, limits: BodyLimits): number {
   return kind === "json" ? Math.min(limits.maxJsonBodyBytes, limits.maxBodyBytes) : limits.maxBodyBytes;
 }
 
-// The rest of a refused body is not read: the connection cannot be reused.
-const CLOSE = { Connection: "close" } as const;
+/** How long the rest of a refused body is read and dropped before the connection is cut. */
+const LINGER_MS = 5000;
 
-export function tooLarge(limit: number, kind?: BodyKind): HttpError {
+/** A refusal's headers: `close` when the client holds its body back (Expect) and the connection cannot go on. */
+const closing = (close: boolean): Record<string, string> => (close ? { Connection: "close" } : {});
+
+function tooLarge(limit: number, kind: BodyKind, close: boolean): HttpError {
   const json = kind === "json" ? " for JSON bodies (pictures are uploaded as multipart/form-data)" : "";
-  return new HttpError(413, `Request body is larger than the server's limit of ${limit} bytes${json}`, { code: "request_too_large", headers: CLOSE });
+  return new HttpError(413, `Request body is larger than the server's limit of ${limit} bytes${json}`, { code: "request_too_large", headers: closing(close) });
 }
 
 /** The server holds as many request bodies as it may: the request is fine, later. */
-function bodiesBusy(total: number): HttpError {
+function bodiesBusy(total: number, close: boolean): HttpError {
   return new HttpError(503, `The server is holding its limit of ${total} bytes of request bodies; retry shortly`, {
     code: "server_busy",
-    headers: { ...CLOSE, "Retry-After": "1" },
+    headers: { ...closing(close), "Retry-After": "1" },
   });
+}
+
+/**
+ * Drops the rest of a refused body. Closing on unread bytes would reset the
+ * connection, and the client could lose the answer before reading it; so
+ * what it still sends is read and thrown away (the connection stays usable),
+ * for LINGER_MS at most, then the connection is cut.
+ */
+function discardRest(req: IncomingMessage): void {
+  req.resume();
+  if (req.complete) return;
+  const cut = setTimeout(() => req.socket.destroy(), LINGER_MS);
+  const clear = () => clearTimeout(cut);
+  req.once("end", clear);
+  req.once("close", clear);
 }
 
 const continueDeferred = new WeakSet<ServerResponse>();
@@ -96,25 +114,31 @@ export function deferContinue(server: Server): void {
  * read pass either.
  */
 export function readBody(req: IncomingMessage, res: ServerResponse, limit: number, kind: BodyKind, budget: BodyBudget): Promise<Buffer> {
+  // A client that asked to be told before sending its body sends none when refused now.
+  const heldBack = continueDeferred.has(res);
+  const refuseNow = (e: HttpError) => {
+    if (!heldBack) discardRest(req);
+    return Promise.reject(e);
+  };
   const declared = Number(req.headers["content-length"]);
-  if (declared > limit) return Promise.reject(tooLarge(limit, kind));
+  if (declared > limit) return refuseNow(tooLarge(limit, kind, heldBack));
   const held = budget.hold(res);
-  if (declared > 0 && !held.take(declared)) return Promise.reject(bodiesBusy(budget.total));
+  if (declared > 0 && !held.take(declared)) return refuseNow(bodiesBusy(budget.total, heldBack));
   const reserved = declared > 0 ? declared : 0;
-  if (continueDeferred.has(res)) res.writeContinue();
+  if (heldBack) res.writeContinue();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const refuse = (e: HttpError) => {
       cleanup();
-      req.pause();
+      discardRest(req);
       reject(e);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) return refuse(tooLarge(limit, kind));
+      if (size > limit) return refuse(tooLarge(limit, kind, false));
       // Without Content-Length (chunked), bytes are taken as they come.
-      if (size > reserved && !held.take(Math.min(chunk.length, size - reserved))) return refuse(bodiesBusy(budget.total));
+      if (size > reserved && !held.take(Math.min(chunk.length, size - reserved))) return refuse(bodiesBusy(budget.total, false));
       chunks.push(chunk);
     };
     const onEnd = () => {
