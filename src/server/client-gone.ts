@@ -3,10 +3,11 @@
  * FIN; the one that left answers the next bytes it gets with a reset, the
  * other still reads. Node ends the connection at the FIN unless told to
  * allow half-open ones, so a client that shut its sending side after the
- * request (legal HTTP/1.1) lost its answer. Here the FIN starts a probe: an
- * interim `100 Continue` (which HTTP/1.1 clients must accept and skip) if
- * nothing was sent yet, then empty writes, which fail once the reset has
- * come back: then the client is gone.
+ * request (legal HTTP/1.1) lost its answer. Here the FIN starts a probe:
+ * bytes every client skips (an interim `100 Continue`, which HTTP/1.1
+ * clients must accept, if nothing was sent yet; an SSE comment line in an
+ * event stream), then empty writes, which fail once the reset has come
+ * back: then the client is gone.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 
@@ -30,6 +31,7 @@ export function watchClient(req: IncomingMessage, res: ServerResponse, gone: () 
   const onEnd = () => {
     if (res.writableFinished) return;
     if (!res.headersSent) res.writeContinue();
+    else if (String(res.getHeader("content-type")).startsWith("text/event-stream")) res.write(":\n\n");
     probe = setInterval(() => socket.write(EMPTY), PROBE_MS);
   };
   if (socket.readableEnded) onEnd();
