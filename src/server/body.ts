@@ -40,6 +40,7 @@ export const DEFAULT_BODY_LIMITS: BodyLimits = {
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
 };
 const MAX_PARTS = 1000;
+const PARSE_SLICE = 1024 * 1024;
 const MAX_FILES = 100;
 
 export type BodyKind = "json" | "multipart" | "none" | "other";
@@ -62,20 +63,14 @@ export function bodyLimit(kind: BodyKind, limits: BodyLimits): number {
 /** How long the rest of a refused body is read and dropped before the connection is cut. */
 const LINGER_MS = 5000;
 
-/** A refusal's headers: `close` when the client holds its body back (Expect) and the connection cannot go on. */
-const closing = (close: boolean): Record<string, string> => (close ? { Connection: "close" } : {});
-
-function tooLarge(limit: number, kind: BodyKind, close: boolean): HttpError {
+function tooLarge(limit: number, kind: BodyKind): HttpError {
   const json = kind === "json" ? " for JSON bodies (pictures are uploaded as multipart/form-data)" : "";
-  return new HttpError(413, `Request body is larger than the server's limit of ${limit} bytes${json}`, { code: "request_too_large", headers: closing(close) });
+  return new HttpError(413, `Request body is larger than the server's limit of ${limit} bytes${json}`, { code: "request_too_large" });
 }
 
 /** The server holds as many request bodies as it may: the request is fine, later. */
-function bodiesBusy(total: number, close: boolean): HttpError {
-  return new HttpError(503, `The server is holding its limit of ${total} bytes of request bodies; retry shortly`, {
-    code: "server_busy",
-    headers: { ...closing(close), "Retry-After": "1" },
-  });
+function bodiesBusy(total: number): HttpError {
+  return new HttpError(503, `The server is holding its limit of ${total} bytes of request bodies; retry shortly`, { code: "server_busy", headers: { "Retry-After": "1" } });
 }
 
 /**
@@ -99,10 +94,14 @@ const continueDeferred = new WeakSet<ServerResponse>();
  * Leaves `Expect: 100-continue` to readBody: a client that asks first is
  * refused (413, 503) before it sends a byte of the body, and told to go on
  * only when the body will be read. Node answers 100 at once otherwise.
+ * Until told, the client holds its body back, so the connection cannot
+ * carry another request: it closes after the answer unless readBody lets
+ * the body come.
  */
 export function deferContinue(server: Server): void {
   server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     continueDeferred.add(res);
+    res.setHeader("Connection", "close");
     server.emit("request", req, res);
   });
 }
@@ -121,11 +120,14 @@ export function readBody(req: IncomingMessage, res: ServerResponse, limit: numbe
     return Promise.reject(e);
   };
   const declared = Number(req.headers["content-length"]);
-  if (declared > limit) return refuseNow(tooLarge(limit, kind, heldBack));
+  if (declared > limit) return refuseNow(tooLarge(limit, kind));
   const held = budget.hold(res);
-  if (declared > 0 && !held.take(declared)) return refuseNow(bodiesBusy(budget.total, heldBack));
+  if (declared > 0 && !held.take(declared)) return refuseNow(bodiesBusy(budget.total));
   const reserved = declared > 0 ? declared : 0;
-  if (heldBack) res.writeContinue();
+  if (heldBack) {
+    res.removeHeader("Connection");
+    res.writeContinue();
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -136,9 +138,9 @@ export function readBody(req: IncomingMessage, res: ServerResponse, limit: numbe
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) return refuse(tooLarge(limit, kind, false));
+      if (size > limit) return refuse(tooLarge(limit, kind));
       // Without Content-Length (chunked), bytes are taken as they come.
-      if (size > reserved && !held.take(Math.min(chunk.length, size - reserved))) return refuse(bodiesBusy(budget.total, false));
+      if (size > reserved && !held.take(Math.min(chunk.length, size - reserved))) return refuse(bodiesBusy(budget.total));
       chunks.push(chunk);
     };
     const onEnd = () => {
@@ -253,6 +255,18 @@ export function parseMultipart(body: Buffer, headers: IncomingMessage["headers"]
         if (!failed) resolve({ fields, files: list });
       });
     });
-    parser.end(body);
+    // Fed a slice at a time, yielding in between: a large upload does not hold the event loop for its whole parse.
+    let at = 0;
+    const feed = (): void => {
+      if (failed) return;
+      if (body.length - at <= PARSE_SLICE) {
+        parser.end(body.subarray(at));
+        return;
+      }
+      const slice = body.subarray(at, at + PARSE_SLICE);
+      at += PARSE_SLICE;
+      parser.write(slice, () => setImmediate(feed));
+    };
+    feed();
   });
 }
