@@ -469,11 +469,11 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
     [Symbol.asyncIterator]() {
       return {
         async next(): Promise<IteratorResult<SseEvent>> {
-          lastTaken = performance.now();
           for (;;) {
             const head = pending.shift();
             if (head !== undefined) {
               if (head.partial) unsentPartials--;
+              lastTaken = performance.now();
               return { value: await head.event, done: false };
             }
             if (finished) return { value: undefined, done: true };

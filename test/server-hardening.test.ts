@@ -8,8 +8,16 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { loadNodeResources } from "../src/engine/node-resources.js";
+import { GraphRunner } from "../src/engine/graph-runner.js";
+import { NodeStatsCollector } from "../src/engine/node-stats.js";
+import { HttpRequest, isSseResponse, type SseEvent } from "../src/server/payload.js";
+import { testRegistry } from "./helpers/calculators.js";
+import { buildGraph } from "./helpers/graph.js";
+import { imageServable } from "./image-server.js";
 import { ECHO_GRAPH_DIR, errorOf, eventually, gate, oneNodeGraph, spawnCli, start, tempDir, testCalculatorsDir, writeServable, type TestServer } from "./server-helpers.js";
 
 const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
@@ -211,4 +219,34 @@ test("a client that half-closes after sending still gets its answer; one that cl
   await gone.entered;
   s.destroy();
   assert.equal(await gone.aborted, true, "the run was cancelled");
+});
+
+test("a stream nobody reads holds one partial image, not all of them: later previews are skipped while one waits", async () => {
+  const dir = await imageServable();
+  const registry = await testRegistry();
+  const graph = buildGraph(readFileSync(join(dir, "graph.pbtxt"), "utf8"), registry, join(dir, "graph.pbtxt"));
+  const silent = { debug() {}, info() {}, warn() {}, error() {} };
+  const resources = await loadNodeResources(graph, { graphDir: dir, servable: "tiny", logger: silent });
+  const stats = new NodeStatsCollector(graph.nodes.length);
+  const runner = new GraphRunner(graph, registry, { sidePackets: resources.sidePackets, stats });
+  try {
+    // Three previews spread over a generation of seconds (2 images, 999 steps at 512×512): the second comes
+    // well past a second after the stream began, with the first still waiting.
+    const json = { model: "tiny", prompt: "unread", size: "512x512", n: 2, stream: true, partial_images: 3, num_inference_steps: 999 };
+    const payload = new HttpRequest(
+      { method: "POST", uri: "/v3/images/generations", path: "/v3/images/generations", headers: {}, body: Buffer.alloc(0), json, model: "tiny", servable: "tiny", stream: true, requestId: "r", receivedAt: performance.now() },
+      new AbortController().signal,
+    );
+    const v = (await runner.run({ input: payload })).output[0].value;
+    assert.ok(isSseResponse(v));
+    const types: string[] = [];
+    // Read only once the generation is over (the node's call ends with it): everything it kept waits in the stream.
+    await eventually(() => stats.read(0).active === 0, "the generation to end", 60_000);
+    for await (const e of v.events as AsyncIterable<SseEvent>) types.push((e.data as { type: string }).type);
+    // The first preview (both images) waits; the other two were skipped; both finals are there.
+    assert.deepEqual(types, ["image_generation.partial_image", "image_generation.partial_image", "image_generation.completed", "image_generation.completed"]);
+  } finally {
+    await runner.close();
+    await resources.dispose();
+  }
 });
