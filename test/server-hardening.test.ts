@@ -18,7 +18,9 @@ import { HttpRequest, isSseResponse, type SseEvent } from "../src/server/payload
 import { testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
 import { imageServable } from "./image-server.js";
-import { ECHO_GRAPH_DIR, errorOf, eventually, gate, oneNodeGraph, spawnCli, start, tempDir, testCalculatorsDir, writeServable, type TestServer } from "./server-helpers.js";
+import { FlagError } from "../src/cli/flags.js";
+import { serveOptionsFrom, SERVER_USAGE } from "../src/server/flags.js";
+import { ECHO_GRAPH_DIR, errorOf, eventually, gate, oneNodeGraph, postChunked, spawnCli, start, tempDir, testCalculatorsDir, writeServable, type TestServer } from "./server-helpers.js";
 
 const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
 
@@ -169,16 +171,7 @@ test("bodies held across requests are bounded: past --max_total_body_size a requ
   assert.equal(busy.headers.get("retry-after"), "1");
   assert.equal(errorOf(busy).code, "server_busy");
   // Chunked (no Content-Length): counted as it arrives.
-  const chunked = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest(`${small.url}/v3/x`, { method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
-    req.on("error", reject);
-    req.write('{"model":"echo","pad":"');
-    for (let i = 0; i < 4; i++) req.write("y".repeat(100));
-    req.end('"}');
-  });
+  const chunked = await postChunked(`${small.url}/v3/x`, ['{"model":"echo","pad":"', ...Array.from({ length: 4 }, () => "y".repeat(100)), '"}']);
   assert.equal(chunked, 503);
   g.open();
   assert.equal((await held).status, 200);
@@ -249,4 +242,15 @@ test("a stream nobody reads holds one partial image, not all of them: later prev
     await runner.close();
     await resources.dispose();
   }
+});
+
+test("the flags: --max_json_body_size, --max_total_body_size, --send_timeout_seconds", () => {
+  const base = { rest_port: "1", model_name: "e", model_path: "/e" };
+  const o = serveOptionsFrom({ ...base, max_json_body_size: "2M", max_total_body_size: "1G", send_timeout_seconds: "2.5" }, {});
+  assert.deepEqual([o.maxJsonBodyBytes, o.maxTotalBodyBytes, o.sendTimeoutSeconds], [2 * 1024 ** 2, 1024 ** 3, 2.5]);
+  const defaults = serveOptionsFrom(base, {});
+  assert.deepEqual([defaults.maxJsonBodyBytes, defaults.maxTotalBodyBytes, defaults.sendTimeoutSeconds], [undefined, undefined, undefined], "the app's defaults apply");
+  assert.throws(() => serveOptionsFrom({ ...base, send_timeout_seconds: "0" }, {}), (e) => e instanceof FlagError && /--send_timeout_seconds must be more than 0 seconds/.test(e.message));
+  assert.throws(() => serveOptionsFrom({ ...base, max_json_body_size: "lots" }, {}), FlagError);
+  for (const flag of ["--max_json_body_size", "--max_total_body_size", "--send_timeout_seconds"]) assert.ok(SERVER_USAGE.includes(flag), flag);
 });
