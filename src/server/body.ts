@@ -40,8 +40,8 @@ export const DEFAULT_BODY_LIMITS: BodyLimits = {
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
 };
 const MAX_PARTS = 1000;
-const PARSE_SLICE = 1024 * 1024;
 const MAX_FILES = 100;
+const PARSE_SLICE = 1024 * 1024;
 
 export type BodyKind = "json" | "multipart" | "none" | "other";
 
@@ -55,9 +55,12 @@ export function bodyKind(contentType: string | undefined): BodyKind {
   return "other";
 }
 
-/** The body limit of a body kind: JSON carries no files, so its limit is smaller. */
+/**
+ * The body limit of a body kind: JSON carries no files, so its limit is
+ * smaller; and no body may pass the total (it would be 503 forever).
+ */
 export function bodyLimit(kind: BodyKind, limits: BodyLimits): number {
-  return kind === "json" ? Math.min(limits.maxJsonBodyBytes, limits.maxBodyBytes) : limits.maxBodyBytes;
+  return Math.min(kind === "json" ? limits.maxJsonBodyBytes : Number.POSITIVE_INFINITY, limits.maxBodyBytes, limits.maxTotalBodyBytes);
 }
 
 /** How long the rest of a refused body is read and dropped before the connection is cut. */
