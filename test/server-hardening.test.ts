@@ -175,6 +175,8 @@ test("bodies held across requests are bounded: past --max_total_body_size a requ
   assert.equal(chunked, 503);
   g.open();
   assert.equal((await held).status, 200);
+  // A body no budget could ever hold is too large, not busy.
+  assert.equal((await small.request("POST", "/v3/x", { json: { model: "echo", pad: "r".repeat(1200) } })).status, 413);
   // The held request's bytes are back.
   assert.equal((await small.request("POST", "/v3/x", { json: { model: "echo", pad: "q".repeat(400) } })).status, 200);
 });
