@@ -43,6 +43,7 @@ export class FloodCalculator extends Calculator {
   process(ctx) {
     const j = ctx.inputs.value("HTTP_REQUEST_PAYLOAD").json ?? {};
     const chunk = "x".repeat(1024 * 1024);
+    if (!j.stream) return ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", chunk.repeat(j.mb));
     ctx.outputs.add("HTTP_RESPONSE_PAYLOAD", {
       events: {
         [Symbol.asyncIterator]() {
@@ -195,6 +196,33 @@ test("a client that stops reading is dropped after --send_timeout_seconds: its s
   s.destroy();
 });
 
+test("a slow client that keeps reading is never dropped, however long the answer takes", async () => {
+  // TCP opens a full receive window only once the reader has freed a good part of it: gaps of up to ~0.7 s here.
+  const patient = await start({ configPath: join(dir, "config.json"), sendTimeoutSeconds: 2 });
+  const body = JSON.stringify({ model: "flood", stream: false, mb: 16 });
+  const s = connect(Number(new URL(patient.url).port), "127.0.0.1");
+  s.write(`POST /v3/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  s.pause();
+  const started = performance.now();
+  let received = 0;
+  // About 64 KiB every 20 ms: ~3 MB/s, so the 16 MB answer takes longer than the send timeout.
+  await new Promise<void>((resolve, reject) => {
+    const reader = setInterval(() => {
+      for (let taken = 0, chunk: Buffer | null; taken < 65536 && (chunk = s.read() as Buffer | null) !== null; taken += chunk.length) received += chunk.length;
+      if (received < 16 * 1024 * 1024) return;
+      clearInterval(reader);
+      resolve();
+    }, 20);
+    s.once("close", () => {
+      clearInterval(reader);
+      reject(new Error(`closed after ${received} bytes`));
+    });
+  });
+  s.destroy();
+  assert.ok(performance.now() - started > 2000, "the answer took longer than the send timeout");
+  await eventually(() => patient.logs.some((l) => l.servable === "flood" && l.status === 200), "the 200 log line");
+});
+
 test("a client that half-closes after sending still gets its answer; one that closes still cancels", async () => {
   const g = gate("half");
   const body = JSON.stringify({ model: "gate", gate: "half" });
@@ -225,9 +253,9 @@ test("a stream nobody reads holds one partial image, not all of them: later prev
   const stats = new NodeStatsCollector(graph.nodes.length);
   const runner = new GraphRunner(graph, registry, { sidePackets: resources.sidePackets, stats });
   try {
-    // Three previews spread over a generation of seconds (2 images, 999 steps at 512×512): the second comes
+    // Three previews spread over a generation of seconds (4 images, 999 steps at 512×512): the second comes
     // well past a second after the stream began, with the first still waiting.
-    const json = { model: "tiny", prompt: "unread", size: "512x512", n: 2, stream: true, partial_images: 3, num_inference_steps: 999 };
+    const json = { model: "tiny", prompt: "unread", size: "512x512", n: 4, stream: true, partial_images: 3, num_inference_steps: 999 };
     const payload = new HttpRequest(
       { method: "POST", uri: "/v3/images/generations", path: "/v3/images/generations", headers: {}, body: Buffer.alloc(0), json, model: "tiny", servable: "tiny", stream: true, requestId: "r", receivedAt: performance.now() },
       new AbortController().signal,
@@ -238,8 +266,8 @@ test("a stream nobody reads holds one partial image, not all of them: later prev
     // Read only once the generation is over (the node's call ends with it): everything it kept waits in the stream.
     await eventually(() => stats.read(0).active === 0, "the generation to end", 60_000);
     for await (const e of v.events as AsyncIterable<SseEvent>) types.push((e.data as { type: string }).type);
-    // The first preview (both images) waits; the other two were skipped; both finals are there.
-    assert.deepEqual(types, ["image_generation.partial_image", "image_generation.partial_image", "image_generation.completed", "image_generation.completed"]);
+    // The first preview (all four images) waits; the other two were skipped; the finals are all there.
+    assert.deepEqual(types, [...Array<string>(4).fill("image_generation.partial_image"), ...Array<string>(4).fill("image_generation.completed")]);
   } finally {
     await runner.close();
     await resources.dispose();

@@ -9,7 +9,7 @@ import type { BodyLimits } from "./body.js";
 import type { BodyBudget } from "./body-budget.js";
 import { HttpError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
-import { flushWithin } from "./send-timeout.js";
+import { endPaced } from "./send-timeout.js";
 
 /**
  * The hook for names that are not servables (OVMS's LoRA adapter aliases):
@@ -50,14 +50,13 @@ export interface RequestLocals {
 
 export const locals = (res: Response): RequestLocals => res.locals as RequestLocals;
 
-/** Writes a complete response; the body is sent as is. */
+/** Writes a complete response; the body is sent as is, to a client that keeps taking it (send-timeout.ts). */
 export function sendBody(ctx: ServerContext, res: Response, status: number, body: string | Uint8Array, contentType: string, headers?: Readonly<Record<string, string>>): void {
   res.statusCode = status;
   if (headers !== undefined) for (const k in headers) res.setHeader(k, headers[k]);
   if (!res.hasHeader("Content-Type")) res.setHeader("Content-Type", contentType);
   if (ctx.closing) res.setHeader("Connection", "close");
-  res.end(body);
-  flushWithin(res, ctx.sendTimeoutMs);
+  endPaced(res, body, ctx.sendTimeoutMs);
 }
 
 export function sendJson(ctx: ServerContext, res: Response, status: number, value: unknown): void {
@@ -75,10 +74,7 @@ export function sendError(ctx: ServerContext, res: Response, err: HttpError): vo
   locals(res).error = err.message;
   if (res.headersSent) {
     // Mid-stream (SSE): the status is gone; the SDKs throw on an `error` event.
-    if (!res.writableEnded) {
-      res.end(`event: error\ndata: ${JSON.stringify(err.toBody())}\n\n`);
-      flushWithin(res, ctx.sendTimeoutMs);
-    }
+    if (!res.writableEnded) endPaced(res, `event: error\ndata: ${JSON.stringify(err.toBody())}\n\n`, ctx.sendTimeoutMs);
     return;
   }
   // The message may echo what the client sent (a path, a field): never let a browser sniff it into HTML.

@@ -24,7 +24,7 @@ import { locals, sendBody, sendError, toHttpError, type ServerContext } from "./
 import { HttpError, OVMS } from "./errors.js";
 import { watchClient } from "./client-gone.js";
 import { graphFailure } from "./graph-errors.js";
-import { drained, flushWithin } from "./send-timeout.js";
+import { flushWithin, writePaced } from "./send-timeout.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
@@ -228,8 +228,8 @@ async function writeEvents(ctx: ServerContext, res: Response, sse: HttpSseRespon
         return;
       }
       if (r.done) break;
-      // One event past the buffer at most: the next is not taken until this one drained (or the client is dropped).
-      if (!res.write(formatEvent(r.value)) && !(await drained(res, ctx.sendTimeoutMs))) {
+      // The next event is not taken until this one is (or the client is dropped): one piece past the buffer at most.
+      if (!(await writePaced(res, formatEvent(r.value), ctx.sendTimeoutMs))) {
         void Promise.resolve(it.return?.()).catch(() => undefined);
         return;
       }
