@@ -95,9 +95,10 @@ function post(port: number, body: Buffer | string, path = "/v3/images/generation
   return new Promise((resolve) => {
     const req = request({ host: HOST, port, path, method: "POST", agent: false, headers: { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body) } }, (res) => {
       res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
+      resolve(res.statusCode ?? 0);
     });
-    req.on("error", (e) => resolve((e as NodeJS.ErrnoException).code === "ECONNRESET" || (e as NodeJS.ErrnoException).code === "EPIPE" ? -1 : -2));
+    // Node's client may fail its own upload (EPIPE) as the answer comes in: a reset only if no answer follows.
+    req.on("error", (e) => setTimeout(() => resolve((e as NodeJS.ErrnoException).code === "ECONNRESET" || (e as NodeJS.ErrnoException).code === "EPIPE" ? -1 : -2), 1000));
     req.end(body);
   });
 }
