@@ -39,8 +39,8 @@ import {
   type StepDecision,
   type StepProgress,
 } from "../src/backends/index.js";
-import { decodeImage, decodeMask, readImageSize, type OutputSize } from "./image-gen/codec.js";
-import { checkImageGenOptions, type ImageGenCalculatorOptions } from "./image-gen/options.js";
+import { decodeAlphaMask, decodeImage, decodeMask, decodeTurn, readImageSize, type DecodeLimits, type OutputSize } from "./image-gen/codec.js";
+import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./image-gen/options.js";
 import { parseImageRequest, toGenerationRequest, type ImageRequest, type ImageRequestKind } from "./image-gen/request.js";
 import { ImageGenResources } from "./image-gen/resources.js";
 import { encodeResponse, imageEvent, progressEvent, type GeneratedImages, type ResponseFormat } from "./image-gen/response.js";
@@ -51,8 +51,14 @@ const PREVIEW: StepDecision = { preview: true };
 const STALLED_READER_MS = 1000;
 /** OpenAI's limit on images per edit request. */
 const MAX_EDIT_IMAGES = 16;
-/** Largest upload decoded, in pixels (8192²: 192 MiB of RGB); bigger files are refused before decoding. */
+/** Largest upload decoded whatever the model, in pixels (8192²: 192 MiB of RGB). */
 const MAX_INPUT_PIXELS = 8192 * 8192;
+/**
+ * How many times the largest output's pixels an upload may have: room to
+ * scale a photo down 4× per side (a 12 MP phone photo into a 1024² model),
+ * not to decode 64 MP for a 512² answer.
+ */
+const INPUT_PIXELS_PER_OUTPUT_PIXEL = 16;
 /** Largest answer one request may make (RGB bytes over all its images), so 16 inputs × n cannot exhaust memory. */
 const MAX_RESULT_BYTES = 1024 ** 3;
 
@@ -99,11 +105,20 @@ export class ImageGenCalculator extends Calculator<ImageGenCalculatorOptions> {
     if (request.stream && toImages) {
       throw new HttpError(400, "stream is not available on this servable: its graph hands the images to another node (IMAGES); serve the one-node ImageGenCalculator graph to stream", { param: "stream" });
     }
-    const mode: GenerationMode = incoming.kind === "generations" ? "text2image" : incoming.mask !== undefined ? "inpainting" : "image2image";
-    // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412.
-    if (!res.capabilities.modes.includes(mode)) throw new HttpError(412, PIPELINE_MISSING[mode]);
-    const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res) : undefined;
-    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 48 - 1);
+    const modes = res.capabilities.modes;
+    const asked: GenerationMode = incoming.kind === "generations" ? "text2image" : incoming.mask !== undefined ? "inpainting" : "image2image";
+    // OVMS answers a pipeline the model lacks with FAILED_PRECONDITION, i.e. 412: at once, unless a
+    // transparent image (its own mask, by OpenAI's rule) could make an edit without mask an inpainting.
+    const alphaMayInpaint = asked === "image2image" && modes.includes("inpainting");
+    if (!modes.includes(asked) && !alphaMayInpaint) throw new HttpError(412, PIPELINE_MISSING[asked]);
+    const inputs = incoming.kind === "edits" ? await decodeUploads(incoming, request, res, ctx.signal) : undefined;
+    const mode: GenerationMode = inputs?.mask !== undefined ? "inpainting" : asked;
+    if (!modes.includes(mode)) {
+      throw mode === asked ? new HttpError(412, PIPELINE_MISSING[mode]) : new HttpError(412, ALPHA_WITHOUT_INPAINTING, { param: "image" });
+    }
+    // No seed: a random one, returned with the images (OVMS uses 42 every time). Below 2^32,
+    // because the generators keep only the low 32 bits: every returned seed names distinct noise.
+    const rngSeed = request.rngSeed ?? randomInt(0, 2 ** 32);
     const format: ResponseFormat = {
       kind: incoming.kind,
       outputFormat: request.outputFormat,
@@ -142,6 +157,8 @@ const PIPELINE_MISSING: Record<GenerationMode, string> = {
   image2image: "Image-to-image pipeline is not available for this model",
   inpainting: "Inpainting pipeline is not available for this model",
 };
+const ALPHA_WITHOUT_INPAINTING =
+  "image has transparent pixels and no mask was sent, so its transparency is the mask (OpenAI's edit rule), but this model has no inpainting pipeline: send an opaque image to edit all of it";
 
 /** The request as this node received it, whichever way the graph wires it. */
 interface Incoming {
@@ -195,7 +212,11 @@ function readRequest(ctx: CalculatorContext): Incoming | undefined {
   return { kind, json, form, images, mask, receivedAt: payload?.receivedAt, requestId: payload?.requestId, signal: payload?.signal };
 }
 
-/** Edit inputs, all decoded straight to the output size (the mask applies to the first image only, as OpenAI says). */
+/**
+ * Edit inputs, all decoded straight to the output size. The mask applies to
+ * the first image only, as OpenAI says: the mask part, else the first image's
+ * transparency (undefined when neither).
+ */
 interface EditInputs {
   readonly images: readonly RgbImage[];
   readonly mask: RgbImage | undefined;
@@ -203,15 +224,39 @@ interface EditInputs {
 }
 
 /**
- * Decodes the uploads one at a time into the output size (the request's, or
- * the first image's rounded down to what the model takes), so a request
- * holds output-size pixels only, and checks the answer's size before any
- * pixel is decoded.
+ * The upload pixel limit of a servable: INPUT_PIXELS_PER_OUTPUT_PIXEL times
+ * the largest answer it makes (its largest static resolution, else
+ * max_resolution), at most MAX_INPUT_PIXELS.
  */
-async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources): Promise<EditInputs> {
-  const limits = { maxPixels: MAX_INPUT_PIXELS };
+function uploadLimits(settings: ImageGenSettings): DecodeLimits {
+  const outputs = settings.staticResolutions.length > 0 ? settings.staticResolutions : [settings.maxResolution];
+  const largest = Math.max(...outputs.map((r) => r.width * r.height));
+  return { maxPixels: Math.min(MAX_INPUT_PIXELS, largest * INPUT_PIXELS_PER_OUTPUT_PIXEL) };
+}
+
+/** Decodes in a turn (see decodeTurn): a bounded number of decodes run at once over all requests. */
+async function inTurn<T>(signal: AbortSignal, decode: () => Promise<T>): Promise<T> {
+  const release = await decodeTurn(signal);
+  try {
+    return await decode();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Reads every upload's header first (sizes against the servable's limit, the
+ * answer's size), so a request is refused before any pixel is decoded; then
+ * decodes them one at a time, each in a decoding turn, into the output size
+ * (the request's, or the first image's rounded down to what the model
+ * takes), so a request holds output-size pixels only.
+ */
+async function decodeUploads(incoming: Incoming, request: ImageRequest, res: ImageGenResources, signal: AbortSignal): Promise<EditInputs> {
+  const limits = uploadLimits(res.settings);
   const param = (i: number) => (incoming.images.length > 1 ? `image[${i}]` : "image");
   const first = await readImageSize(incoming.images[0].data, param(0), limits);
+  for (let i = 1; i < incoming.images.length; i++) await readImageSize(incoming.images[i].data, param(i), limits);
+  if (incoming.mask !== undefined) await readImageSize(incoming.mask.data, "mask", limits);
   let size: OutputSize;
   if (request.width !== undefined && request.height !== undefined) {
     size = { width: request.width, height: request.height };
@@ -225,8 +270,13 @@ async function decodeUploads(incoming: Incoming, request: ImageRequest, res: Ima
   }
   checkAnswerSize(incoming.images.length * request.n, size.width, size.height);
   const images: RgbImage[] = [];
-  for (const [i, file] of incoming.images.entries()) images.push(await decodeImage(file.data, param(i), limits, size));
-  const mask = incoming.mask === undefined ? undefined : await decodeMask(incoming.mask.data, "mask", first.width, first.height, limits, size);
+  for (const [i, file] of incoming.images.entries()) images.push(await inTurn(signal, () => decodeImage(file.data, param(i), limits, size)));
+  const { mask: maskPart } = incoming;
+  const mask = maskPart !== undefined
+    ? await inTurn(signal, () => decodeMask(maskPart.data, "mask", first.width, first.height, limits, size))
+    : first.hasAlpha
+      ? await inTurn(signal, () => decodeAlphaMask(incoming.images[0].data, param(0), limits, size))
+      : undefined;
   return { images, mask, size };
 }
 

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { startImageServer } from "./image-server.js";
 import { ECHO_GRAPH_DIR, start, tempDir, type TestServer } from "./server-helpers.js";
 import { BENCH_USAGE, benchCommand, runBench, type BenchReport } from "../src/tools/bench/command.js";
-import type { BenchOptions } from "../src/tools/bench/options.js";
+import { parseBenchOptions, type BenchOptions } from "../src/tools/bench/options.js";
 import { meanQueueWaitMs, parseQueueWait } from "../src/tools/bench/metrics.js";
 import { percentile } from "../src/tools/bench/stats.js";
 import { niceScale } from "../src/tools/bench/plot.js";
@@ -66,6 +66,14 @@ describe("options", () => {
     ["not a URL", ["--url", "localhost", "--model", "m"], /--url is not a URL/],
     ["unknown flag", ["--url", "http://127.0.0.1:1", "--model", "m", "--bogus"], /bogus/],
   ];
+  test("flags in the server's snake_case work too (--partial_images, --api_key)", () => {
+    const kebab = parseBenchOptions(["--url", "http://127.0.0.1:1", "--model", "m", "--stream", "--partial-images", "2", "--api-key", "k"]);
+    const snake = parseBenchOptions(["--url", "http://127.0.0.1:1", "--model", "m", "--stream", "--partial_images=2", "--api_key", "k"]);
+    assert.equal(snake?.partialImages, 2);
+    assert.equal(snake?.apiKey, "k");
+    assert.deepEqual(snake, kebab);
+  });
+
   for (const [what, argv, message] of bad) {
     test(`${what}: exit 2 with one line`, async () => {
       const c = await command(argv);

@@ -92,7 +92,7 @@ test("bad command lines exit 2 with a one-line reason", async () => {
   for (const args of [["graph"], ["serve", "--bogus"], ["graph", "dot", "a", "b"], []]) {
     const r = await graphserve(...args);
     assert.equal(r.code, 2, `graphserve ${args.join(" ")}`);
-    assert.match(r.stderr, /^graphserve: .+\n$/);
+    assert.match(r.stderr, /^graphserve( graph)?: .+\n$/);
   }
   const help = await graphserve("--help");
   assert.equal(help.code, 0);
@@ -127,4 +127,48 @@ test("make-tiny-model writes a seeded model folder whose graph.pbtxt passes grap
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("make-tiny-model, like the main command, answers --help, -h, --version and -v", async () => {
+  for (const cmd of [["make-tiny-model"], []]) {
+    for (const flag of ["--help", "-h"]) {
+      const r = await graphserve(...cmd, flag);
+      assert.equal(r.code, 0, `${cmd.join(" ")} ${flag}: ${r.stderr}`);
+      assert.match(r.stdout, /graphserve make-tiny-model --out DIR/);
+    }
+    for (const flag of ["--version", "-v"]) {
+      const r = await graphserve(...cmd, flag);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+    }
+  }
+});
+
+test("graph check or dot without the right number of files is a usage error, not an unknown command", async () => {
+  for (const [args, reason] of [
+    [["graph", "check"], /check needs at least one graph file/],
+    [["graph", "check", "--calculators_dir", "examples/calculators"], /check needs at least one graph file/],
+    [["graph", "dot"], /dot takes exactly one graph file, not 0/],
+    [["graph", "dot", "a.pbtxt", "b.pbtxt"], /dot takes exactly one graph file, not 2/],
+    [["graph"], /missing subcommand/],
+    [["graph", "draw", "a.pbtxt"], /unknown subcommand "draw"/],
+  ] as const) {
+    const r = await graphserve(...args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, /^graphserve graph: .*usage: graphserve graph check \[--calculators_dir DIR\] FILE\.\.\. \| graphserve graph dot/);
+    assert.match(r.stderr, reason);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  }
+});
+
+test("output piped into a reader that stops early (| head) ends quietly, without a stack trace", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [cli, "graph", "check", "graphs/echo/graph.pbtxt", "graphs/image-generation/graph.pbtxt", "graphs/image-generation-pipeline/graph.pbtxt"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  // Like `head -1`: read the first chunk, then close the pipe.
+  child.stdout.once("data", () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  assert.equal(stderr, "");
+  assert.equal(code, 0);
 });

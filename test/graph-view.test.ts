@@ -12,7 +12,11 @@ import type { GraphStats, GraphView, NodeView } from "../src/server/graph-view-t
 import { ECHO_GRAPH_DIR, ROOT, errorOf, eventually, gate, oneNodeGraph, start, tempDir, writeServable, type TestServer } from "./server-helpers.js";
 import { startImageServer, tinyModel } from "./image-server.js";
 
-const FLOW_GRAPH_DIR = join(ROOT, "graphs/flow-limited-echo");
+/** graphs/flow-limited-echo with its graph streams tagged for HTTP, as a servable's must be. */
+const flowServable = (dir: string) =>
+  writeServable(dir, "flow", readFileSync(join(ROOT, "graphs/flow-limited-echo/graph.pbtxt"), "utf8")
+    .replace(/^input_stream: "in"$/m, 'input_stream: "HTTP_REQUEST_PAYLOAD:in"')
+    .replace(/^output_stream: "out"$/m, 'output_stream: "HTTP_RESPONSE_PAYLOAD:out"'));
 const view = (srv: TestServer, name: string) => srv.request("GET", `/graphserve/v1/graphs/${name}`);
 const stats = async (srv: TestServer, name: string): Promise<GraphStats> => {
   const r = await srv.request("GET", `/graphserve/v1/graphs/${name}/stats`);
@@ -30,6 +34,7 @@ describe("structure and stats of HTTP graphs", () => {
 
   before(async () => {
     const dir = tempDir();
+    flowServable(dir);
     writeServable(dir, "gate2", oneNodeGraph("GateCalculator", "# OVMS_GRAPH_QUEUE_MAX_SIZE: 2\n"));
     writeServable(dir, "gate", oneNodeGraph("GateCalculator"));
     writeServable(dir, "fail", oneNodeGraph("FailCalculator"));
@@ -37,7 +42,7 @@ describe("structure and stats of HTTP graphs", () => {
     const config = {
       model_config_list: [
         { config: { name: "echo", base_path: ECHO_GRAPH_DIR } },
-        { config: { name: "flow", base_path: FLOW_GRAPH_DIR } },
+        { config: { name: "flow", base_path: "flow" } },
         { config: { name: "team/gate2", base_path: "gate2" } },
         { config: { name: "gate", base_path: "gate" } },
         { config: { name: "fail", base_path: "fail" } },
@@ -108,7 +113,7 @@ describe("structure and stats of HTTP graphs", () => {
     const fields = Object.keys(limiter.options ?? {});
     assert.ok(fields.length > 2, `defaults filled in: ${fields.join(", ")}`);
     assert.ok(fields.every((f) => /^[a-z0-9_]+$/.test(f)), `proto field names: ${fields.join(", ")}`);
-    assert.deepEqual(g.outputStreams.map((p) => p.name), ["out", "allowed"]);
+    assert.deepEqual(g.outputStreams.map((p) => p.name).sort(), ["allowed", "out"]);
     assert.equal(g.nodes.every((n, i) => n.id === i), true, "nodes in id (topological) order");
   });
 

@@ -8,8 +8,11 @@ import sharp from "sharp";
 import { encode as bmpEncode } from "bmp-ts";
 import { HttpError } from "../src/index.js";
 import {
+  DECODE_TURNS,
+  decodeAlphaMask,
   decodeImage,
   decodeMask,
+  decodeTurn,
   encodeBatch,
   encodeImage,
   readImageSize,
@@ -215,7 +218,7 @@ test("EXIF orientation is applied (JPEG stored 32x16 with orientation 6 decodes 
   // Orientation 6 = rotate 90° clockwise: the stored left (red) half becomes the top.
   near(pixel(img, 8, 2), RED, 40, "top");
   near(pixel(img, 8, 29), BLUE, 40, "bottom");
-  assert.deepEqual(await readImageSize(jpeg), { width: 16, height: 32, format: "jpeg" });
+  assert.deepEqual(await readImageSize(jpeg), { width: 16, height: 32, format: "jpeg", hasAlpha: false });
 });
 
 test("the first frame of an animated GIF or WebP", async () => {
@@ -586,7 +589,7 @@ test("a process that decoded a BMP exits promptly (the idle pool does not keep i
 
 test("readImageSize with limits refuses oversized images from the header", async () => {
   const png = await encodedTwoColour("png", 8, 4);
-  assert.deepEqual(await readImageSize(png, "image[2]", { maxPixels: 32 }), { width: 8, height: 4, format: "png" });
+  assert.deepEqual(await readImageSize(png, "image[2]", { maxPixels: 32 }), { width: 8, height: 4, format: "png", hasAlpha: false });
   const e = await rejects400(readImageSize(png, "image[2]", { maxPixels: 31 }), "image[2]", "invalid_image_file");
   assert.match(e.message, /8x4 \(32 pixels\), more than the limit of 31 pixels/);
   const bmp = await encodedTwoColour("bmp", 8, 4);
@@ -669,8 +672,11 @@ test("encodeBatch encodes NHWC images back to back, from views", async () => {
 
 test("readImageSize reads headers of every format", async () => {
   for (const format of ["png", "jpeg", "webp", "gif", "bmp"] as const) {
-    assert.deepEqual(await readImageSize(await encodedTwoColour(format, 10, 6)), { width: 10, height: 6, format });
+    // libvips reads every GIF with an alpha band (a GIF may have a transparent colour).
+    assert.deepEqual(await readImageSize(await encodedTwoColour(format, 10, 6)), { width: 10, height: 6, format, hasAlpha: format === "gif" });
   }
+  const rgba = await rawInput(new Uint8Array(10 * 6 * 4).fill(255), 10, 6, 4).png().toBuffer();
+  assert.deepEqual(await readImageSize(rgba), { width: 10, height: 6, format: "png", hasAlpha: true });
   await rejects400(readImageSize(Buffer.from("nope")), "image", "unsupported_file_mimetype");
 });
 
@@ -678,4 +684,60 @@ test("the bomb builder makes a valid PNG (checked small: it decodes when under t
   const img = await decodeImage(await pngBomb(2000), "image", LIMITS);
   assert.deepEqual([img.width, img.height], [2000, 2000]);
   assert.ok(img.data.every((v) => v === 0));
+});
+
+// ---- an image's own transparency as the mask (OpenAI's edit rule without a mask) ----
+
+/** W×H grey+alpha (2-band) or RGBA PNG: opaque, alpha `hole` in the left column. */
+async function holePng(width: number, height: number, bands: 2 | 4, hole: number): Promise<Buffer> {
+  const d = new Uint8Array(width * height * bands).fill(200);
+  for (let p = 0; p < width * height; p++) d[p * bands + bands - 1] = p % width === 0 ? hole : 255;
+  const img = sharp(d, { raw: { width, height, channels: bands } });
+  return (bands === 2 ? img.toColourspace("b-w") : img).png().toBuffer();
+}
+
+test("decodeAlphaMask: transparent pixels are repainted (255 - alpha), for RGBA and grey+alpha PNGs; none when opaque or without alpha", async () => {
+  for (const bands of [4, 2] as const) {
+    const png = await holePng(4, 2, bands, 0);
+    assert.equal((await sharp(png).metadata()).channels, bands);
+    const mask = await decodeAlphaMask(png, "image", LIMITS);
+    assert.ok(mask !== undefined, `${bands} bands`);
+    assert.deepEqual([mask.width, mask.height], [4, 2]);
+    assert.deepEqual([pixel(mask, 0, 0), pixel(mask, 0, 1), pixel(mask, 1, 0), pixel(mask, 3, 1)], [[255, 255, 255], [255, 255, 255], [0, 0, 0], [0, 0, 0]], `${bands} bands`);
+    // The same mask as that file sent as the mask part.
+    assert.deepEqual(mask, await decodeMask(png, "mask", 4, 2, LIMITS), `${bands} bands`);
+    // Resized like a mask.
+    const resized = await decodeAlphaMask(png, "image", LIMITS, { width: 8, height: 4 });
+    assert.deepEqual([resized?.width, resized?.height], [8, 4]);
+  }
+  assert.equal(await decodeAlphaMask(await holePng(4, 2, 4, 255), "image", LIMITS), undefined, "an alpha channel, every pixel opaque");
+  assert.equal(await decodeAlphaMask(await encodedTwoColour("png", 4, 2), "image", LIMITS), undefined, "no alpha channel");
+  assert.equal(await decodeAlphaMask(await encodedTwoColour("jpeg", 4, 2), "image", LIMITS), undefined, "a JPEG");
+  assert.equal(await decodeAlphaMask(await encodedTwoColour("gif", 4, 2), "image", LIMITS), undefined, "a GIF without a transparent colour");
+  await rejects400(decodeAlphaMask(await holePng(8, 4, 4, 0), "image[0]", { maxPixels: 31 }), "image[0]", "invalid_image_file");
+});
+
+test("decodeTurn: at most DECODE_TURNS at once, first come first served; a waiter whose signal aborts gives its place up", async () => {
+  const held = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
+  const order: string[] = [];
+  const gone = new AbortController();
+  const first = decodeTurn().then((release) => (order.push("first"), release));
+  const leaving = decodeTurn(gone.signal);
+  const second = decodeTurn().then((release) => (order.push("second"), release));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, [], "every turn is taken");
+  gone.abort(new Error("client left"));
+  await assert.rejects(leaving, /client left/);
+  held[0]();
+  held[0](); // a second call of the same release frees nothing more
+  const releaseFirst = await first;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ["first"], "one release, one turn handed on");
+  releaseFirst();
+  (await second)();
+  for (const release of held.slice(1)) release();
+  // All free again: DECODE_TURNS turns are granted at once.
+  const again = await Promise.all(Array.from({ length: DECODE_TURNS }, () => decodeTurn()));
+  for (const release of again) release();
+  await assert.rejects(decodeTurn(AbortSignal.abort(new Error("already gone"))), /already gone/);
 });

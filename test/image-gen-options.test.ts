@@ -18,6 +18,11 @@ test("defaults are OVMS's", () => {
   assert.equal(s.defaultResolution, undefined);
   assert.deepEqual(s.devices, []);
   assert.deepEqual(s.pluginConfig, {});
+  assert.equal(s.noiseGenerator, "mt19937", "OVMS's generator");
+});
+
+test("noise_generator: torch-cpu is offered", () => {
+  assert.equal(checkImageGenOptions(options({ noise_generator: "torch-cpu" })).noiseGenerator, "torch-cpu");
 });
 
 test("every field parsed", () => {
@@ -42,6 +47,7 @@ test("the built-in default step count is lowered under a smaller maximum", () =>
 });
 
 const rejects: [string, Record<string, unknown>, RegExp][] = [
+  ["an unknown noise generator", { noise_generator: "philox" }, /noise_generator: "philox" is not one of mt19937, torch-cpu/],
   ["two devices", { device: "CPU GPU" }, /must name one device or three/],
   ["bad plugin_config", { plugin_config: "{nope" }, /plugin_config is not valid JSON/],
   ["array plugin_config", { plugin_config: "[1]" }, /must be a JSON object/],

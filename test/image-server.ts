@@ -29,7 +29,8 @@ export interface ImageGraphOptions {
   readonly shape?: "one-node" | "pipeline";
 }
 
-const DEFAULT_OPTIONS = `default_resolution: "64x64"
+/** The test graphs' ImageGenCalculatorOptions besides models_path (text format). */
+export const DEFAULT_OPTIONS = `default_resolution: "64x64"
       max_resolution: "512x512"
       default_num_inference_steps: 2
       max_num_inference_steps: 2000`;

@@ -49,18 +49,26 @@ test("a waiter whose signal aborts leaves the queue with the signal's reason; th
   assert.equal(depth, 0);
 });
 
-test("the estimated wait grows with the queue, in rounds of the slot count, from the mean hold time", async () => {
-  const slots = new GenerationSlots(2);
-  assert.equal(slots.estimatedWaitSeconds(), 0, "nothing measured yet");
-  const r = await slots.acquire();
-  await new Promise((resolve) => setTimeout(resolve, 30));
-  r();
-  const one = slots.estimatedWaitSeconds();
-  assert.ok(one >= 0.02 && one < 1, `${one}`);
-  const [a, b] = [await slots.acquire(), await slots.acquire()];
+test("the estimated wait is the work queued ahead: what the running generations have left, then each waiter for the mean hold", async () => {
+  let now = 0;
+  const slots = new GenerationSlots(2, undefined, () => now);
+  assert.equal(slots.estimatedWaitSeconds(), 0, "a free slot: no wait");
+  const a = await slots.acquire();
+  const ac = new AbortController();
+  const b = await slots.acquire(ac.signal);
   const waiters = [slots.acquire(), slots.acquire(), slots.acquire()];
-  assert.equal(slots.estimatedWaitSeconds(), 2 * one, "3 waiting on 2 slots: a newcomer waits two rounds");
-  a();
-  b();
+  now = 5000;
+  // Nothing has finished yet: the running ones have taken 5 s so far, so each waiter counts 5 s; the newcomer is fourth on two slots.
+  assert.equal(slots.estimatedWaitSeconds(), 5);
+  now = 6000;
+  a(); // held 6 s: the mean; the first waiter takes the slot
+  // b has run 6 s (≈ done), the first waiter has 6 s left; two more waiters take 6 s each on whichever slot frees first.
+  assert.equal(slots.estimatedWaitSeconds(), 6);
+  now = 6500;
+  ac.abort(new Error("client left"));
+  b(); // cut short after 6.5 s: not a generation's length, the mean stays 6 s (counted, it would be 6.1 s)
+  // Running since 6000 (5.5 s left) and 6500 (6 s); the last waiter follows the first: the newcomer gets the 6 s one.
+  assert.equal(slots.estimatedWaitSeconds(), 6);
   for (const w of waiters) (await w)();
+  assert.equal(slots.estimatedWaitSeconds(), 0);
 });

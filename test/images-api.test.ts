@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
-import { imageInfo, solidImage, sseEvents, startImageServer } from "./image-server.js";
+import { decodeImage } from "../calculators/image-gen/codec.js";
+import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
+import type { GenerationRequest } from "../src/backends/types.js";
+import { DEFAULT_OPTIONS, imageInfo, solidImage, sseEvents, startImageServer, tinyModel } from "./image-server.js";
 import { errorOf, eventually, type TestServer } from "./server-helpers.js";
 
 /** The response fields graphserve adds to OpenAI's (and the SDK's type does not list). */
@@ -50,6 +53,14 @@ const png = async (w: number, h: number, colour?: { r: number; g: number; b: num
 async function rgbaMask(w: number, h: number): Promise<Buffer> {
   const px = Buffer.alloc(w * h * 4, 255);
   for (let y = h / 4; y < (3 * h) / 4; y++) for (let x = w / 4; x < (3 * w) / 4; x++) px[(y * w + x) * 4 + 3] = 0;
+  return sharp(px, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer();
+}
+
+/** A PNG of one colour whose middle square is fully transparent (the colour kept under it). */
+async function rgbaHole(w: number, h: number, colour = { r: 200, g: 30, b: 30 }, holeAlpha = 0): Promise<Buffer> {
+  const px = Buffer.alloc(w * h * 4);
+  for (let i = 0; i < w * h; i++) px.set([colour.r, colour.g, colour.b, 255], i * 4);
+  for (let y = h / 4; y < (3 * h) / 4; y++) for (let x = w / 4; x < (3 * w) / 4; x++) px[(y * w + x) * 4 + 3] = holeAlpha;
   return sharp(px, { raw: { width: w, height: h, channels: 4 } }).png().toBuffer();
 }
 
@@ -117,8 +128,13 @@ describe("one-node graph through the openai SDK", () => {
     const c = await generate(client, { ...body, rng_seed: 43 });
     assert.notEqual(a.data[0].b64_json, c.data[0].b64_json);
 
+    // OVMS keeps rng_seed mod 2^32 (std::mt19937::seed): 2^32 + 42 draws 42's noise; the answer names the seed as sent.
+    const wide = await generate(client, { ...body, rng_seed: 2 ** 32 + 42 });
+    assert.equal(wide.rng_seed, 2 ** 32 + 42);
+    assert.equal(wide.data[0].b64_json, a.data[0].b64_json);
+
     const free = await generate(client, body);
-    assert.ok(Number.isSafeInteger(free.rng_seed));
+    assert.ok(Number.isSafeInteger(free.rng_seed) && free.rng_seed < 2 ** 32, `a drawn seed names distinct noise: ${free.rng_seed}`);
     const replay = await generate(client, { ...body, rng_seed: free.rng_seed });
     assert.equal(replay.rng_seed, free.rng_seed);
     assert.equal(replay.data[0].b64_json, free.data[0].b64_json);
@@ -193,6 +209,10 @@ describe("one-node graph through the openai SDK", () => {
     const sevenHalf = await edit(client, { image: await png(64, 64), guidance_scale: 7.5, strength: 0.9, rng_seed: 2 });
     await assertImages(seven, 1, 64, 64);
     assert.notEqual(seven.data[0].b64_json, sevenHalf.data[0].b64_json);
+    // rng_seed as multipart text past 2^32 (OVMS reads it with stou64; the generator keeps it mod 2^32).
+    const wide = await edit(client, { image: await png(64, 64), guidance_scale: 7, strength: 0.9, rng_seed: 2 ** 32 + 2 });
+    assert.equal(wide.rng_seed, 2 ** 32 + 2);
+    assert.equal(wide.data[0].b64_json, seven.data[0].b64_json);
     // lora_alphas: {a: 0.5} travels as a lora_alphas[a] part; this servable has no adapters.
     await assert.rejects(edit(client, { image: await png(64, 64), lora_alphas: { a: 0.5 } }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === "lora_alphas");
   });
@@ -222,6 +242,48 @@ describe("one-node graph through the openai SDK", () => {
     // And the mask matters: inpainting is not the unmasked image-to-image edit.
     const unmasked = await edit(client, { image: await png(64, 64), rng_seed: 9 });
     assert.notEqual(unmasked.data[0].b64_json, a.data[0].b64_json);
+  });
+
+  test("edit: no mask, a transparent image: its transparency is the mask (OpenAI's rule); an opaque alpha channel edits all of it", async () => {
+    const masked = await edit(client, { image: await png(64, 64), mask: await toFile(await rgbaMask(64, 64), "mask.png", { type: "image/png" }), rng_seed: 9 });
+    const own = await edit(client, { image: await toFile(await rgbaHole(64, 64), "in.png", { type: "image/png" }), rng_seed: 9 });
+    await assertImages(own, 1, 64, 64);
+    assert.equal(own.data[0].b64_json, masked.data[0].b64_json, "the image's own alpha inpaints as that alpha sent as the mask");
+    const unmasked = await edit(client, { image: await png(64, 64), rng_seed: 9 });
+    const opaque = await edit(client, { image: await toFile(await rgbaHole(64, 64, undefined, 255), "in.png", { type: "image/png" }), rng_seed: 9 });
+    assert.equal(opaque.data[0].b64_json, unmasked.data[0].b64_json, "an alpha channel with every pixel opaque is image-to-image");
+    // With several images, only the first one's transparency counts (the mask applies to the first image).
+    const second = await edit(client, { image: [await png(64, 64), await toFile(await rgbaHole(64, 64), "b.png", { type: "image/png" })], rng_seed: 9 });
+    assert.equal(second.data[0].b64_json, unmasked.data[0].b64_json);
+  });
+
+  test("edit: uploads of more than 16× the largest answer's pixels are refused from their header, whichever image it is", async () => {
+    // max_resolution 512x512: at most 16 × 512² = 4,194,304 pixels (2048²) per upload.
+    const fits = await toFile(await solidImage(2048, 2048), "fits.png", { type: "image/png" });
+    await assertImages(await edit(client, { image: fits, size: "64x64" }), 1, 64, 64);
+    const big = await toFile(await solidImage(2049, 2048), "big.png", { type: "image/png" });
+    await assert.rejects(edit(client, { image: [await png(64, 64), big], size: "64x64" }), (e: unknown) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+      assert.equal(e.param, "image[1]");
+      assert.match(e.message, /^400 Image parsing failed: image\[1\]: image is 2049x2048 \(4196352 pixels\), more than the limit of 4194304 pixels\n/);
+      return true;
+    });
+  });
+
+  test("OpenAI's style (generations) and input_fidelity (edits) are accepted; an empty prompt is refused with OpenAI's text, the reason first", async () => {
+    await assertImages(await generate(client, { size: "64x64", style: "vivid" }), 1, 64, 64);
+    await assertImages(await edit(client, { image: await png(64, 64), input_fidelity: "high" }), 1, 64, 64);
+    await assert.rejects(generate(client, { prompt: "" }), (e: unknown) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, String(e));
+      assert.equal(e.code, "empty_string");
+      assert.equal(e.param, "prompt");
+      assert.equal(
+        e.message.split("\n")[0],
+        "400 Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+      );
+      assert.match(e.message, /\nMediapipe execution failed\. MP status - INVALID_ARGUMENT: CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "ImageGenExecutor" failed: Invalid 'prompt': empty string/);
+      return true;
+    });
   });
 
   test("stream: partial images 0,1 then one completed event", async () => {
@@ -430,6 +492,28 @@ describe("pipeline graph (HttpInput → ImageGen → Base64Encoder)", () => {
       })(),
       (err: unknown) => err instanceof OpenAI.BadRequestError,
     );
+  });
+});
+
+describe("graph option noise_generator", () => {
+  let srv: TestServer;
+  test("start", async () => {
+    srv = await startImageServer("tiny-torch-noise", { options: `${DEFAULT_OPTIONS}\n      noise_generator: "torch-cpu"` });
+  });
+
+  test("torch-cpu reaches the model workers: the served image is the pipeline's with torch's generator", async () => {
+    const served = await generate(sdk(srv, "tiny-torch-noise"), { size: "64x64", num_inference_steps: 2, rng_seed: 42 });
+    const request: GenerationRequest = { mode: "text2image", prompt: "a red fox", width: 64, height: 64, numInferenceSteps: 2, rngSeed: 42 };
+    const decoded = await decodeImage(Buffer.from(served.data[0].b64_json, "base64"), "b64_json", { maxPixels: 64 * 64 });
+    for (const noise of ["torch-cpu", "mt19937"] as const) {
+      const pipeline = await OnnxPipeline.load(await tinyModel(), { noise, intraOpNumThreads: 1 });
+      try {
+        const expected = await pipeline.generate(request);
+        assert.equal(Buffer.compare(decoded.data, expected.data) === 0, noise === "torch-cpu", `the served image ${noise === "torch-cpu" ? "is" : "is not"} the ${noise} pipeline's`);
+      } finally {
+        await pipeline.dispose();
+      }
+    }
   });
 });
 

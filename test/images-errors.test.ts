@@ -7,7 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { crc32, deflateSync } from "node:zlib";
-import { imageInfo, imageServable, solidImage, startImageServer } from "./image-server.js";
+import sharp from "sharp";
+import { imageInfo, imageServable, solidImage, startImageServer, tinyModel } from "./image-server.js";
 import { call, errorOf, start, type Reply, type TestServer } from "./server-helpers.js";
 
 const GEN = "/v3/images/generations";
@@ -260,10 +261,22 @@ describe("images: bad servables", () => {
     const st = await statusOf(server, "nomodel");
     assert.equal(st.state, "LOADING");
     assert.match(st.status.error_message, /no\/such\/model cannot be read \(ENOENT\)/);
+
+    // The folder restored (graph.pbtxt untouched): a reload retries the failed load instead of keeping its status.
+    const { cpSync } = await import("node:fs");
+    cpSync(await tinyModel(), `${path}/no/such/model`, { recursive: true });
+    const reload = await server.request("POST", "/v1/config/reload");
+    assert.equal(reload.status, 201, reload.text);
+    const fixed = await statusOf(server, "nomodel");
+    assert.deepEqual([fixed.state, fixed.status.error_code, fixed.status.error_message], ["AVAILABLE", "OK", "OK"]);
+    const r = await server.request("POST", "/v3/images/generations", { json: { model: "nomodel", prompt: "a", rng_seed: 1 } });
+    assert.equal(r.status, 200, r.text);
+    // Nothing changed since: a second reload loads nothing.
+    assert.equal((await server.request("POST", "/v1/config/reload")).status, 200);
   });
 });
 
-test("a mode the model has no pipeline for is 412 with OVMS's text (an inpainting-only model asked for text-to-image)", async () => {
+test("a mode the model has no pipeline for is 412 with OVMS's text (an inpainting-only model asked for text-to-image or an opaque edit without mask); a transparent image without mask inpaints there", async () => {
   const { makeTinyModel } = await import("../src/backends/onnx/tiny/make-tiny-model.js");
   const { mkdirSync, readFileSync, writeFileSync } = await import("node:fs");
   const path = await imageServable();
@@ -276,4 +289,14 @@ test("a mode the model has no pipeline for is 412 with OVMS's text (an inpaintin
   const r = await server.request("POST", GEN, { json: { model: "inpaint", prompt: "a" } });
   assert.equal(r.status, 412, r.text);
   assert.match(assertOpenAiError(r).message, /Mediapipe graph precondition failed - FAILED_PRECONDITION: [\s\S]*Text-to-image pipeline is not available for this model/);
+  const fields = { model: "inpaint", prompt: "a", size: "64x64", num_inference_steps: "2" };
+  const opaque = await server.request("POST", EDIT, { body: form(fields, [["image", await solidImage(64, 64), "image/png"]]) });
+  assert.equal(opaque.status, 412, opaque.text);
+  assert.match(assertOpenAiError(opaque).message, /^Image-to-image pipeline is not available for this model\n/);
+  // Transparent on the left half: OpenAI's rule makes that the mask, so the edit is an inpainting.
+  const px = Buffer.alloc(64 * 64 * 4, 200);
+  for (let p = 0; p < 64 * 64; p++) px[p * 4 + 3] = p % 64 < 32 ? 0 : 255;
+  const transparent = await sharp(px, { raw: { width: 64, height: 64, channels: 4 } }).png().toBuffer();
+  const inpainted = await server.request("POST", EDIT, { body: form(fields, [["image", transparent, "image/png"]]) });
+  assert.equal(inpainted.status, 200, inpainted.text);
 });

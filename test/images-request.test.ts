@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseImageRequest, toGenerationRequest, type ImageRequestInput } from "../calculators/image-gen/request.js";
+import { MAX_PROMPT_CHARS, parseImageRequest, toGenerationRequest, type ImageRequestInput } from "../calculators/image-gen/request.js";
 import { HttpError } from "../src/server/errors.js";
 import type { ImageGenSettings } from "../calculators/image-gen/options.js";
 
@@ -19,6 +19,7 @@ const settings: ImageGenSettings = {
   loraAdapters: [{ alias: "pixel", path: "/lora/pixel.safetensors", alpha: 1, mode: "DYNAMIC" }],
   compositeLoraAdapters: [],
   maxQueueSize: 16,
+  noiseGenerator: "mt19937",
 };
 
 const staticSettings: ImageGenSettings = {
@@ -109,6 +110,14 @@ const good: Good[] = [
   { name: "edits: lora_alphas[k] parts (openai SDK encoding)", input: edit({ prompt: "a", "lora_alphas[pixel]": "0.5" }), expect: { loraAlphas: { pixel: 0.5 } } },
   { name: "edits: lora_alphas as JSON text", input: edit({ prompt: "a", lora_alphas: '{"pixel":1}' }), expect: { loraAlphas: { pixel: 1 } } },
   { name: "edits: stream true, float forms", input: edit({ prompt: "a", stream: "true", strength: ".5", guidance_scale: "1e1" }), expect: { stream: true, strength: 0.5, guidanceScale: 10 } },
+  { name: "style on generations (recorded)", input: gen({ prompt: "a", style: "vivid" }), expect: { style: "vivid", inputFidelity: undefined } },
+  { name: "edits: input_fidelity (recorded)", input: edit({ prompt: "a", input_fidelity: "high" }), expect: { inputFidelity: "high", style: undefined } },
+  {
+    name: "prompts of exactly the limit, counted in characters not UTF-16 units",
+    input: gen({ prompt: "a".repeat(MAX_PROMPT_CHARS), negative_prompt: "🐈".repeat(MAX_PROMPT_CHARS) }),
+    expect: { negativePrompt: "🐈".repeat(MAX_PROMPT_CHARS) },
+  },
+  { name: "a prompt of spaces is not empty", input: gen({ prompt: " " }), expect: { prompt: " " } },
   { name: "edits: a one-element array is one value", input: edit({ prompt: ["a"], n: ["3"] }), expect: { prompt: "a", n: 3 } },
 ];
 
@@ -126,6 +135,10 @@ interface Bad {
   settings?: ImageGenSettings;
   message: string;
   param: string | null;
+  /** Checked when given. */
+  code?: string;
+  /** The test's name, instead of the input (which may be long). */
+  label?: string;
 }
 
 const bad: Bad[] = [
@@ -133,8 +146,32 @@ const bad: Bad[] = [
   { input: gen({ model: "sd" }), message: "prompt field is missing in JSON body", param: "prompt" },
   { input: edit({ model: "sd" }), message: "prompt field is missing in multipart body", param: "prompt" },
   { input: edit({ prompt: "" }), message: "prompt field is missing in multipart body", param: "prompt" },
-  { input: gen({ prompt: "a", style: "vivid" }), message: "Unhandled parameter: style", param: "style" },
+  // OpenAI's fields on the endpoint OpenAI takes them on only.
+  { input: edit({ prompt: "a", style: "vivid" }), message: "Unhandled parameter: style", param: "style" },
   { input: gen({ prompt: "a", input_fidelity: "high" }), message: "Unhandled parameter: input_fidelity", param: "input_fidelity" },
+  { input: gen({ prompt: "a", style: "natural " }), message: "Unsupported style: natural . Supported values: vivid, natural.", param: "style" },
+  { input: edit({ prompt: "a", input_fidelity: "max" }), message: "Unsupported input_fidelity: max. Supported values: high, low.", param: "input_fidelity" },
+  // Prompt text: empty (OpenAI refuses it; OVMS's JSON path did not) and too long (OpenAI's limit and texts).
+  {
+    input: gen({ prompt: "" }),
+    message: "Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+    param: "prompt",
+    code: "empty_string",
+  },
+  {
+    label: "a prompt one character over the limit",
+    input: gen({ prompt: "a".repeat(MAX_PROMPT_CHARS + 1) }),
+    message: `Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT_CHARS}, but got a string with length ${MAX_PROMPT_CHARS + 1} instead.`,
+    param: "prompt",
+    code: "string_above_max_length",
+  },
+  {
+    label: "a multipart negative_prompt_2 of astral characters two over the limit",
+    input: edit({ prompt: "a", negative_prompt_2: "🐈".repeat(MAX_PROMPT_CHARS + 2) }),
+    message: `Invalid 'negative_prompt_2': string too long. Expected a string with maximum length ${MAX_PROMPT_CHARS}, but got a string with length ${MAX_PROMPT_CHARS + 2} instead.`,
+    param: "negative_prompt_2",
+    code: "string_above_max_length",
+  },
   { input: gen({ prompt: "a", mask: "x" }), message: "Unhandled parameter: mask", param: "mask" },
   { input: edit({ prompt: "a", seed: "1" }), message: "Unhandled parameter: seed", param: "seed" },
   { input: edit({ prompt: "a", constructor: "1" }), message: "Unhandled parameter: constructor", param: "constructor" },
@@ -219,7 +256,7 @@ const bad: Bad[] = [
 ];
 
 for (const c of bad) {
-  const label = c.input.kind === "edits" ? JSON.stringify(c.input.fields) : JSON.stringify(c.input.json);
+  const label = c.label ?? (c.input.kind === "edits" ? JSON.stringify(c.input.fields) : JSON.stringify(c.input.json));
   test(`refuses ${c.input.kind} ${label}`, () => {
     assert.throws(
       () => parseImageRequest(c.input, c.settings ?? settings),
@@ -229,6 +266,7 @@ for (const c of bad) {
         assert.equal(e.message, c.message);
         assert.equal(e.param, c.param);
         assert.equal(e.type, "invalid_request_error");
+        if (c.code !== undefined) assert.equal(e.code, c.code);
         return true;
       },
     );

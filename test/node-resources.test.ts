@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { Calculator, nodeResources, type CalculatorContext, type CalculatorContract, type NodeResources, type ResourceLoadContext } from "../src/index.js";
+import { MAX_RETRY_AFTER_SECONDS } from "../src/engine/node-resources.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { ServableManager } from "../src/servables/manager.js";
 import type { Servable } from "../src/servables/types.js";
@@ -25,8 +26,10 @@ interface Model extends NodeResources {
 }
 
 /** What the test controls and observes, by node name. */
-const behaviour = new Map<string, { fail?: string; capacity?: number; hold?: Promise<void> }>();
+const behaviour = new Map<string, { fail?: string; capacity?: number; retryAfter?: number; hold?: Promise<void> }>();
 const loaded: Model[] = [];
+/** Load attempts by node name, failed ones included. */
+const attempts = new Map<string, number>();
 let nextId = 1;
 const gates: (() => void)[] = [];
 
@@ -39,6 +42,7 @@ class ModelCalculator extends Calculator {
       sidePacket: "MODEL",
       async load(ctx: ResourceLoadContext): Promise<Model> {
         const b = behaviour.get(ctx.node.name) ?? {};
+        attempts.set(ctx.node.name, (attempts.get(ctx.node.name) ?? 0) + 1);
         await b.hold;
         if (b.fail !== undefined) throw new Error(b.fail);
         const m: Model = {
@@ -47,7 +51,7 @@ class ModelCalculator extends Calculator {
           graphDir: ctx.graphDir,
           servable: ctx.servable,
           disposed: false,
-          ...(b.capacity !== undefined ? { capacity: b.capacity, retryAfterSeconds: () => 7 } : {}),
+          ...(b.capacity !== undefined ? { capacity: b.capacity, retryAfterSeconds: () => b.retryAfter ?? 7 } : {}),
           dispose() {
             m.disposed = true;
           },
@@ -66,7 +70,7 @@ class ModelCalculator extends Calculator {
 }
 
 const graph = (...nodes: string[]) =>
-  `input_stream: "in"\noutput_stream: "out"\n` +
+  `input_stream: "HTTP_REQUEST_PAYLOAD:in"\noutput_stream: "HTTP_RESPONSE_PAYLOAD:out"\n` +
   nodes.map((name, i) => `node { name: "${name}" calculator: "ModelCalculator" input_stream: "${i === 0 ? "in" : `s${i}`}" output_stream: "${i === nodes.length - 1 ? "out" : `s${i + 1}`}" input_side_packet: "MODEL:models" }\n`).join("");
 
 let registry: CalculatorRegistry;
@@ -158,6 +162,42 @@ describe("node resources", () => {
     gates.splice(0).forEach((g) => g());
     await Promise.all(held);
     assert.equal(s.overloaded(), undefined, "room again once they finish");
+  });
+
+  test("Retry-After is whole seconds from 1 to MAX_RETRY_AFTER_SECONDS whatever a node answers (NaN, negative, infinite, huge)", async () => {
+    const b: { capacity: number; retryAfter?: number } = { capacity: 1 };
+    behaviour.set("ra", b);
+    const m = await manager("ra", servableDir(graph("ra")));
+    const s = m.get("ra")!;
+    await until(() => s.status().state === "AVAILABLE", "available");
+    const held = run(s, "hold");
+    await until(() => gates.length === 1, "the request held");
+    const cases: [number, number][] = [[NaN, 1], [-5, 1], [0, 1], [0.2, 1], [12.2, 13], [Infinity, MAX_RETRY_AFTER_SECONDS], [-Infinity, 1], [1e9, MAX_RETRY_AFTER_SECONDS]];
+    for (const [asked, given] of cases) {
+      b.retryAfter = asked;
+      assert.deepEqual(s.overloaded(), { retryAfterSeconds: given }, `a node asking ${asked}`);
+    }
+    gates.splice(0).forEach((g) => g());
+    await held;
+  });
+
+  test("reloads asked for at once while models fail to load: one retry runs, one more waits for it, the rest join that one", async () => {
+    let release!: () => void;
+    behaviour.set("flaky", { fail: "weights missing", hold: new Promise<void>((r) => (release = r)) });
+    const m = await manager("flaky", servableDir(graph("flaky")));
+    release();
+    await m.whenInitialized();
+    assert.equal(attempts.get("flaky"), 1);
+    // The next retry is held, so every reload below is asked for while it runs.
+    behaviour.set("flaky", { fail: "weights missing", hold: new Promise<void>((r) => (release = r)) });
+    const first = m.reload();
+    await until(() => attempts.get("flaky") === 2, "the first retry to start");
+    const rest = Array.from({ length: 20 }, () => m.reload());
+    release();
+    const results = await Promise.all([first, ...rest]);
+    assert.equal(attempts.get("flaky"), 3, "the running retry and one after it, whatever the number of reloads asked for");
+    assert.ok(results.every((r) => r.error === undefined));
+    assert.match(m.get("flaky")!.status().errorMessage, /weights missing/);
   });
 
   test("a reload disposes the old graph's resources only after its in-flight request finishes; retiring disposes the rest", async () => {

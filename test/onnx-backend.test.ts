@@ -199,6 +199,21 @@ describe("OnnxBackend other families and lifecycle", () => {
     assert.equal((await backend.generate(req)).count, 1);
   });
 
+  it("noise: the workers draw with the generator the backend was loaded with", async () => {
+    const req: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 2, rngSeed: 42 };
+    const torch = await OnnxBackend.load(sdDir, { parallelism: 1, noise: "torch-cpu" });
+    const inProcess = await OnnxPipeline.load(sdDir, { noise: "torch-cpu" });
+    try {
+      const a = await torch.generate(req);
+      assert.deepEqual(a.data, (await inProcess.generate(req)).data);
+      assert.notDeepEqual(a.data, (await backend.generate(req)).data, "the default is mt19937");
+    } finally {
+      await torch.dispose();
+      await inProcess.dispose();
+    }
+    await assert.rejects(OnnxBackend.load(sdDir, { noise: "philox" as never }), (e: Error) => e instanceof BackendError && /noise generator "philox" is not one of mt19937, torch-cpu/.test(e.message));
+  });
+
   it("refuses sizes over maxPixels in the worker with a BackendError (no OOM)", async () => {
     await assert.rejects(backend.generate({ mode: "text2image", prompt: "x", width: 80_000_000, height: 8 }), (e: Error) => e instanceof BackendError && /maxPixels/.test(e.message));
     await assert.rejects(backend.generate({ mode: "text2image", prompt: "x", numImagesPerPrompt: 1000 }), (e: Error) => e instanceof BackendError && /maxImagesPerPrompt/.test(e.message));

@@ -174,8 +174,9 @@ describe("load", () => {
     await rejectsWith(setup({}, { device: "NPU" }), BackendError, /NPU .*static resolution/);
   });
 
-  test("refuses LoRA adapters, a static shape, DPM++ and schedulers that do not fit the model", async () => {
+  test("refuses LoRA adapters, a static shape, a noise generator other than GenAI's, DPM++ and schedulers that do not fit the model", async () => {
     await rejectsWith(setup({}, { loraAdapters: [{ alias: "a", path: "a.safetensors" }] }), BackendError, /LoRA adapters are not supported/);
+    await rejectsWith(setup({}, { noise: "torch-cpu" }), BackendError, /noise generator "torch-cpu" is not available on the OpenVINO backend/);
     await rejectsWith(setup({}, { staticResolution: { width: 512, height: 512 } }), BackendError, /reshape\(\)/);
     await rejectsWith(setup({}, { scheduler: "DPMSolverMultistepScheduler" }), BackendError, /DPM\+\+ .*not in the OpenVINO GenAI scheduler set/);
     await rejectsWith(setup({}, { scheduler: "FlowMatchEulerDiscreteScheduler" }), BackendError, /does not fit this sd model/);

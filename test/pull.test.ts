@@ -11,6 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { hostname } from "node:os";
+import { backendUnavailable } from "../src/backends/formats.js";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { parseGraphText } from "../src/graph/load.js";
@@ -410,6 +411,37 @@ test("repositories graphserve cannot serve are refused before any download", asy
   const c = await cli(["--source_model", "org/llm", "--model_repository_path", repo, "--pull"], { HF_ENDPOINT: hub.url });
   assert.equal(c.code, 1, c.stderr);
   assert.match(oneReason(c), /not an image-generation model/);
+});
+
+test("an OpenVINO repository on a machine that cannot run OpenVINO is refused before any download", async (t) => {
+  const hub = await standIn(t);
+  const ir = {
+    "model_index.json": JSON.stringify({ _class_name: "StableDiffusionPipeline" }),
+    "unet/openvino_model.xml": "<net/>",
+    "unet/openvino_model.bin": randomBytes(4000),
+    "text_encoder/openvino_model.xml": "<net/>",
+    "text_encoder/openvino_model.bin": randomBytes(2000),
+  };
+  hub.addRepo("OpenVINO/sd-ov", { files: ir });
+  const repo = tempDir();
+  const asked: string[] = [];
+  const unavailable = async (kind: string) => (asked.push(kind), "The OpenVINO backend needs the npm package \"openvino-genai-node\", which could not be loaded.");
+  await rejectsWith(pull(hub, repo, "OpenVINO/sd-ov", [], { backendUnavailable: unavailable }), /^OpenVINO\/sd-ov holds OpenVINO IR \(openvino_model\.xml\), which this machine cannot run, so nothing was downloaded\. The OpenVINO backend needs .*optimum-cli export onnx/s);
+  assert.deepEqual(asked, ["openvino"]);
+  assert.deepEqual(contentRequests(hub.requests), [], "no file was requested");
+  assert.deepEqual(filesUnder(repo), []);
+  // Where OpenVINO runs, the same repository downloads.
+  const r = await pull(hub, repo, "OpenVINO/sd-ov", [], { backendUnavailable: async () => undefined });
+  assert.equal(r.downloaded, true);
+  assert.ok(existsSync(join(r.dir, "unet/openvino_model.xml")));
+  // The real check, through the CLI: this machine has no openvino-genai-node unless someone installed it.
+  if ((await backendUnavailable("openvino")) !== undefined) {
+    const other = tempDir();
+    const c = await cli(["--source_model", "OpenVINO/sd-ov", "--model_repository_path", other, "--pull"], { HF_ENDPOINT: hub.url });
+    assert.equal(c.code, 1, c.stderr);
+    assert.match(oneReason(c), /OpenVINO\/sd-ov holds OpenVINO IR .* cannot run.*openvino-genai-node/);
+    assert.deepEqual(filesUnder(other), []);
+  }
 });
 
 test("already downloaded: nothing requested, nothing touched; --overwrite_models downloads again", async (t) => {

@@ -28,8 +28,9 @@ class HoldCalculator extends Calculator {
   }
 }
 
+// Graph streams tagged for HTTP, as a servable's must be; the node reads and writes them by name.
 const graph = (calculator: string, stream = "in", out = "out") =>
-  `input_stream: "${stream}"\noutput_stream: "${out}"\nnode { calculator: "${calculator}" input_stream: "${stream}" output_stream: "${out}" }\n`;
+  `input_stream: "HTTP_REQUEST_PAYLOAD:${stream}"\noutput_stream: "HTTP_RESPONSE_PAYLOAD:${out}"\nnode { calculator: "${calculator}" input_stream: "${stream}" output_stream: "${out}" }\n`;
 const PASS = graph("PassThroughCalculator");
 const HOLD = graph("HoldCalculator");
 const BROKEN = graph("NoSuchCalculator");

@@ -4,11 +4,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FlagError } from "../src/cli/flags.js";
+import { withoutPaths } from "../src/server/auth.js";
 import { serveOptionsFrom } from "../src/server/flags.js";
-import { ECHO_GRAPH_DIR, errorOf, start, tempDir } from "./server-helpers.js";
+import { ECHO_GRAPH_DIR, errorOf, oneNodeGraph, start, tempDir, writeServable, type Reply, type TestServer } from "./server-helpers.js";
 
 const single = { single: { name: "echo", path: ECHO_GRAPH_DIR } };
 
@@ -28,9 +29,66 @@ test("auth on: inference POSTs need 'Authorization: Bearer <key>' (401 otherwise
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.body, body);
   assert.equal((await srv.request("POST", "/v3/x", { json: body, headers: { authorization: "bearer   s3cret" } })).status, 200, "scheme is case-insensitive");
-  for (const path of ["/v2/health/live", "/v2/health/ready", "/v3/models", "/v1/config"]) {
+  for (const path of ["/v2/health/live", "/v2/health/ready", "/v3/models"]) {
     assert.equal((await srv.request("GET", path)).status, 200, path);
   }
+});
+
+test("--api_key_scope: admin (the default) guards /v1/config and its reload, all adds /metrics, inference is OVMS's (admin open, paths hidden)", async () => {
+  const dir = tempDir();
+  writeServable(dir, "echo", oneNodeGraph("InspectCalculator"));
+  mkdirSync(join(dir, "empty"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ model_config_list: [{ config: { name: "echo", base_path: "echo" } }, { config: { name: "empty", base_path: "empty" } }] }));
+  const withKey = { configPath: join(dir, "config.json"), apiKey: "s3cret", metricsEnable: true };
+  const key = { authorization: "Bearer s3cret" };
+  const open = async (srv: TestServer, method: string, path: string) => (await srv.request(method, path)).status;
+
+  const admin = await start(withKey);
+  await admin.manager.whenInitialized();
+  assert.equal(await open(admin, "GET", "/v1/config"), 401);
+  assert.equal(await open(admin, "POST", "/v1/config/reload"), 401);
+  assert.equal((await admin.request("GET", "/v1/config", { headers: key })).status, 200);
+  assert.equal((await admin.request("POST", "/v1/config/reload", { headers: key })).status, 200);
+  assert.equal(await open(admin, "GET", "/metrics"), 200, "scrapers send no key");
+  for (const path of ["/v2/health/live", "/v2/health/ready", "/v2/models/echo/ready", "/v3/models"]) assert.equal(await open(admin, "GET", path), 200, path);
+
+  const all = await start({ ...withKey, apiKeyScope: "all" });
+  assert.equal(await open(all, "GET", "/metrics"), 401);
+  assert.equal((await all.request("GET", "/metrics", { headers: key })).status, 200);
+  assert.equal(await open(all, "GET", "/v1/config"), 401);
+
+  const ovms = await start({ ...withKey, apiKeyScope: "inference" });
+  await ovms.manager.whenInitialized();
+  const reason = (r: Reply) => (r.body as Record<string, { model_version_status: { status: { error_message: string } }[] }>).empty.model_version_status[0].status.error_message;
+  const anonymous = await ovms.request("GET", "/v1/config");
+  assert.equal(anonymous.status, 200);
+  assert.equal(reason(anonymous), 'graph file "…/graph.pbtxt" not found');
+  assert.ok(!anonymous.text.includes(dir), anonymous.text);
+  assert.equal(reason(await ovms.request("GET", "/v1/config", { headers: key })), `graph file "${join(dir, "empty/graph.pbtxt")}" not found`);
+  const reload = await ovms.request("POST", "/v1/config/reload");
+  assert.equal(reload.status, 200, "nothing changed");
+  assert.ok(!reload.text.includes(dir), reload.text);
+  assert.equal(await open(ovms, "GET", "/metrics"), 200);
+});
+
+test("withoutPaths: every absolute path cut to its last segment, wherever it stands; ratios and relative paths kept", () => {
+  const cases: [string, string][] = [
+    ["ENOENT: no such file or directory, open '/srv/m/graph.pbtxt'", "ENOENT: no such file or directory, open '…/graph.pbtxt'"],
+    ["model folder /srv/m/models not found", "model folder …/models not found"],
+    ["file:///srv/m/unet/model.onnx failed", "file:…/model.onnx failed"],
+    ["[/srv/m/x] `/srv/m/y` <\\srv\\m\\z> dir:/srv/m/w", "[…/x] `…/y` <…/z> dir:…/w"],
+    ["C:\\Users\\me\\graph.pbtxt failed", "…/graph.pbtxt failed"],
+    ["ratio 1/2, models/sd and unet/, text_encoder/ kept", "ratio 1/2, models/sd and unet/, text_encoder/ kept"],
+  ];
+  for (const [text, shown] of cases) assert.equal(withoutPaths(text), shown, text);
+});
+
+test("--api_key_scope is inference, admin or all, and needs a key", () => {
+  const base = { rest_port: "0", model_name: "echo", model_path: ECHO_GRAPH_DIR };
+  assert.equal(serveOptionsFrom(base, { API_KEY: "k" }).apiKeyScope, undefined, "the app's default, admin");
+  assert.equal(serveOptionsFrom({ ...base, api_key_scope: "all" }, { API_KEY: "k" }).apiKeyScope, "all");
+  assert.throws(() => serveOptionsFrom({ ...base, api_key_scope: "everything" }, { API_KEY: "k" }), /--api_key_scope must be inference, admin or all, got "everything"/);
+  assert.throws(() => serveOptionsFrom({ ...base, api_key_scope: "all" }, {}), /--api_key_scope needs a key: --api_key_file or API_KEY/);
 });
 
 test("auth off: no header needed", async () => {

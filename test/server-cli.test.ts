@@ -14,7 +14,8 @@ import { CLI, ECHO_GRAPH_DIR, ROOT, call, eventually, oneNodeGraph, tempDir, tes
 
 async function graphserve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", OVMS_MODEL_REPOSITORY_PATH: "", ...env } });
+    // The timeout turns a server that should have exited but keeps serving into a failure (code null) instead of a hang.
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, API_KEY: "", OVMS_MODEL_REPOSITORY_PATH: "", ...env } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -171,4 +172,22 @@ test("a config that cannot be read at startup: exit 1 with the reason", async ()
   const r = await graphserve(["--rest_port", "0", "--config_path", join(tempDir(), "missing.json")]);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /cannot start: cannot read config file .*missing\.json/);
+});
+
+test("single-model mode: a servable that cannot load exits 1 once loading is over, with a one-line reason", async () => {
+  const broken = writeServable(tempDir(), "b", oneNodeGraph("NoSuchCalculator"));
+  const cases: [path: string, reason: RegExp][] = [
+    [join(tempDir(), "mistyped"), /^cannot serve "m": graph file ".*mistyped\/graph\.pbtxt" not found: base_path ".*mistyped" does not exist$/],
+    [tempDir(), /^cannot serve "m": graph file ".*\/graph\.pbtxt" not found$/],
+    [broken, /^cannot serve "m": ValidatedGraphConfig Initialization failed\. .*graph\.pbtxt:3:\d+: Unable to find Calculator "NoSuchCalculator"$/],
+  ];
+  await Promise.all(
+    cases.map(async ([path, reason]) => {
+      const r = await graphserve(["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "m", "--model_path", path]);
+      assert.equal(r.code, 1, `${path}: ${r.stdout}`);
+      const fatal = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 60);
+      assert.equal(fatal.length, 1, r.stdout);
+      assert.match(fatal[0].msg, reason);
+    }),
+  );
 });

@@ -77,8 +77,12 @@ test("reload of a broken config: 500 with the reason, the running servables keep
   await srv.manager.whenInitialized();
   for (const broken of ["{ not json", JSON.stringify({ model_config_list: [{ config: { base_path: "x" } }] })]) {
     writeConfig(dir, broken);
+    const before = srv.logs.length;
     const r = await srv.request("POST", "/v1/config/reload");
     assert.equal(r.status, 500);
+    // Logged once by the manager, with the reason: no second copy from the route, no stack of the 500 itself.
+    assert.equal(srv.logs.slice(before).filter((l) => /config reload failed/.test(String(l.msg))).length, 1);
+    assert.ok(srv.logs.slice(before).every((l) => l.err === undefined), JSON.stringify(srv.logs.slice(before)));
     const e = errorOf(r);
     assert.equal(e.type, "server_error");
     assert.match(e.message, /^Config reload failed: .*config\.json/s);
@@ -178,4 +182,28 @@ test("before the initial load: live 200, ready 503 'Server is not ready', a load
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+test("a servable that cannot load (no graph.pbtxt, a mistyped base_path): a failure in /v1/config, the log and its answers; the others serve", async () => {
+  const dir = tempDir();
+  writeServable(dir, "ok", oneNodeGraph("InspectCalculator"));
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(join(dir, "empty"));
+  const srv = await start({ configPath: writeConfig(dir, { model_config_list: [entry("ok", "ok"), entry("empty", "empty"), entry("typo", "no-such-folder")] }) });
+  await srv.manager.whenInitialized();
+  const cfg = (await srv.request("GET", "/v1/config")).body as Record<string, { model_version_status: { state: string; status: { error_code: string; error_message: string } }[] }>;
+  // OVMS's own mapping of a failed load: state LOADING with error_code FAILED_PRECONDITION, never LOADING/OK.
+  assert.deepEqual(cfg.empty.model_version_status[0], { version: "1", state: "LOADING", status: { error_code: "FAILED_PRECONDITION", error_message: `graph file "${join(dir, "empty/graph.pbtxt")}" not found` } });
+  assert.equal(cfg.typo.model_version_status[0].status.error_code, "FAILED_PRECONDITION");
+  assert.match(cfg.typo.model_version_status[0].status.error_message, /no-such-folder" does not exist$/);
+  // Readiness as OVMS: the server is ready once the initial load is over; the failed servables are not.
+  assert.equal((await srv.request("GET", "/v2/health/ready")).status, 200);
+  assert.equal((await srv.request("GET", "/v2/models/ok/ready")).status, 200);
+  assert.equal((await srv.request("GET", "/v2/models/empty/ready")).status, 404);
+  const r = await srv.request("POST", "/v3/images/generations", { json: { model: "typo" } });
+  assert.equal(r.status, 503);
+  assert.equal(errorOf(r).code, "model_failed");
+  assert.equal(r.headers.get("retry-after"), null);
+  const summary = srv.logs.find((l) => String(l.msg).startsWith("servables initialized"));
+  assert.deepEqual([summary?.level, summary?.msg], [40, "servables initialized: 3 configured, 2 failed to load: empty, typo"]);
 });

@@ -242,25 +242,25 @@ test("a loading or failed servable is 503 'Mediapipe is not loaded yet' (OVMS: 5
   assert.equal(r.headers.get("x-should-retry"), "false");
 });
 
-test("graph failures: HttpError sets status, param and code; other errors are OVMS's 400, with OVMS's full text", async () => {
+test("graph failures: HttpError sets status, param and code; other errors are OVMS's 400; the reason on the first line, then OVMS's full text", async () => {
   const http = await srv.request("POST", "/v3/images/generations", { json: { model: "fail", status: 422, message: "size must be WxH", param: "size", code: "invalid_size" } });
   assert.equal(http.status, 422);
   assert.deepEqual(errorOf(http), {
-    message: 'Mediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "Fail" failed: size must be WxH',
+    message: 'size must be WxH\nMediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "Fail" failed: size must be WxH',
     type: "invalid_request_error",
     param: "size",
     code: "invalid_size",
   });
   const pre = await srv.request("POST", "/v3/x", { json: { model: "fail", status: 412, message: "no inpainting pipeline" } });
   assert.equal(pre.status, 412);
-  assert.match(errorOf(pre).message, /^Mediapipe graph precondition failed - FAILED_PRECONDITION: CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "Fail" failed: no inpainting pipeline$/);
+  assert.match(errorOf(pre).message, /^no inpainting pipeline\nMediapipe graph precondition failed - FAILED_PRECONDITION: CalculatorGraph::Run\(\) failed: \nCalculator::Process\(\) for node "Fail" failed: no inpainting pipeline$/);
   const unavailable = await srv.request("POST", "/v3/x", { json: { model: "fail", status: 503, message: "busy" } });
   assert.equal(unavailable.status, 503);
   assert.equal(errorOf(unavailable).type, "server_error");
   const plain = await srv.request("POST", "/v3/x", { json: { model: "fail", message: "prompt field is missing in JSON body" } });
   assert.equal(plain.status, 400);
   assert.deepEqual(errorOf(plain), {
-    message: 'Mediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "Fail" failed: prompt field is missing in JSON body',
+    message: 'prompt field is missing in JSON body\nMediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "Fail" failed: prompt field is missing in JSON body',
     type: "invalid_request_error",
     param: null,
     code: null,

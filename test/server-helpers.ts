@@ -22,7 +22,7 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const ECHO_GRAPH_DIR = join(ROOT, "graphs/echo");
 /** The CLI as compiled next to this file. */
 export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
+export const INDEX_URL = new URL("../src/index.js", import.meta.url).href;
 
 const dirs: string[] = [];
 const servers: RunningServer[] = [];
@@ -274,9 +274,11 @@ export interface CliServer {
 /**
  * Runs the real CLI as a child process with `args` and resolves once it logs
  * the URL it listens on; killed (SIGKILL) when the test ends if still running.
+ * `command` starts it some other way (say, `npx graphserve`).
  */
-export async function spawnCli(t: TestContext, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliServer> {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export async function spawnCli(t: TestContext, args: readonly string[], env: NodeJS.ProcessEnv = {}, command: readonly string[] = [process.execPath, CLI]): Promise<CliServer> {
+  const [file, ...pre] = command;
+  const proc = spawn(file, [...pre, ...args], { cwd: ROOT, env: { ...process.env, API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
   });

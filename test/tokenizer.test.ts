@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
-import { loadClipTokenizer } from "../src/backends/onnx/tokenizer.js";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { loadClipTokenizer, type ClipTokenizer } from "../src/backends/onnx/tokenizer.js";
 
 const dir = await mkdtemp(join(tmpdir(), "graphserve-tok-"));
 await makeTinyModel(join(dir, "sd"), { family: "sd", seed: 1 });
@@ -54,3 +55,63 @@ test("a broken tokenizer folder names the file and the problem", async () => {
 });
 
 test.after(() => rm(dir, { recursive: true, force: true }));
+
+/** Every call the tokenizer library gets, and a way to tokenise the whole text the same way. */
+function spyOnLibrary(): { calls: string[]; full: (text: string) => number[]; restore: () => void } {
+  const proto = Tokenizer.prototype as unknown as { encode: (this: Tokenizer, text: string, options?: object) => { ids: number[] } };
+  const original = proto.encode;
+  const calls: string[] = [];
+  let last: Tokenizer | undefined;
+  proto.encode = function (this: Tokenizer, text: string, options?: object) {
+    calls.push(text);
+    last = this;
+    return original.call(this, text, options);
+  };
+  return {
+    calls,
+    full: (text) => original.call(last!, text, { add_special_tokens: true }).ids,
+    restore: () => (proto.encode = original),
+  };
+}
+
+/** CLIP's cut of whole-text ids: the first 76, then the end token, padded. */
+function cut(ids: readonly number[], tok: ClipTokenizer): number[] {
+  const out = ids.slice(0, tok.maxLength);
+  if (ids.length > tok.maxLength) out[tok.maxLength - 1] = tok.eosId;
+  while (out.length < tok.maxLength) out.push(tok.padId);
+  return out;
+}
+
+test("a long prompt: only a prefix is tokenised (cut at whitespace), and the ids are the whole text's", async () => {
+  const tok = await loadClipTokenizer(join(dir, "sd/tokenizer"));
+  const spy = spyOnLibrary();
+  try {
+    tok.encode("warm-up");
+    // Deterministic texts: words of letters, digits, punctuation, accents, CJK, emoji, contractions,
+    // separated by runs of spaces, tabs and newlines; some start with a long unbroken run.
+    let seed = 5;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const pieces = ["cat", "Photo", "of", "a", "dog's", "42", "7", "!!", "...", "é", "naïve", "猫", "🐈", "CAFÉ", "x1y2", "it'll", "—"];
+    const spaces = [" ", " ", " ", "  ", "\t", "\n", " \n "];
+    const words = (n: number) => Array.from({ length: n }, () => pieces[rand(pieces.length)] + spaces[rand(spaces.length)]).join("");
+    const texts = [
+      words(40), // short: tokenised whole
+      words(3000),
+      words(40_000), // ~200 KB
+      "z".repeat(5000) + " " + words(500), // the first prefix has no whitespace to cut at
+      "abc".repeat(3000), // no whitespace at all: tokenised whole
+      " ".repeat(3000) + words(100), // leading whitespace only in the first prefix
+    ];
+    for (const text of texts) {
+      spy.calls.length = 0;
+      const ids = Array.from(tok.encode(text));
+      const tokenised = spy.calls.reduce((n, t) => n + t.length, 0);
+      assert.deepEqual(ids, cut(spy.full(text), tok), `ids of a ${text.length}-character text`);
+      if (text.length > 20_000 && /\s/.test(text.slice(0, 2048))) {
+        assert.ok(tokenised <= 2048, `${tokenised} characters tokenised for a ${text.length}-character prompt`);
+      }
+    }
+  } finally {
+    spy.restore();
+  }
+});

@@ -27,6 +27,17 @@ test("ui-playground: generate shows partial previews and progress, then the resu
   const ui = playground(page);
   await waitUntil(() => ui.model.inputValue(), (v) => v === "demo", 'the Model select to offer "demo"');
 
+  // An empty prompt must not look filled in: its placeholder is an instruction, set apart from typed text.
+  const hint = await page.evaluate<{ text: string; italicPlaceholder: boolean; typed: string }>(`(() => {
+    const el = document.querySelector("#prompt");
+    const rules = [...document.styleSheets].flatMap((s) => [...s.cssRules]);
+    const italicPlaceholder = rules.some((r) => (r.selectorText ?? "").includes("::placeholder") && r.style.fontStyle === "italic");
+    return { text: el.placeholder, italicPlaceholder, typed: getComputedStyle(el).fontStyle };
+  })()`);
+  assert.match(hint.text, /^Describe the image, e\.g\. /);
+  assert.equal(hint.italicPlaceholder, true, "placeholders are set in italics");
+  assert.equal(hint.typed, "normal", "typed text is not");
+
   const prompt = "a lighthouse at dusk, oil on canvas";
   await ui.fill({ prompt, negativePrompt: "blurry", width: 512, height: 512, steps: 60, seed: 1234, images: 1 });
   await ui.generate.click();

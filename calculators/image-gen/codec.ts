@@ -15,9 +15,14 @@
  * so a large upload never exists in JS at full size (16 uploads of 8192² would
  * otherwise be 3.6 GB of RGB held while the request queues).
  *
- * The module is also loaded on piscina worker threads; its only state is the
- * lazily created BMP pool.
+ * Decoding is CPU- and memory-heavy (a 16-bit PNG of 8192² is 400 MB inside
+ * libvips while it decodes), so callers take a turn first (decodeTurn): a
+ * bounded number run at once, process-wide, whatever the number of requests.
+ *
+ * The module is also loaded on piscina worker threads; its state is the
+ * lazily created BMP pool and the decoding turns.
  */
+import { availableParallelism } from "node:os";
 import sharp, { type Metadata, type Sharp } from "sharp";
 import { Piscina } from "piscina";
 import type { BmpResult, BmpTask } from "./bmp-worker.js";
@@ -385,17 +390,9 @@ export async function decodeMask(
   if (mw * mh > limits.maxPixels) throw tooManyPixels(param, mw, mh, limits);
   checkMaskSize(param, mw, mh, width, height);
 
-  // Whether any pixel is not opaque. sharp's stats().isOpaque would answer without a JS
-  // buffer but also computes entropy, sharpness and more: 3.7 s on an 8192² RGBA PNG, against
-  // 0.2 s to decode that PNG's alpha alone to a one-byte-per-pixel buffer (a quarter of the
-  // RGBA it replaces, and dropped once resized) and scan it.
   if (meta.hasAlpha) {
-    const alpha = await runToRaw(sharp(bytes, sharpInput(limits)).extractChannel(3), 1, bytes, type, param, limits);
-    if (!allOpaque(alpha.data)) {
-      // 255 - alpha (transparent = repaint), resized by libvips from that buffer.
-      const grey = await resizeRaw(alpha, 1, size, MASK_KERNEL, true);
-      return greyToRgb(grey.width, grey.height, grey.data);
-    }
+    const fromAlpha = await alphaMask(bytes, type, param, limits, size);
+    if (fromAlpha !== undefined) return fromAlpha;
   }
 
   const base = resized(sharp(bytes, sharpInput(limits)), size, MASK_KERNEL);
@@ -405,6 +402,84 @@ export async function decodeMask(
   // differed by 1 on 3464 of them, all exact halves it happened to round down.
   const pipeline = base.toColourspace("srgb").recomb(LUMA).linear(1, 0.5).removeAlpha();
   return runToRaw(pipeline, 3, bytes, type, param, limits);
+}
+
+/**
+ * The mask an image's transparency makes, in OVMS's convention (255 - alpha:
+ * transparent = repaint), resized to `size`; undefined when every pixel is
+ * opaque.
+ *
+ * Whether any pixel is not opaque: sharp's stats().isOpaque would answer without a JS
+ * buffer but also computes entropy, sharpness and more: 3.7 s on an 8192² RGBA PNG, against
+ * 0.2 s to decode that PNG's alpha alone to a one-byte-per-pixel buffer (a quarter of the
+ * RGBA it replaces, and dropped once resized) and scan it. sRGB first, so grey + alpha
+ * files have their alpha as the fourth band too.
+ */
+async function alphaMask(bytes: Uint8Array, type: ImageType, param: string, limits: DecodeLimits, size: OutputSize | undefined): Promise<RgbImage | undefined> {
+  const alpha = await runToRaw(sharp(bytes, sharpInput(limits)).toColourspace("srgb").extractChannel(3), 1, bytes, type, param, limits);
+  if (allOpaque(alpha.data)) return undefined;
+  // Resized by libvips from that buffer.
+  const grey = await resizeRaw(alpha, 1, size, MASK_KERNEL, true);
+  return greyToRgb(grey.width, grey.height, grey.data);
+}
+
+/**
+ * OpenAI's edit rule without a mask: the image's own transparency is the mask.
+ * Returns that mask (as decodeMask would from the same file, resized to
+ * `size`), or undefined when the image has no alpha channel or every pixel is
+ * opaque. BMP alpha is not read here (OpenAI's rule is about PNGs): undefined.
+ */
+export async function decodeAlphaMask(bytes: Uint8Array, param: string, limits: DecodeLimits, size?: OutputSize): Promise<RgbImage | undefined> {
+  checkLimits(limits);
+  checkSize(size);
+  const type = sniffOrThrow(bytes, param);
+  if (type === "bmp") return undefined;
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (e) {
+    throw parseError(param, `invalid ${type.toUpperCase()} data (${vipsReason(e)})`);
+  }
+  return meta.hasAlpha ? alphaMask(bytes, type, param, limits, size) : undefined;
+}
+
+/** Decodes running at once, process-wide: one per core (libvips threads each decode's resize too). */
+export const DECODE_TURNS = Math.max(1, availableParallelism());
+let decodesRunning = 0;
+const decodeWaiters: (() => void)[] = [];
+
+/**
+ * Waits for a turn to decode (first come, first served) and resolves with its
+ * release, to call once the decode is over; rejects with the signal's reason if
+ * it aborts while waiting, giving the place up.
+ */
+export function decodeTurn(signal?: AbortSignal): Promise<() => void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    const next = decodeWaiters.shift();
+    if (next) next();
+    else decodesRunning--;
+  };
+  if (decodesRunning < DECODE_TURNS) {
+    decodesRunning++;
+    return Promise.resolve(release);
+  }
+  return new Promise((resolve, reject) => {
+    // Handed over by a release: the count stays, the turn changes hands.
+    const take = () => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(release);
+    };
+    const onAbort = () => {
+      decodeWaiters.splice(decodeWaiters.indexOf(take), 1);
+      reject(signal!.reason);
+    };
+    decodeWaiters.push(take);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /**
@@ -457,25 +532,27 @@ export function encodeBatch(data: Uint8Array, count: number, width: number, heig
 }
 
 /**
- * Size and type of an encoded image from its header only (after EXIF orientation
- * for sharp formats): the size `decodeImage` gives without `size`, and what a
- * mask must match. With `limits`, an image over the pixel limit is a 400 here too.
+ * Size, type and whether there is an alpha channel (not whether it is used),
+ * from an encoded image's header only (after EXIF orientation for sharp
+ * formats): the size `decodeImage` gives without `size`, and what a mask must
+ * match. With `limits`, an image over the pixel limit is a 400 here too.
  */
 export async function readImageSize(
   bytes: Uint8Array,
   param = "image",
   limits?: DecodeLimits,
-): Promise<{ width: number; height: number; format: ImageType }> {
+): Promise<{ width: number; height: number; format: ImageType; hasAlpha: boolean }> {
   if (limits !== undefined) checkLimits(limits);
   const type = sniffOrThrow(bytes, param);
-  const checked = (width: number, height: number) => {
+  const checked = (width: number, height: number, hasAlpha: boolean) => {
     if (limits !== undefined && width * height > limits.maxPixels) throw tooManyPixels(param, width, height, limits);
-    return { width, height, format: type };
+    return { width, height, format: type, hasAlpha };
   };
   if (type === "bmp") {
     const h = readBmpHeader(bytes, param);
     if (h.width <= 0 || h.height === 0) throw parseError(param, `BMP declares an invalid size ${h.width}x${h.height}`);
-    return checked(h.width, Math.abs(h.height));
+    // Whether a 16/32-bit BMP's alpha is used shows only in its pixels (see bmp-worker.ts).
+    return checked(h.width, Math.abs(h.height), false);
   }
   let meta: Metadata;
   try {
@@ -487,5 +564,5 @@ export async function readImageSize(
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (width === undefined || height === undefined) throw parseError(param, "image size is unknown");
-  return checked(width, height);
+  return checked(width, height, meta.hasAlpha === true);
 }

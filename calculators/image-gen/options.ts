@@ -4,6 +4,8 @@
  * Kept apart from the calculator so `graph check` can report them.
  */
 
+import { NOISE_KINDS, type NoiseKind, isNoiseKind } from "../../src/backends/noise/index.js";
+
 export type LoraLoadMode = "DYNAMIC" | "STATIC" | "FUSE";
 
 export interface LoraAdapterEntry {
@@ -35,6 +37,8 @@ export interface ImageGenCalculatorOptions {
   composite_lora_adapters: CompositeLoraAdapterEntry[];
   /** graphserve's: requests that may wait for a slot beyond those running. */
   max_queue_size: number;
+  /** graphserve's: how rng_seed becomes noise (a NoiseKind). */
+  noise_generator: string;
 }
 
 export interface Resolution {
@@ -60,6 +64,7 @@ export interface ImageGenSettings {
   loraAdapters: LoraAdapterEntry[];
   compositeLoraAdapters: CompositeLoraAdapterEntry[];
   maxQueueSize: number;
+  noiseGenerator: NoiseKind;
 }
 
 const RESOLUTION = /^(\d+)x(\d+)$/;
@@ -153,6 +158,7 @@ export function checkImageGenOptions(o: ImageGenCalculatorOptions): ImageGenSett
   }
 
   checkLora(o, npu);
+  if (!isNoiseKind(o.noise_generator)) throw new Error(`noise_generator: "${o.noise_generator}" is not one of ${NOISE_KINDS.join(", ")}`);
 
   return {
     modelsPath: o.models_path,
@@ -169,6 +175,7 @@ export function checkImageGenOptions(o: ImageGenCalculatorOptions): ImageGenSett
     loraAdapters: o.lora_adapters,
     compositeLoraAdapters: o.composite_lora_adapters,
     maxQueueSize: o.max_queue_size,
+    noiseGenerator: o.noise_generator,
   };
 }
 

@@ -14,9 +14,16 @@
  * - `max_resolution` is enforced (OVMS only documents it);
  * - `width`/`height` must come together (OVMS only checks that on static pipelines);
  * - an edit without a size keeps the input image's size rather than `default_resolution`;
- * - OpenAI fields OVMS refuses are accepted: `quality` and `moderation`
- *   (recorded, no effect on the model), `output_format`, `output_compression`,
- *   `background`, `user` (for logs), `stream`, `partial_images`;
+ * - OpenAI fields OVMS refuses are accepted: `quality`, `moderation`, `style`
+ *   (generations) and `input_fidelity` (edits), each on the endpoint OpenAI
+ *   takes it on (recorded, no effect on the model), `output_format`,
+ *   `output_compression`, `background`, `user` (for logs), `stream`,
+ *   `partial_images`;
+ * - an empty JSON `prompt` is refused as OpenAI refuses it (OVMS accepts it and
+ *   generates unconditioned), with OpenAI's text and code `empty_string`;
+ * - every prompt field is limited to MAX_PROMPT_CHARS characters (OVMS has no
+ *   limit; a 10 MB prompt held a generation slot for seconds while it was
+ *   tokenised), with OpenAI's text and code `string_above_max_length`;
  * - graphserve's own `stream_progress` (boolean, only with `stream: true`;
  *   `true` without it is refused with param `stream_progress`): the stream
  *   also carries an `image_generation.progress` / `image_edit.progress`
@@ -31,9 +38,9 @@
  *   `"true"`/`"false"`; a field sent twice is refused; a text field named
  *   `image`/`mask` is refused as "must be sent as a file part".
  *
- * Kept as in OVMS: an empty `prompt` is accepted in JSON (only a missing one
- * is refused) but refused in multipart; `image` is accepted and ignored on
- * generations; `strength` is accepted on generations (the backend decides).
+ * Kept as in OVMS: an empty multipart `prompt` counts as missing; `image` is
+ * accepted and ignored on generations; `strength` is accepted on generations
+ * (the backend decides).
  * Accepted but without effect here: `partial_images` without `stream`, and
  * `background: "transparent"` with png/webp (the pipelines produce RGB; the
  * encoder decides whether it can honour it).
@@ -50,6 +57,8 @@ export type OutputFormat = "png" | "jpeg" | "webp";
 export type Background = "auto" | "opaque" | "transparent";
 export type Quality = "auto" | "low" | "medium" | "high" | "standard" | "hd";
 export type Moderation = "auto" | "low";
+export type Style = "vivid" | "natural";
+export type InputFidelity = "high" | "low";
 
 export interface ImageRequestInput {
   readonly kind: ImageRequestKind;
@@ -89,6 +98,10 @@ export interface ImageRequest extends Pick<GenerationRequest, PassedThrough> {
   readonly quality: Quality;
   /** Recorded; graphserve does no moderation. */
   readonly moderation: Moderation;
+  /** OpenAI's dall-e-3 `style` (generations): recorded, no effect on the model. */
+  readonly style?: Style;
+  /** OpenAI's `input_fidelity` (edits): recorded, no effect on the model. */
+  readonly inputFidelity?: InputFidelity;
   readonly stream: boolean;
   /** 0–3; only acted on when `stream` is true. */
   readonly partialImages: number;
@@ -101,6 +114,13 @@ export interface ImageRequest extends Pick<GenerationRequest, PassedThrough> {
 /** Upper bound (exclusive) on `rng_seed`: the backends take integers in [0, 2^53). */
 const SEED_LIMIT = 2 ** 53;
 const INT32_MAX = 2 ** 31 - 1;
+/**
+ * Longest prompt accepted, in characters (code points), per prompt field:
+ * OpenAI's limit for its GPT image models. Far more than any text encoder
+ * reads (CLIP takes 77 tokens, T5 512), so a real prompt never meets it.
+ */
+export const MAX_PROMPT_CHARS = 32_000;
+const PROMPT_FIELDS = ["prompt", "prompt_2", "prompt_3", "negative_prompt", "negative_prompt_2", "negative_prompt_3"] as const;
 
 type FieldType = "string" | "int" | "int64" | "size_t" | "float" | "boolean" | "object" | "any";
 
@@ -134,6 +154,8 @@ const FIELD_TYPES: Readonly<Record<string, FieldType>> = {
   user: "string",
   stream: "boolean",
   partial_images: "int",
+  style: "string",
+  input_fidelity: "string",
   // graphserve's own.
   stream_progress: "boolean",
 };
@@ -143,7 +165,12 @@ const ENUMS: Readonly<Record<string, readonly string[]>> = {
   output_format: ["png", "jpeg", "webp"],
   background: ["auto", "opaque", "transparent"],
   moderation: ["auto", "low"],
+  style: ["vivid", "natural"],
+  input_fidelity: ["high", "low"],
 };
+
+/** OpenAI fields that only one endpoint takes; the other refuses them as unhandled. */
+const ONLY_ON: Readonly<Record<string, ImageRequestKind>> = { style: "generations", input_fidelity: "edits" };
 
 function propertySchema(type: FieldType): Record<string, unknown> {
   switch (type) {
@@ -162,6 +189,10 @@ function buildSchema(kind: ImageRequestKind): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   for (const [name, type] of Object.entries(FIELD_TYPES)) properties[name] = propertySchema(type);
   for (const [name, values] of Object.entries(ENUMS)) properties[name] = { type: "string", enum: values };
+  for (const name of PROMPT_FIELDS) properties[name] = { type: "string", maxLength: MAX_PROMPT_CHARS };
+  // An empty multipart prompt never gets here (empty fields count as absent).
+  properties.prompt = { type: "string", minLength: 1, maxLength: MAX_PROMPT_CHARS };
+  for (const [name, only] of Object.entries(ONLY_ON)) if (only !== kind) delete properties[name];
   // Ranges with a fixed bound live in the schema; bounds from settings are checked in code.
   Object.assign(properties, {
     width: { type: "integer", minimum: 1 },
@@ -188,7 +219,23 @@ const VALIDATORS: Readonly<Record<ImageRequestKind, ValidateFunction>> = {
   edits: ajv.compile(buildSchema("edits")),
 };
 
-const bad = (message: string, param: string | null): HttpError => new HttpError(400, message, { param });
+const bad = (message: string, param: string | null, code?: string): HttpError => new HttpError(400, message, { param, code });
+
+/** Characters as OpenAI (and ajv's maxLength) count them: code points, not UTF-16 units. */
+function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
 
 /** Turns ajv's first error into OVMS's message for it. */
 function errorFromAjv(e: ErrorObject, kind: ImageRequestKind, body: Record<string, unknown>): HttpError {
@@ -213,6 +260,17 @@ function errorFromAjv(e: ErrorObject, kind: ImageRequestKind, body: Record<strin
     return bad(`lora_alphas value for '${path[1]}' must be a number`, field);
   }
   if (e.keyword === "type") return bad(`${field} field is not a ${FIELD_TYPES[field] ?? e.params.type}`, field);
+  // OpenAI's texts and codes for string lengths (only prompt fields have bounds).
+  if (e.keyword === "minLength") {
+    return bad(`Invalid '${field}': empty string. Expected a string with minimum length 1, but got an empty string instead.`, field, "empty_string");
+  }
+  if (e.keyword === "maxLength") {
+    return bad(
+      `Invalid '${field}': string too long. Expected a string with maximum length ${MAX_PROMPT_CHARS}, but got a string with length ${codePoints(String(value))} instead.`,
+      field,
+      "string_above_max_length",
+    );
+  }
   switch (field) {
     case "response_format":
       return bad(
@@ -339,8 +397,6 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
   const num = (k: string) => body[k] as number | undefined;
   const has = (k: string) => Object.hasOwn(body, k) && body[k] !== undefined;
 
-  if (kind === "edits" && str("prompt") === "") throw bad("prompt field is missing in multipart body", "prompt");
-
   // Size.
   let width: number | undefined;
   let height: number | undefined;
@@ -465,6 +521,8 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     ["loraAlphas", loraAlphas === undefined ? undefined : { ...loraAlphas }],
     ["outputCompression", outputCompression],
     ["user", body.user],
+    ["style", body.style],
+    ["inputFidelity", body.input_fidelity],
   ];
   for (const [key, value] of optional) {
     if (value !== undefined) (out as Record<string, unknown>)[key] = value;

@@ -67,6 +67,7 @@ export class ImageGenResources implements NodeResources {
       properties: settings.pluginConfig,
       maxPixels: settings.maxResolution.width * settings.maxResolution.height,
       maxImagesPerPrompt: settings.maxImagesPerPrompt,
+      noise: settings.noiseGenerator,
       ...(settings.staticResolutions.length === 1 ? { staticResolution: settings.staticResolutions[0] } : {}),
       onWarning: (message: string) => ctx.logger.warn({ node: ctx.node.name }, message),
     });
@@ -77,14 +78,15 @@ export class ImageGenResources implements NodeResources {
     const r = new ImageGenResources(settings, backend, ctx.logger, { servable: ctx.servable, node: ctx.node.name });
     const caps = r.capabilities;
     ctx.logger.info(
-      { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize },
+      { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize, noiseGenerator: settings.noiseGenerator },
       `image generation model ${modelsDir} loaded on ${caps.backend}`,
     );
     return r;
   }
 
+  /** The engine rounds it up and bounds it (node-resources.ts). */
   retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.slots.estimatedWaitSeconds()));
+    return this.slots.estimatedWaitSeconds();
   }
 
   dispose(): Promise<void> {

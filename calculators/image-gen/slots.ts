@@ -15,7 +15,9 @@ interface Waiter {
 export class GenerationSlots {
   private free: number;
   private readonly waiters: Waiter[] = [];
-  /** Exponentially weighted mean of how long a slot is held, in ms (0 until one is released). */
+  /** When each slot now held was taken (performance.now() ms). */
+  private readonly holders = new Set<{ readonly since: number }>();
+  /** Exponentially weighted mean of how long a generation holds a slot, in ms (0 until one finishes). */
   private meanHoldMs = 0;
 
   constructor(
@@ -25,6 +27,7 @@ export class GenerationSlots {
      * graph being replaced and of its successor can feed one gauge.
      */
     private readonly onDepthChange: (delta: number) => void = () => undefined,
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.free = size;
   }
@@ -39,7 +42,7 @@ export class GenerationSlots {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.free > 0) {
       this.free--;
-      return Promise.resolve(this.releaser());
+      return Promise.resolve(this.releaser(signal));
     }
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
@@ -60,22 +63,42 @@ export class GenerationSlots {
   }
 
   /**
-   * Seconds until a request arriving now would likely get a slot: the queue
-   * ahead of it in rounds of `size`, times the mean hold time.
+   * Seconds until a request arriving now would likely get a slot, from the
+   * work queued ahead of it: what the generations running now have left,
+   * then every waiter in turn taking the slot that frees first, each for the
+   * mean hold time. Before any generation has finished, the longest running
+   * one's time so far stands in for the mean (a generation takes at least
+   * that long); after, one slow generation does not speak for the queue.
    */
   estimatedWaitSeconds(): number {
-    const rounds = Math.floor(this.waiters.length / this.size) + 1;
-    return (rounds * this.meanHoldMs) / 1000;
+    const now = this.now();
+    let longest = 0;
+    for (const h of this.holders) longest = Math.max(longest, now - h.since);
+    const perRequest = this.meanHoldMs > 0 ? this.meanHoldMs : longest;
+    // When each slot frees: now for a free one, after its expected remaining time for a held one.
+    const freeAt: number[] = [];
+    for (const h of this.holders) freeAt.push(Math.max(0, perRequest - (now - h.since)));
+    while (freeAt.length < this.size) freeAt.push(0);
+    for (let i = 0; i < this.waiters.length; i++) {
+      const first = freeAt.indexOf(Math.min(...freeAt));
+      freeAt[first] += perRequest;
+    }
+    return Math.min(...freeAt) / 1000;
   }
 
-  private releaser(): () => void {
-    const since = performance.now();
+  private releaser(signal: AbortSignal | undefined): () => void {
+    const holder = { since: this.now() };
+    this.holders.add(holder);
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      const held = performance.now() - since;
-      this.meanHoldMs = this.meanHoldMs === 0 ? held : 0.8 * this.meanHoldMs + 0.2 * held;
+      this.holders.delete(holder);
+      // A generation cut short (its client left) says nothing about how long one takes.
+      if (signal?.aborted !== true) {
+        const held = this.now() - holder.since;
+        this.meanHoldMs = this.meanHoldMs === 0 ? held : 0.8 * this.meanHoldMs + 0.2 * held;
+      }
       const next = this.waiters.shift();
       if (next === undefined) {
         this.free++;
@@ -83,7 +106,7 @@ export class GenerationSlots {
       }
       next.signal?.removeEventListener("abort", next.onAbort);
       this.onDepthChange(-1);
-      next.resolve(this.releaser());
+      next.resolve(this.releaser(next.signal));
     };
   }
 }

@@ -4,6 +4,7 @@
  * nothing else, so they can refuse what a backend cannot do before any work
  * starts.
  */
+import type { NoiseKind } from "./noise/types.js";
 
 export type GenerationMode = "text2image" | "image2image" | "inpainting";
 
@@ -30,7 +31,10 @@ export interface GenerationRequest {
   readonly numInferenceSteps?: number;
   /** Classifier-free guidance; ≤ 1 turns the unconditional pass off. */
   readonly guidanceScale?: number;
-  /** The same seed gives bit-identical images on the same backend and machine. */
+  /**
+   * The same seed gives bit-identical images on the same backend and machine; the
+   * initial noise is the reference generator's for that seed (src/backends/noise).
+   */
   readonly rngSeed?: number;
   /** image2image/inpainting: how much of the schedule to run, in [0, 1]. */
   readonly strength?: number;
@@ -132,6 +136,8 @@ export interface BackendLoadOptions {
   readonly parallelism?: number;
   /** Overrides scheduler/scheduler_config.json's `_class_name`. */
   readonly scheduler?: string;
+  /** Which generator turns `rngSeed` into noise (default "mt19937", OVMS's); see src/backends/noise. */
+  readonly noise?: NoiseKind;
   /**
    * Largest output size per image, in pixels (width·height); larger requests
    * are refused with a BackendError before anything is allocated. Default

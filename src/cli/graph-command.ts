@@ -17,9 +17,15 @@ export interface GraphCommandIo {
   err(line: string): void;
 }
 
-async function registryFor(calculatorsDir: string | undefined): Promise<CalculatorRegistry> {
+/** The registry, or undefined once the reason it cannot be built (a bad --calculators_dir) is printed. */
+async function registryFor(calculatorsDir: string | undefined, io: GraphCommandIo): Promise<CalculatorRegistry | undefined> {
   const registry = await CalculatorRegistry.withBuiltins();
-  if (calculatorsDir) await registry.loadDirectory(calculatorsDir);
+  try {
+    if (calculatorsDir) await registry.loadDirectory(calculatorsDir);
+  } catch (e) {
+    io.err(`graphserve: --calculators_dir: ${(e as Error).message}`);
+    return undefined;
+  }
   return registry;
 }
 
@@ -30,7 +36,8 @@ async function loadValidated(file: string, registry: CalculatorRegistry): Promis
 
 /** Returns the process exit code: 0 when every file is valid, 1 otherwise. */
 export async function graphCheck(files: readonly string[], calculatorsDir: string | undefined, io: GraphCommandIo): Promise<number> {
-  const registry = await registryFor(calculatorsDir);
+  const registry = await registryFor(calculatorsDir, io);
+  if (registry === undefined) return 1;
   let failed = 0;
   for (const file of files) {
     try {
@@ -46,7 +53,8 @@ export async function graphCheck(files: readonly string[], calculatorsDir: strin
 }
 
 export async function graphDot(file: string, calculatorsDir: string | undefined, io: GraphCommandIo): Promise<number> {
-  const registry = await registryFor(calculatorsDir);
+  const registry = await registryFor(calculatorsDir, io);
+  if (registry === undefined) return 1;
   try {
     const graph = await loadValidated(file, registry);
     io.out(graphToDot(graph, basename(dirname(file)) || basename(file)).trimEnd());

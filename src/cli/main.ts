@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /** The `graphserve` command: the server (no command), or `graph check|dot`. */
-import { readFileSync } from "node:fs";
+import { packageVersion } from "./version.js";
 import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
 import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
 import { PULL_USAGE, pullStep } from "./pull-command.js";
-import { Interrupted, interruptible } from "./signals.js";
+import { Interrupted, interruptible, stopWhenNpmExits } from "./signals.js";
 import { FlagError, parseFlags } from "./flags.js";
 import { SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
@@ -22,17 +22,12 @@ ${TINY_MODEL_USAGE}
                                      determinism, CLIP score, PSNR/SSIM over the API (--help)
 Options:
   --calculators_dir DIR              also load user calculators (and their .proto files) from DIR
-  --help                             show this help
-  --version                          print the version
+  -h, --help                         show this help
+  -v, --version                      print the version
 
 ${SERVER_USAGE}
 
 ${PULL_USAGE}`;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
 
 /** Parses argv and runs the command; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -47,8 +42,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       args: [...argv],
       allowPositionals: true,
       options: {
-        help: { type: "boolean" },
-        version: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
         calculators_dir: { type: "string" },
         ...SERVER_FLAGS,
       },
@@ -66,7 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    io.out(version());
+    io.out(packageVersion());
     return 0;
   }
   if (positionals.length === 0) return serve(values, io);
@@ -91,14 +86,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const [command, sub, ...files] = positionals;
-  if (command === "graph" && sub === "check" && files.length > 0) {
-    return graphCheck(files, values.calculators_dir, io);
-  }
-  if (command === "graph" && sub === "dot" && files.length === 1) {
-    return graphDot(files[0], values.calculators_dir, io);
+  if (command === "graph") {
+    if (sub === "check" && files.length > 0) return graphCheck(files, values.calculators_dir, io);
+    if (sub === "dot" && files.length === 1) return graphDot(files[0], values.calculators_dir, io);
+    io.err(`graphserve graph: ${graphUsageError(sub, files.length)}`);
+    return 2;
   }
   io.err(`graphserve: unknown command "${positionals.join(" ")}"; see graphserve --help`);
   return 2;
+}
+
+function graphUsageError(sub: string | undefined, files: number): string {
+  const usage = "usage: graphserve graph check [--calculators_dir DIR] FILE... | graphserve graph dot [--calculators_dir DIR] FILE";
+  if (sub === "check") return `check needs at least one graph file; ${usage}`;
+  if (sub === "dot") return `dot takes exactly one graph file, not ${files}; ${usage}`;
+  return `${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; ${usage}`;
 }
 
 async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l: string): void; err(l: string): void }): Promise<number> {
@@ -121,4 +123,10 @@ async function serve(values: Parameters<typeof serveOptionsFrom>[0], io: { out(l
   process.exit(code);
 }
 
+stopWhenNpmExits();
+// `graphserve graph dot FILE | head`: the reader left, so there is nobody to print for; stop quietly.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+  process.exit(0);
+});
 process.exitCode = await main(process.argv.slice(2));

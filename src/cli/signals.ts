@@ -39,3 +39,22 @@ export async function interruptible<T>(step: (signal: AbortSignal) => Promise<T>
     process.off("SIGINT", onSignal);
   }
 }
+
+/**
+ * Under npm (`npx graphserve`, `npm start`) the process tree is npm → sh → node,
+ * and killing npm by its PID ends npm and the shell but never signals node,
+ * which would keep serving, orphaned. When the parent that started us goes
+ * away, act as if SIGTERM arrived: the server drains and exits as usual.
+ * Only under npm: elsewhere a parent may exit on purpose (a shell's `&`, nohup).
+ */
+export function stopWhenNpmExits(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.npm_lifecycle_event === undefined) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    console.error(`graphserve: npm (parent pid ${parent}) exited; stopping as on SIGTERM`);
+    process.kill(process.pid, "SIGTERM");
+  }, 250);
+  timer.unref();
+}

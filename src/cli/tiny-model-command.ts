@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { FlagError, parseFlags } from "./flags.js";
+import { packageVersion } from "./version.js";
 import { makeTinyClip } from "../backends/onnx/tiny/make-tiny-clip.js";
 import { makeTinyModel, type TinyFamily } from "../backends/onnx/tiny/make-tiny-model.js";
 
@@ -55,6 +56,8 @@ export async function makeTinyModelCommand(argv: readonly string[], io: { out(l:
       args: [...argv],
       allowPositionals: false,
       options: {
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
         out: { type: "string" },
         family: { type: "string", default: "sd" },
         inpainting: { type: "boolean", default: false },
@@ -65,6 +68,14 @@ export async function makeTinyModelCommand(argv: readonly string[], io: { out(l:
     if (!(e instanceof FlagError)) throw e;
     io.err(`graphserve make-tiny-model: ${e.message}`);
     return 2;
+  }
+  if (values.help) {
+    io.out(`Usage:\n${TINY_MODEL_USAGE}`);
+    return 0;
+  }
+  if (values.version) {
+    io.out(packageVersion());
+    return 0;
   }
   if (values.out === undefined) {
     io.err("graphserve make-tiny-model: --out DIR is required");

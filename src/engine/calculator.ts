@@ -124,7 +124,7 @@ export interface NodeResources {
    * nodes and answers 429 with Retry-After beyond it.
    */
   readonly capacity?: number;
-  /** Seconds a refused client should wait before retrying (the Retry-After header); default 1. */
+  /** Seconds a refused client should wait before retrying (the Retry-After header, rounded up to whole seconds from 1 to 600); default 1. */
   retryAfterSeconds?(): number;
   dispose?(): void | Promise<void>;
 }

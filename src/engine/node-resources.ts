@@ -19,7 +19,7 @@ export interface LoadedResources {
   readonly sidePackets: Record<string, Map<string, NodeResources>>;
   /** The smallest `capacity` of the loaded resources (undefined: unbounded). */
   readonly capacity: number | undefined;
-  /** The Retry-After for a refusal: the largest any node asks for, at least 1 s. */
+  /** The Retry-After for a refusal: the largest any node asks for, in whole seconds from 1 to MAX_RETRY_AFTER_SECONDS. */
   retryAfterSeconds(): number;
   /** Disposes every node's resources (errors are logged, not thrown). */
   dispose(): Promise<void>;
@@ -60,8 +60,21 @@ export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoa
   }
   let capacity: number | undefined;
   for (const [, r] of loaded) if (r.capacity !== undefined) capacity = Math.min(capacity ?? Infinity, r.capacity);
-  const retryAfterSeconds = () => Math.max(1, ...loaded.map(([, r]) => Math.ceil(r.retryAfterSeconds?.() ?? 1)));
+  const retryAfterSeconds = () => Math.max(1, ...loaded.map(([, r]) => retryAfterOf(r)));
   return { sidePackets, capacity, retryAfterSeconds, dispose };
+}
+
+/**
+ * The longest Retry-After: an estimate further out is guesswork about a
+ * queue that will have changed (a hung generation would otherwise price
+ * every waiter), and a client told to wait longer has likely given up.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 600;
+
+/** A node's Retry-After as a header value: whole seconds from 1 to the maximum; its default, 1, for NaN. */
+function retryAfterOf(r: NodeResources): number {
+  const asked = r.retryAfterSeconds?.() ?? 1;
+  return Number.isNaN(asked) ? 1 : Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(asked)));
 }
 
 /**

@@ -119,7 +119,7 @@ export class CalculatorRegistry {
         exports = await importModule(file, url);
       } catch (e) {
         if (e instanceof TypeScriptUnavailable) throw e;
-        throw new Error(`cannot import calculator module "${file}": ${(e as Error)?.message ?? String(e)}`, { cause: e });
+        throw new Error(`cannot import calculator module "${file}": ${importFailure(e)}`, { cause: e });
       }
       const classes = new Set(Object.values(exports).filter(isCalculatorClass));
       if (classes.size === 0) {
@@ -146,6 +146,19 @@ function modulesIn(dir: string, exts: readonly string[]): string[] {
 }
 
 const stem = (file: string) => file.slice(0, -extname(file).length);
+
+/**
+ * Why a calculator module failed to import, without Node's require stack;
+ * the usual first-time cause, graphserve not installed where the calculators
+ * live, says what to do.
+ */
+function importFailure(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  if (/Cannot find (module|package) 'graphserve'/.test(message)) {
+    return 'it imports "graphserve", which is not installed for its folder: add graphserve to the dependencies of the project holding your calculators (a tarball from npm pack in a graphserve clone, or the path to a clone)';
+  }
+  return message.split("\nRequire stack:", 1)[0];
+}
 
 class TypeScriptUnavailable extends Error {}
 

@@ -51,6 +51,8 @@ export class ServableManager implements ServableRegistry {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly initialLoad: Promise<void>;
   private isInitialized = false;
+  /** A reload queued and not started yet, which later reload requests join. */
+  private waitingReload: Promise<ReloadResult> | undefined;
   /** Hash of the config text last read (valid or not): polling reloads when it differs. */
   private configHash: string | undefined;
   private configError: string | undefined;
@@ -71,7 +73,10 @@ export class ServableManager implements ServableRegistry {
     this.initialLoad = first.then(
       () => {
         this.isInitialized = true;
-        this.log.info(`servables initialized: ${this.order.length} configured`);
+        // OVMS reports a failed load as LOADING/FAILED_PRECONDITION in /v1/config; the log says "failed" plainly.
+        const failed = this.list().filter((s) => s.status().state !== "AVAILABLE").map((s) => s.name);
+        if (failed.length === 0) this.log.info(`servables initialized: ${this.order.length} configured`);
+        else this.log.warn({ failed }, `servables initialized: ${this.order.length} configured, ${failed.length} failed to load: ${failed.join(", ")}`);
       },
       (e: unknown) => {
         this.isInitialized = true;
@@ -133,9 +138,18 @@ export class ServableManager implements ServableRegistry {
     return this.metricsSettings;
   }
 
+  /**
+   * Reloads run one at a time, and reloads asked for while one waits join it:
+   * each still reads the disk after it was asked for, and a flood of them
+   * (a reload retries every load that failed) costs two reloads, not one each.
+   */
   reload(): Promise<ReloadResult> {
     if (this.closing) return Promise.resolve({ changed: false, error: "the server is shutting down" });
-    return this.enqueue(() => this.reloadNow());
+    this.waitingReload ??= this.enqueue(() => {
+      this.waitingReload = undefined;
+      return this.reloadNow();
+    });
+    return this.waitingReload;
   }
 
   /** `GET /v1/config`: configured servables in config order, then retired ones. Graphs are unversioned: always version "1". */

@@ -25,6 +25,7 @@ import { formatDiagnostic } from "../graph/diagnostics.js";
 import { parseGraphText } from "../graph/load.js";
 import { validateGraph } from "../graph/validate.js";
 import type { ValidatedGraph } from "../graph/validated.js";
+import { httpStreams } from "./http-streams.js";
 import { contentHash, ioReason, isRemotePath, type ServableConfig } from "./config.js";
 import type { Servable, ServableErrorCode, ServableLease, ServableState, ServableStatus, ServedGraph } from "./types.js";
 
@@ -49,7 +50,11 @@ export class ManagedServable implements Servable {
   private readonly log: Logger;
   /** The config of the last load attempt. */
   private config: ServableConfig;
-  /** Paths + graph hash (or read error) of the last attempt: the same inputs are not loaded twice. */
+  /**
+   * Paths + graph hash (or read error) of the last attempt whose outcome they
+   * decide: the same inputs are not loaded twice. Unset when loading the
+   * nodes' resources failed, since that depends on more than the graph.
+   */
   private attempted: string | undefined;
   private serving: Generation | undefined;
   /** Generations retiring (replaced, or the whole servable retiring), until closed. */
@@ -133,7 +138,8 @@ export class ManagedServable implements Servable {
 
   /**
    * Loads `config`'s graph unless these paths and graph bytes were already
-   * tried (so re-applying a config only reloads what changed). On success new
+   * tried (so re-applying a config only reloads what changed; a graph whose
+   * models failed to load is tried again). On success new
    * leases get the new graph and the old one retires after its requests; on
    * failure an old graph keeps serving. Never throws; true if a load was attempted.
    */
@@ -218,10 +224,13 @@ export class ManagedServable implements Servable {
     const doc = parseGraphText(text, config.graphPath, this.registry.schema);
     for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
     const graph = validateGraph(doc, this.registry);
+    httpStreams(graph);
     let resources: LoadedResources;
     try {
       resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal });
     } catch (e) {
+      // What failed lies outside the graph's bytes (a model folder, a device): the same bytes are tried again next time.
+      this.attempted = undefined;
       await disposeGraph(graph).catch(() => undefined);
       throw e;
     }

@@ -17,7 +17,7 @@ import { performance } from "node:perf_hooks";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import type { Logger } from "pino";
 import type { ServableRegistry } from "../servables/types.js";
-import { apiKeyChecker } from "./auth.js";
+import { apiKeyChecker, DEFAULT_API_KEY_SCOPE, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from "./body.js";
 import { BodyBudget } from "./body-budget.js";
 import { DEFAULT_SEND_TIMEOUT_SECONDS } from "./send-timeout.js";
@@ -25,6 +25,7 @@ import { locals, sendError, toHttpError, type ModelAliases, type RequestLocals, 
 import { createCors, DEFAULT_CORS, type CorsOptions } from "./cors.js";
 import { inRequestScope } from "./crash-guard.js";
 import { HttpError } from "./errors.js";
+import { clip, loggedError } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
 import { inferenceHandler } from "./routes-v3.js";
 import { statusHandlers } from "./routes-status.js";
@@ -36,6 +37,8 @@ export interface AppOptions {
   readonly logger: Logger;
   /** Require `Authorization: Bearer <apiKey>` on the inference routes. */
   readonly apiKey?: string;
+  /** What else the key guards; default "admin" (see auth.ts). */
+  readonly apiKeyScope?: ApiKeyScope;
   readonly cors?: CorsOptions;
   /** Default: metrics off (`/metrics` is 404). */
   readonly metrics?: ServerMetrics;
@@ -78,6 +81,7 @@ export function createApp(opts: AppOptions): GraphserveApp {
     sendTimeoutMs: (opts.sendTimeoutSeconds ?? DEFAULT_SEND_TIMEOUT_SECONDS) * 1000,
     aliases: opts.aliases,
     checkAuth: opts.apiKey === undefined ? undefined : apiKeyChecker(opts.apiKey),
+    apiKeyScope: opts.apiKeyScope ?? DEFAULT_API_KEY_SCOPE,
     closing: false,
   };
   const status = statusHandlers(ctx);
@@ -140,10 +144,14 @@ export function createApp(opts: AppOptions): GraphserveApp {
   });
 
   // Express recognises an error handler by its four parameters.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (res.writableEnded) return;
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // The client went away (an upload cut short): nobody to answer; its request line says 499.
+    if (res.writableEnded || req.socket.destroyed) return;
     const http = expressError(err) ?? toHttpError(err);
-    if (http.status >= 500) ctx.logger.error({ err, requestId: locals(res).requestId }, http.message);
+    // 503 (loading, failed, reloading) is an answer the request line records, not a fault to trace.
+    // An HttpError the server chose to send has no stack worth logging; what it wraps does.
+    const traced = !(err instanceof HttpError) || err.cause !== undefined;
+    if (http.status >= 500 && http.status !== 503) ctx.logger.error({ ...(traced ? { err: loggedError(err) } : {}), requestId: locals(res).requestId }, clip(http.message));
     sendError(ctx, res, http);
   });
 
@@ -188,9 +196,9 @@ function logRequest(ctx: ServerContext, req: Request, res: Response): void {
   if (!ctx.logger.isLevelEnabled(quiet ? "debug" : "info")) return;
   // 499 (nginx's "client closed request"): the socket closed before the response ended.
   const status = res.writableFinished ? res.statusCode : 499;
-  const line: Record<string, unknown> = { requestId: l.requestId, method: req.method, path: req.path, status, ms: Math.round((performance.now() - l.start) * 100) / 100 };
-  if (l.servable !== undefined) line.servable = l.servable;
-  if (l.error !== undefined) line.error = l.error;
+  const line: Record<string, unknown> = { requestId: l.requestId, method: req.method, path: clip(req.path), status, ms: Math.round((performance.now() - l.start) * 100) / 100 };
+  if (l.servable !== undefined) line.servable = clip(l.servable);
+  if (l.error !== undefined) line.error = clip(l.error);
   if (quiet) ctx.logger.debug(line, "request");
   else ctx.logger.info(line, "request");
 }

@@ -4,6 +4,10 @@
  * inference routes (POST /v3/*, /v1/*). OVMS answers a bad key with 500
  * (UNAUTHORIZED is missing from its status map); we answer 401, which the
  * OpenAI SDKs turn into AuthenticationError.
+ *
+ * OVMS checks the key on inference routes only; `--api_key_scope` also puts
+ * the admin routes (and /metrics) behind it. Health and the model lists stay
+ * open whatever the scope: probes send no key.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -34,4 +38,31 @@ export function apiKeyChecker(key: string): (authorization: string | undefined) 
       throw new HttpError(401, OVMS.unauthorized, { code: "invalid_api_key", headers: { "WWW-Authenticate": 'Bearer realm="graphserve"' } });
     }
   };
+}
+
+/**
+ * What the key guards besides inference: `inference` (OVMS: nothing else),
+ * `admin` (the default: `GET /v1/config` and `POST /v1/config/reload`), `all`
+ * (admin and `/metrics`).
+ */
+export const API_KEY_SCOPES = ["inference", "admin", "all"] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+export const DEFAULT_API_KEY_SCOPE: ApiKeyScope = "admin";
+
+/** Whether a key of `scope` guards the admin routes or /metrics. */
+export function keyGuards(scope: ApiKeyScope, routes: "admin" | "metrics"): boolean {
+  return routes === "admin" ? scope !== "inference" : scope === "all";
+}
+
+/**
+ * `text` with every absolute filesystem path cut to its last segment
+ * (`/srv/models/sd/graph.pbtxt` → `…/graph.pbtxt`): what a caller without
+ * the key may read of a load error.
+ */
+export function withoutPaths(text: string): string {
+  // A path starts after anything but a word, a dot or a slash ("1/2" and "a/b" stay), so also after ":", "[" or "`" (file:///…).
+  return text.replace(/(^|[^\w./\\])((?:[A-Za-z]:)?[\\/][^\s"'()]*)/g, (_match, before: string, path: string) => {
+    const last = path.split(/[\\/]/).filter((p) => p !== "").pop();
+    return `${before}…${last === undefined ? "" : `/${last}`}`;
+  });
 }

@@ -5,6 +5,7 @@
 import type { Response } from "express";
 import type { Logger } from "pino";
 import type { ServableRegistry } from "../servables/types.js";
+import type { ApiKeyScope } from "./auth.js";
 import type { BodyLimits } from "./body.js";
 import type { BodyBudget } from "./body-budget.js";
 import { HttpError } from "./errors.js";
@@ -35,6 +36,8 @@ export interface ServerContext {
   readonly aliases: ModelAliases | undefined;
   /** Throws 401 unless the Authorization header carries the key; undefined when no key is set. */
   readonly checkAuth: ((authorization: string | undefined) => void) | undefined;
+  /** What `checkAuth` guards besides the inference routes. */
+  readonly apiKeyScope: ApiKeyScope;
   /** Set when shutting down: responses ask the client to close the connection. */
   closing: boolean;
 }

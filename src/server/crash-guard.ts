@@ -9,6 +9,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Logger } from "pino";
+import { clip, loggedError } from "./logging.js";
 
 export interface RequestScope {
   readonly requestId: string;
@@ -28,11 +29,11 @@ export function guardProcess(logger: Logger): () => void {
   const onUncaught = (err: unknown, origin: NodeJS.UncaughtExceptionOrigin): void => {
     const request = scope.getStore();
     if (request === undefined) {
-      logger.fatal({ err, origin }, `uncaught error outside any request: exiting (${err instanceof Error ? err.message : String(err)})`);
+      logger.fatal({ err: loggedError(err), origin }, `uncaught error outside any request: exiting (${clip(err instanceof Error ? err.message : String(err))})`);
       logger.flush();
       process.exit(1);
     }
-    logger.error({ err, origin, requestId: request.requestId }, "a request failed outside its handlers; the server keeps running");
+    logger.error({ err: loggedError(err), origin, requestId: request.requestId }, "a request failed outside its handlers; the server keeps running");
     request.fail(err);
   };
   process.on("uncaughtException", onUncaught);

@@ -3,9 +3,10 @@
  * thrown as a FlagError (the CLI exits 2 with it).
  */
 import { join } from "node:path";
-import { readApiKey } from "./auth.js";
+import { API_KEY_SCOPES, readApiKey, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
 import { DEFAULT_SEND_TIMEOUT_SECONDS } from "./send-timeout.js";
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 import { parseList, type CorsOptions } from "./cors.js";
 import { parseLogLevel, type LogLevelName } from "./logging.js";
 import { unknownMetricFamilies } from "./metrics.js";
@@ -44,6 +45,7 @@ export const SERVER_FLAGS = {
   file_system_poll_wait_seconds: { type: "string" },
   log_level: { type: "string" },
   api_key_file: { type: "string" },
+  api_key_scope: { type: "string" },
   metrics_enable: { type: "boolean" },
   metrics_list: { type: "string" },
   allowed_origins: { type: "string" },
@@ -57,6 +59,9 @@ export const SERVER_FLAGS = {
   max_json_depth: { type: "string" },
   send_timeout_seconds: { type: "string" },
   shutdown_grace_seconds: { type: "string" },
+  max_connections: { type: "string" },
+  headers_timeout_seconds: { type: "string" },
+  request_timeout_seconds: { type: "string" },
   no_ui: { type: "boolean" },
   // OVMS's gRPC flags: accepted so OVMS command lines start, then ignored (REST only).
   port: { type: "string" },
@@ -77,6 +82,8 @@ export const SERVER_USAGE = `Server (no command):
   --file_system_poll_wait_seconds S   config.json check interval, default 1, 0 off
   --log_level LEVEL                   TRACE, DEBUG, INFO (default), WARNING, ERROR
   --api_key_file FILE                 require "Authorization: Bearer <first line>" (or set API_KEY)
+  --api_key_scope SCOPE               what else the key guards: admin (default: /v1/config and
+                                      /v1/config/reload), all (also /metrics), inference (OVMS: nothing)
   --metrics_enable                    serve Prometheus metrics at /metrics
   --metrics_list A,B                  only these metric families
   --allowed_origins, --allowed_methods, --allowed_headers LIST   CORS, default *
@@ -88,6 +95,10 @@ export const SERVER_USAGE = `Server (no command):
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
   --send_timeout_seconds S            drop a client that takes no data for S s, default ${DEFAULT_SEND_TIMEOUT_SECONDS}
   --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30
+  --max_connections N                 open connections at most; one more evicts the longest idle one,
+                                      default ${DEFAULT_CONNECTION_LIMITS.maxConnections}
+  --headers_timeout_seconds S         a request's headers must arrive within S, default ${DEFAULT_CONNECTION_LIMITS.headersTimeoutMs / 1000}
+  --request_timeout_seconds S         the whole request, body included, within S, default ${DEFAULT_CONNECTION_LIMITS.requestTimeoutMs / 1000}
   --no_ui                             do not serve the web UI at /`;
 
 /** What `startServer` needs. */
@@ -100,6 +111,8 @@ export interface ServeOptions {
   readonly pollSeconds: number;
   readonly logLevel: LogLevelName;
   readonly apiKey?: string;
+  /** What the key guards besides inference (default "admin"). */
+  readonly apiKeyScope?: ApiKeyScope;
   readonly metricsEnable: boolean;
   readonly metricsList?: readonly string[];
   readonly cors: CorsOptions;
@@ -115,6 +128,8 @@ export interface ServeOptions {
   /** Accepted for OVMS compatibility; Node serves HTTP on one thread. */
   readonly restWorkers?: number;
   readonly shutdownGraceSeconds: number;
+  /** Connection cap and request time limits; defaults DEFAULT_CONNECTION_LIMITS. */
+  readonly connections?: Partial<ConnectionLimits>;
   /** Flags accepted but ignored, worth a warning at startup. */
   readonly ignored: readonly string[];
   /** Serve the web UI at `/` (default true; `--no_ui` turns it off). */
@@ -134,10 +149,24 @@ function seconds(name: string, value: string): number {
   return n;
 }
 
-function positiveSeconds(name: string, value: string): number {
-  const n = seconds(name, value);
-  if (n === 0) throw new FlagError(`--${name} must be more than 0 seconds, got "${value}"`);
-  return n;
+/** Seconds above zero, as whole milliseconds (Node's timeouts take 0 as "none"). */
+function positiveMs(name: string, value: string): number {
+  const ms = Math.round(seconds(name, value) * 1000);
+  if (ms < 1) throw new FlagError(`--${name} must be more than 0 seconds, got "${value}"`);
+  return ms;
+}
+
+/** The connection flags given; the headers arrive within the request, so their limit cannot be the longer one. */
+function connectionLimits(v: ServerFlagValues): Partial<ConnectionLimits> {
+  const limits = {
+    ...(v.max_connections !== undefined ? { maxConnections: int("max_connections", v.max_connections, 1, 1_000_000) } : {}),
+    ...(v.headers_timeout_seconds !== undefined ? { headersTimeoutMs: positiveMs("headers_timeout_seconds", v.headers_timeout_seconds) } : {}),
+    ...(v.request_timeout_seconds !== undefined ? { requestTimeoutMs: positiveMs("request_timeout_seconds", v.request_timeout_seconds) } : {}),
+  };
+  if (limits.headersTimeoutMs !== undefined && limits.requestTimeoutMs !== undefined && limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new FlagError(`--headers_timeout_seconds ${v.headers_timeout_seconds} is longer than --request_timeout_seconds ${v.request_timeout_seconds}: the headers are part of the request`);
+  }
+  return limits;
 }
 
 /** Bytes, with an optional binary K/M/G suffix (`64M`, `512K`, `1G`). */
@@ -173,6 +202,13 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     throw new FlagError(`--api_key_file: ${(e as Error).message.replace(/^--api_key_file "[^"]*": /, "")}`);
   }
 
+  let apiKeyScope: ApiKeyScope | undefined;
+  if (v.api_key_scope !== undefined) {
+    if (!(API_KEY_SCOPES as readonly string[]).includes(v.api_key_scope)) throw new FlagError(`--api_key_scope must be ${API_KEY_SCOPES.slice(0, -1).join(", ")} or ${API_KEY_SCOPES.at(-1)}, got "${v.api_key_scope}"`);
+    if (apiKey === undefined) throw new FlagError("--api_key_scope needs a key: --api_key_file or API_KEY");
+    apiKeyScope = v.api_key_scope as ApiKeyScope;
+  }
+
   const metricsList = v.metrics_list === undefined ? undefined : parseList(v.metrics_list);
   if (metricsList !== undefined) {
     const unknown = unknownMetricFamilies(metricsList);
@@ -195,6 +231,7 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     pollSeconds: v.file_system_poll_wait_seconds === undefined ? 1 : seconds("file_system_poll_wait_seconds", v.file_system_poll_wait_seconds),
     logLevel: level,
     ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(apiKeyScope !== undefined ? { apiKeyScope } : {}),
     metricsEnable: v.metrics_enable === true,
     ...(metricsList !== undefined ? { metricsList } : {}),
     cors: { allowedOrigins: list("allowed_origins"), allowedMethods: list("allowed_methods"), allowedHeaders: list("allowed_headers"), allowCredentials: v.allow_credentials === true },
@@ -203,9 +240,10 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     ...(v.max_json_body_size !== undefined ? { maxJsonBodyBytes: parseSize("max_json_body_size", v.max_json_body_size) } : {}),
     ...(v.max_total_body_size !== undefined ? { maxTotalBodyBytes: parseSize("max_total_body_size", v.max_total_body_size) } : {}),
     maxJsonDepth: v.max_json_depth === undefined ? DEFAULT_MAX_JSON_DEPTH : int("max_json_depth", v.max_json_depth, 1, 10_000),
-    ...(v.send_timeout_seconds !== undefined ? { sendTimeoutSeconds: positiveSeconds("send_timeout_seconds", v.send_timeout_seconds) } : {}),
+    ...(v.send_timeout_seconds !== undefined ? { sendTimeoutSeconds: positiveMs("send_timeout_seconds", v.send_timeout_seconds) / 1000 } : {}),
     ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
     shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
+    connections: connectionLimits(v),
     ignored,
     ...(v.no_ui === true ? { webUi: false } : {}),
   };

@@ -35,14 +35,19 @@ export function asHttpError(e: unknown): HttpError | undefined {
 }
 
 /**
- * Maps a failed graph run to the response, as OVMS does, with one deliberate
- * difference: a calculator's HttpError chooses the status.
+ * Maps a failed graph run to the response, as OVMS does, with two deliberate
+ * differences: a calculator's HttpError chooses the status, and the message
+ * starts with the reason.
  *
- * - `message` is OVMS's full text, `Mediapipe execution failed. MP status -
- *   INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process()
- *   for node "X" failed: <msg>`: clients and logs written against OVMS
- *   match it, it names the failing node, and it ends with the calculator's
- *   own message, so `includes(<msg>)` checks hold.
+ * - `message` is `<msg>\n` then OVMS's full text, unchanged: `Mediapipe
+ *   execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run()
+ *   failed: \nCalculator::Process() for node "X" failed: <msg>`. OVMS's text
+ *   alone puts the reason after a line break, behind 120 characters of
+ *   status: the openai SDKs print it as `400 Mediapipe execution failed…`,
+ *   and a one-line log or UI shows no reason at all. First line = the
+ *   reason; the rest keeps every substring (and the suffix) OVMS clients and
+ *   logs match on, including the failing node's name. Only a check for
+ *   OVMS's text at the very start or for the whole message differs.
  * - The first failure decides: its HttpError gives status, type, param and
  *   code; a StatusError gives the absl code in the text; anything else is
  *   OVMS's MEDIAPIPE_EXECUTION_ERROR, 400 with INVALID_ARGUMENT (412 with
@@ -51,10 +56,11 @@ export function asHttpError(e: unknown): HttpError | undefined {
 export function graphFailure(e: unknown): HttpError {
   const first = e instanceof GraphRunError ? e.errors[0]?.cause : e;
   const detail = e instanceof Error ? e.message : String(e);
+  const reason = first instanceof Error ? first.message : String(first);
   const http = asHttpError(first);
   if (http) {
     const code = STATUS_CODES[http.status] ?? (http.status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT");
-    return new HttpError(http.status, `${prefixFor(code)}: ${detail}`, {
+    return new HttpError(http.status, `${reason}\n${prefixFor(code)}: ${detail}`, {
       type: http.type,
       param: http.param,
       code: http.code,
@@ -63,7 +69,7 @@ export function graphFailure(e: unknown): HttpError {
     });
   }
   const code = first instanceof StatusError ? first.code : "INVALID_ARGUMENT";
-  return new HttpError(code === "FAILED_PRECONDITION" ? 412 : 400, `${prefixFor(code)}: ${detail}`, { cause: e });
+  return new HttpError(code === "FAILED_PRECONDITION" ? 412 : 400, `${reason}\n${prefixFor(code)}: ${detail}`, { cause: e });
 }
 
 function prefixFor(code: string): string {

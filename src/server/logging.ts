@@ -33,3 +33,30 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   // serve.ts flushes before the process exits.
   return pino({ level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: false }));
 }
+
+/** Longest client-supplied text copied into a log field. */
+const MAX_LOGGED_CHARS = 200;
+
+/** `text` cut to MAX_LOGGED_CHARS characters, saying how much was left out: client input must not make log lines unbounded. */
+export function clip(text: string): string {
+  return text.length <= MAX_LOGGED_CHARS ? text : `${text.slice(0, MAX_LOGGED_CHARS)}… (${text.length - MAX_LOGGED_CHARS} more characters)`;
+}
+
+/** Causes followed in a logged error (a wrapped error's own cause is where it started). */
+const MAX_LOGGED_CAUSES = 3;
+
+/**
+ * `e` bounded for a log line: its message cut like any client text (an
+ * error's message may echo what the client sent, and pino copies it into the
+ * line's message and stack both), with its stack frames and what it wraps.
+ * An Error still, so pino's serializer logs it as one.
+ */
+export function loggedError(e: unknown, depth = 0): Error {
+  if (!(e instanceof Error)) return new Error(clip(String(e)));
+  const cause = e.cause !== undefined && depth < MAX_LOGGED_CAUSES ? { cause: loggedError(e.cause, depth + 1) } : undefined;
+  const out = new Error(clip(e.message), cause);
+  out.name = e.name;
+  const frames = (e.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
+  out.stack = [`${e.name}: ${out.message}`, ...frames.map(clip)].join("\n");
+  return out;
+}

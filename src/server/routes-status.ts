@@ -3,7 +3,9 @@
  */
 import { register as calculatorMetrics } from "prom-client";
 import type { Request, Response } from "express";
+import type { ConfigStatus, ModelVersionStatus } from "../servables/manager.js";
 import type { Servable, ServableRegistry } from "../servables/types.js";
+import { keyGuards, withoutPaths } from "./auth.js";
 import { HttpError, OVMS } from "./errors.js";
 import { sendEmpty, sendError, sendJson, sendBody, type ServerContext } from "./context.js";
 
@@ -18,16 +20,24 @@ export interface ModelObject {
 /**
  * `GET /v1/config`: OVMS's per-servable version status (graphs are version
  * 1). The manager's own report when it has one (it also lists retired
- * servables), else built from the registry interface.
+ * servables), else built from the registry interface. Without `withPaths`,
+ * load errors show no filesystem paths (for callers without the API key).
  */
-export function configStatus(registry: ServableRegistry & { configStatus?: () => object }): object {
-  if (typeof registry.configStatus === "function") return registry.configStatus();
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const s of registry.list()) {
-    const st = s.status();
-    out[s.name] = { model_version_status: [{ version: "1", state: st.state, status: { error_code: st.errorCode, error_message: st.errorMessage } }] };
+export function configStatus(registry: ServableRegistry & { configStatus?: () => ConfigStatus }, withPaths = true): ConfigStatus {
+  let status: ConfigStatus;
+  if (typeof registry.configStatus === "function") {
+    status = registry.configStatus();
+  } else {
+    const out = Object.create(null) as Record<string, ConfigStatus[string]>;
+    for (const s of registry.list()) {
+      const st = s.status();
+      out[s.name] = { model_version_status: [{ version: "1", state: st.state, status: { error_code: st.errorCode, error_message: st.errorMessage } }] };
+    }
+    status = out;
   }
-  return out;
+  if (withPaths) return status;
+  const hide = (v: ModelVersionStatus): ModelVersionStatus => ({ ...v, status: { ...v.status, error_message: withoutPaths(v.status.error_message) } });
+  return Object.fromEntries(Object.entries(status).map(([name, s]) => [name, { model_version_status: s.model_version_status.map(hide) }]));
 }
 
 const available = (s: Servable | undefined) => s?.status().state === "AVAILABLE";
@@ -45,6 +55,21 @@ function listModels(ctx: ServerContext): ModelObject[] {
 export function statusHandlers(ctx: ServerContext) {
   // Express decodes route parameters (and answers 400 to a malformed escape).
   const param0 = (req: Request) => (req.params as Record<string, string>)[0];
+  /**
+   * Throws 401 when the scope puts the admin routes behind the key and the
+   * caller lacks it; else whether the caller may see filesystem paths (it
+   * showed the key, or none is set).
+   */
+  const adminCaller = (req: Request): boolean => {
+    try {
+      ctx.checkAuth?.(req.headers.authorization);
+      return true;
+    } catch (e) {
+      if (keyGuards(ctx.apiKeyScope, "admin")) throw e;
+      return false;
+    }
+  };
+
   return {
     live(_req: Request, res: Response) {
       sendEmpty(ctx, res);
@@ -71,19 +96,23 @@ export function statusHandlers(ctx: ServerContext) {
       if (model === undefined) throw new HttpError(404, OVMS.modelNotFound, { param: "model", code: "model_not_found" });
       sendJson(ctx, res, 200, model);
     },
-    config(_req: Request, res: Response) {
-      sendJson(ctx, res, 200, configStatus(ctx.registry));
+    config(req: Request, res: Response) {
+      const trusted = adminCaller(req);
+      sendJson(ctx, res, 200, configStatus(ctx.registry, trusted));
     },
     /** 201 when something changed, 200 when not; a config that cannot be read is a 500 and changes nothing. */
-    async reload(_req: Request, res: Response) {
+    async reload(req: Request, res: Response) {
+      const trusted = adminCaller(req);
       const result = await ctx.registry.reload();
+      // The manager has logged why.
       if (result.error !== undefined) {
-        ctx.logger.error({ err: result.error }, "config reload failed");
-        throw new HttpError(500, `Config reload failed: ${result.error}. The servables already loaded keep serving.`);
+        const why = trusted ? result.error : withoutPaths(result.error);
+        throw new HttpError(500, `Config reload failed: ${why}. The servables already loaded keep serving.`);
       }
-      sendJson(ctx, res, result.changed ? 201 : 200, configStatus(ctx.registry));
+      sendJson(ctx, res, result.changed ? 201 : 200, configStatus(ctx.registry, trusted));
     },
-    async metrics(_req: Request, res: Response) {
+    async metrics(req: Request, res: Response) {
+      if (keyGuards(ctx.apiKeyScope, "metrics")) ctx.checkAuth?.(req.headers.authorization);
       const registry = ctx.metrics.registry;
       if (registry === undefined) throw new HttpError(404, "Metrics are not enabled: start with --metrics_enable, or set monitoring.metrics.enable in config.json");
       // Calculators register their own metrics in prom-client's default registry.

@@ -13,44 +13,23 @@
  *    Its lease keeps it alive until the response is written, even if a
  *    reload removes it meanwhile.
  * 4. The request packet goes on the graph's HTTP_REQUEST_PAYLOAD stream; the
- *    first HTTP_RESPONSE_PAYLOAD packet becomes the response.
+ *    first HTTP_RESPONSE_PAYLOAD packet becomes the response (http-streams.ts).
  */
 import { performance } from "node:perf_hooks";
 import type { Request, Response } from "express";
-import type { ValidatedGraph } from "../graph/validated.js";
+import { httpStreams, RESPONSE_TAG } from "../servables/http-streams.js";
 import type { ServableLease } from "../servables/types.js";
 import { bodyKind, bodyLimit, parseJsonBody, parseMultipart, readBody } from "./body.js";
 import { locals, sendBody, sendError, toHttpError, type ServerContext } from "./context.js";
 import { HttpError, OVMS } from "./errors.js";
 import { watchClient } from "./client-gone.js";
+import { loggedError } from "./logging.js";
 import { graphFailure } from "./graph-errors.js";
 import { flushWithin, writePaced } from "./send-timeout.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
 import { GraphRunError } from "../engine/graph-run.js";
-
-export const REQUEST_TAG = "HTTP_REQUEST_PAYLOAD";
-export const RESPONSE_TAG = "HTTP_RESPONSE_PAYLOAD";
-
-interface Streams {
-  readonly input: string | undefined;
-  readonly output: string | undefined;
-}
-const streamsOf = new WeakMap<ValidatedGraph, Streams>();
-
-/** The graph's request input and response output stream names (cached per graph). */
-function graphStreams(graph: ValidatedGraph): Streams {
-  let s = streamsOf.get(graph);
-  if (s === undefined) {
-    s = {
-      input: graph.inputStreams.find((p) => p.tag === REQUEST_TAG)?.name,
-      output: graph.outputStreams.find((p) => p.tag === RESPONSE_TAG)?.name,
-    };
-    streamsOf.set(graph, s);
-  }
-  return s;
-}
 
 const unsupportedType = (type: string) =>
   new HttpError(415, `Unsupported Content-Type "${type}": send application/json, or multipart/form-data for file uploads`, { code: "unsupported_content_type" });
@@ -123,11 +102,8 @@ interface Parsed {
 }
 
 async function runGraph(ctx: ServerContext, req: Request, res: Response, lease: ServableLease, metrics: ServableMetrics, p: Parsed): Promise<void> {
-  const { input, output } = graphStreams(lease.graph);
-  if (input === undefined || output === undefined) {
-    metrics.rejected();
-    throw new HttpError(500, `Servable "${p.servable}" cannot serve HTTP: its graph needs an input_stream tagged ${REQUEST_TAG} and an output_stream tagged ${RESPONSE_TAG}`);
-  }
+  // Checked when the graph loaded (servable.ts): a graph without them is never served.
+  const { input, output } = httpStreams(lease.graph);
   // The client going away before the response ended cancels the run (a half-close alone does not).
   const abort = new AbortController();
   watchClient(req, res, () => abort.abort(new DOMException("The client closed the connection.", "AbortError")));
@@ -240,7 +216,7 @@ async function writeEvents(ctx: ServerContext, res: Response, sse: HttpSseRespon
   } catch (e) {
     metrics.graphError();
     const err = e instanceof HttpError ? e : toHttpError(e);
-    ctx.logger.warn({ err: e, requestId: locals(res).requestId }, "event stream failed");
+    ctx.logger.warn({ err: loggedError(e), requestId: locals(res).requestId }, "event stream failed");
     sendError(ctx, res, err);
   }
 }

@@ -12,10 +12,12 @@ import { pino, type Logger } from "pino";
 import { CalculatorRegistry } from "../engine/registry.js";
 import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
+import type { Servable } from "../servables/types.js";
 import { createApp, type GraphserveApp } from "./app.js";
 import { guardProcess } from "./crash-guard.js";
 import { deferContinue } from "./body.js";
 import { allowHalfClose } from "./client-gone.js";
+import { capConnections, DEFAULT_CONNECTION_LIMITS, serverTimeouts } from "./connections.js";
 import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
@@ -73,6 +75,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       registry: manager,
       logger,
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
+      ...(opts.apiKeyScope !== undefined ? { apiKeyScope: opts.apiKeyScope } : {}),
       cors: opts.cors,
       metrics,
       limits: {
@@ -86,7 +89,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       webUi: opts.webUi !== false,
       ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
     });
-    server = createServer(gs.app);
+    const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
+    server = createServer(serverTimeouts(limits), gs.app);
+    capConnections(server, limits);
     deferContinue(server);
     allowHalfClose(server);
     await new Promise<void>((resolve, reject) => {
@@ -171,27 +176,48 @@ export async function runServer(opts: ServeOptions): Promise<number> {
   const unguard = guardProcess(logger);
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn(`${signal} again: exiting without waiting`);
-        logger.flush();
-        process.exit(1);
-      }
+    const stop = (code: number, graceMs?: number) => {
       stopping = true;
-      logger.info(`${signal}: stopping; requests in flight have ${opts.shutdownGraceSeconds} s to finish`);
-      server.close().then(
-        () => resolve(0),
+      server.close(graceMs).then(
+        () => resolve(code),
         (e: unknown) => {
           logger.error({ err: e }, "shutdown failed");
           resolve(1);
         },
       );
     };
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn(`${signal} again: exiting without waiting`);
+        logger.flush();
+        process.exit(1);
+      }
+      logger.info(`${signal}: stopping; requests in flight have ${opts.shutdownGraceSeconds} s to finish`);
+      stop(0);
+    };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Single-model mode has one servable: if it cannot load there is nothing to serve, and a server that
+    // stays up answering 503 would hide that from whoever started it.
+    if (opts.single !== undefined) {
+      const { name } = opts.single;
+      void server.manager.whenInitialized().then(() => {
+        const reason = loadFailure(server.manager.get(name));
+        if (reason === undefined || stopping) return;
+        logger.fatal(`cannot serve "${name}": ${reason}`);
+        stop(1, 0);
+      });
+    }
   });
   unguard();
   return flushed(logger, code);
+}
+
+/** Why `servable` has no graph serving after its load, on one line; undefined when it serves. */
+function loadFailure(servable: Servable | undefined): string | undefined {
+  const st = servable?.status();
+  if (st === undefined || st.state === "AVAILABLE" || st.errorCode === "OK") return undefined;
+  return st.errorMessage.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
 }
 
 function flushed(logger: Logger, code: number): Promise<number> {

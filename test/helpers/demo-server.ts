@@ -91,7 +91,7 @@ export async function writePipelineConfig(pipelineName: string): Promise<string>
 }
 
 /** Builds the shared demo model in this process, as `graphserve demo` would (it reads the folder from the environment). */
-async function demoModel(): Promise<string> {
+export async function demoModel(): Promise<string> {
   process.env.GRAPHSERVE_DEMO_DIR = sharedDemoDir();
   return prepareDemoModel(() => {});
 }

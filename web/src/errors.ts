@@ -72,9 +72,15 @@ export function parseErrorBody(text: string): ServerError | null {
   return { message: str(e.message), type: str(e.type), param: str(e.param) ?? null, code: str(e.code) ?? null };
 }
 
-/** Drops MediaPipe's status wrapping: what the calculator said is after the last "failed: ". */
+/**
+ * Drops MediaPipe's status wrapping: graphserve puts what the calculator said
+ * on the first line, before OVMS's text; OVMS's text alone has it after the
+ * last "failed: ".
+ */
 export function cleanMessage(message: string): string {
   let m = message.trim();
+  const wrapping = m.search(/\nMediapipe (?:execution|graph precondition) failed/);
+  if (wrapping > 0) return m.slice(0, wrapping).trim();
   const node = m.lastIndexOf('" failed: ');
   if (m.startsWith("Mediapipe") && node !== -1) m = m.slice(node + '" failed: '.length);
   m = m.replace(/^Mediapipe graph precondition failed - (?:FAILED_PRECONDITION: )?/, "");
@@ -108,7 +114,9 @@ function rephrase(message: string, param: string | null): string | null {
   if ((m = message.match(/num_images_per_prompt\/n is greater than maxNumImagesPerPrompt: (\d+)/)))
     return `Images: this model makes at most ${m[1]} per request`;
   if (/^strength is (?:greater|less) than/.test(message)) return "Strength must be greater than 0 and at most 1";
-  if (/^prompt field is missing/.test(message)) return "Prompt: enter a prompt";
+  if (/^prompt field is missing|^Invalid 'prompt': empty string/.test(message)) return "Prompt: enter a prompt";
+  if ((m = message.match(/^Invalid '(\w+)': string too long\. Expected a string with maximum length (\d+)/)))
+    return `${fieldLabel(m[1])}: at most ${m[2]} characters`;
   if (/must be higher than 0$/.test(message) && param !== null) return `${fieldLabel(param)} must be greater than 0`;
   if ((m = message.match(/^(\S+) field is not a (int|int64|size_t|float|string)$/)))
     return `${fieldLabel(m[1])} must be ${m[2] === "float" ? "a number" : m[2] === "string" ? "text" : "a whole number"}`;

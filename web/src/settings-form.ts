@@ -45,8 +45,8 @@ export function createSettingsForm(editSlot: HTMLElement): SettingsForm {
     radio("generate", "Generate"),
     radio("edit", "Edit"),
   );
-  const prompt = h("textarea", { id: "prompt", name: "prompt", rows: 3, required: true, placeholder: "a lighthouse on a cliff at dusk" });
-  const negative = h("textarea", { id: "negative-prompt", name: "negative_prompt", rows: 2, placeholder: "blurry, low quality" });
+  const prompt = h("textarea", { id: "prompt", name: "prompt", rows: 3, required: true, placeholder: "Describe the image, e.g. “a lighthouse on a cliff at dusk”" });
+  const negative = h("textarea", { id: "negative-prompt", name: "negative_prompt", rows: 2, placeholder: "Optional: what to keep out, e.g. “blurry”" });
   const width = numberInput("width", DEFAULTS.width, { min: 8, step: 8 });
   const height = numberInput("height", DEFAULTS.height, { min: 8, step: 8 });
   const steps = numberInput("steps", DEFAULTS.steps, { min: 1, step: 1, inputmode: "numeric" });

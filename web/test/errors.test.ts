@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cleanMessage, describeHttpFailure, describeStreamError, parseErrorBody, retryAfterSeconds } from "../src/errors.js";
 
-const wrapped = (msg: string) =>
+/** OVMS's text for a calculator's error, and graphserve's: the reason first, then OVMS's text. */
+const ovmsWrapped = (msg: string) =>
   `Mediapipe execution failed. MP status - INVALID_ARGUMENT: CalculatorGraph::Run() failed: \nCalculator::Process() for node "ImageGenExecutor" failed: ${msg}`;
+const wrapped = (msg: string) => `${msg}\n${ovmsWrapped(msg)}`;
 const failure = (status: number, message: string, param: string | null = null, extra: { code?: string; retryAfter?: string } = {}) =>
   describeHttpFailure({ status, error: { message, type: "invalid_request_error", param, code: extra.code ?? null }, retryAfter: extra.retryAfter ?? null });
 
@@ -17,6 +19,11 @@ describe("error wording", () => {
 
   it("strips MediaPipe's wrapping", () => {
     assert.equal(cleanMessage(wrapped("num_inference_steps must be higher than 0")), "num_inference_steps must be higher than 0");
+    assert.equal(cleanMessage(ovmsWrapped("num_inference_steps must be higher than 0")), "num_inference_steps must be higher than 0");
+    assert.equal(
+      cleanMessage("Inpainting pipeline is not available for this model\nMediapipe graph precondition failed - FAILED_PRECONDITION: CalculatorGraph::Run() failed: \nCalculator::Process() for node \"ImageGenExecutor\" failed: Inpainting pipeline is not available for this model"),
+      "Inpainting pipeline is not available for this model",
+    );
     assert.equal(cleanMessage("Mediapipe graph precondition failed - FAILED_PRECONDITION: Inpainting pipeline is not available for this model"), "Inpainting pipeline is not available for this model");
   });
 
@@ -29,6 +36,11 @@ describe("error wording", () => {
     assert.equal(failure(400, wrapped("strength is greater than maxStrength: 1"), "strength"), "Strength must be greater than 0 and at most 1");
     assert.equal(failure(400, wrapped("strength is less than minStrength: 0"), "strength"), "Strength must be greater than 0 and at most 1");
     assert.equal(failure(400, "guidance_scale field is not a float", "guidance_scale"), "Guidance scale must be a number");
+    assert.equal(failure(400, wrapped("Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead."), "prompt"), "Prompt: enter a prompt");
+    assert.equal(
+      failure(400, wrapped("Invalid 'negative_prompt': string too long. Expected a string with maximum length 32000, but got a string with length 32001 instead."), "negative_prompt"),
+      "Negative prompt: at most 32000 characters",
+    );
     assert.equal(failure(400, "Unhandled parameter: stream_progress", "stream_progress"), 'This server does not accept "stream_progress" (is it an older graphserve?)');
     // Unknown message with a param: the field's label, then the server's words.
     assert.equal(failure(400, wrapped("rng_seed must be an integer in [0, 2^53), got -1"), "rng_seed"), "Seed: rng_seed must be an integer in [0, 2^53), got -1");

@@ -35,6 +35,7 @@ import {
 } from "../types.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
 import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
+import { NOISE_KINDS, isNoiseKind } from "../noise/index.js";
 import { SUPPORTED_SCHEDULERS, createScheduler } from "./schedulers/index.js";
 
 // Compiled: onnx-worker.js beside this file. From source (tsx), the .ts one; workers inherit the parent's loader flags.
@@ -72,6 +73,7 @@ export class OnnxBackend implements DiffusionBackend {
         throw new BackendError(`scheduler ${opts.scheduler}: ${(e as Error).message}`, { cause: e });
       }
     }
+    if (opts.noise !== undefined && !isNoiseKind(opts.noise)) throw new BackendError(`noise generator "${opts.noise}" is not one of ${NOISE_KINDS.join(", ")}`);
     const cores = availableParallelism();
     const workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
     if (!Number.isInteger(workers) || workers < 1) throw new BackendError(`parallelism must be a positive integer, got ${workers}`);
@@ -80,7 +82,7 @@ export class OnnxBackend implements DiffusionBackend {
     const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
     if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1) throw new BackendError(`intraOpNumThreads must be a positive integer, got ${intraOpNumThreads}`);
     const allowSpinning = opts.allowSpinning ?? props.allowSpinning === true;
-    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler, ...limits };
+    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler, noise: opts.noise, ...limits };
     const pool = new Piscina<WorkerTask, PingResult | void>({
       filename: WORKER,
       minThreads: workers,

@@ -4,6 +4,7 @@
  * worker can check it between steps without a message round trip.
  */
 import type { MessagePort } from "node:worker_threads";
+import type { NoiseKind } from "../noise/types.js";
 import type { GenerationRequest, GenerationTimings } from "../types.js";
 
 /** Int32 slots of the control SharedArrayBuffer. */
@@ -24,6 +25,7 @@ export interface WorkerInit {
   readonly intraOpNumThreads: number;
   readonly allowSpinning: boolean;
   readonly scheduler?: string;
+  readonly noise?: NoiseKind;
   readonly maxPixels?: number;
   readonly maxImagesPerPrompt?: number;
 }

@@ -21,6 +21,7 @@ const ready: Promise<OnnxPipeline> = OnnxPipeline.load(init.dir, {
   intraOpNumThreads: init.intraOpNumThreads,
   allowSpinning: init.allowSpinning,
   scheduler: init.scheduler,
+  noise: init.noise,
   maxPixels: init.maxPixels,
   maxImagesPerPrompt: init.maxImagesPerPrompt,
 });

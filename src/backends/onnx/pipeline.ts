@@ -7,8 +7,9 @@
  * (9-channel UNet: [latents ‖ mask ‖ masked-image latents]; 4-channel UNet:
  * latent blending with the re-noised original outside the mask each step).
  * Classifier-free guidance runs the unconditional and conditional halves in
- * one UNet batch of 2N. Noise comes from a seeded PRNG, so a seed gives
- * bit-identical output on the same machine.
+ * one UNet batch of 2N. Noise comes from the request's seed through the
+ * servable's generator (src/backends/noise: OVMS's by default), so a seed
+ * gives bit-identical output on the same machine.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ import {
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
 import { type Scheduler, createScheduler } from "./schedulers/index.js";
 import { type ClipTokenizer, loadClipTokenizer } from "./tokenizer.js";
+import { DEFAULT_NOISE_KIND, type NoiseKind, createNoiseGenerator } from "../noise/index.js";
 
 export interface PipelineLoadOptions extends SessionLoadOptions {
   /** Overrides scheduler_config.json's `_class_name`. */
@@ -38,6 +40,8 @@ export interface PipelineLoadOptions extends SessionLoadOptions {
   readonly maxPixels?: number;
   /** Largest numImagesPerPrompt (default DEFAULT_MAX_IMAGES_PER_PROMPT). */
   readonly maxImagesPerPrompt?: number;
+  /** The generator a request's seed starts (default DEFAULT_NOISE_KIND). */
+  readonly noise?: NoiseKind;
 }
 
 /** Hooks called on the pipeline's own thread between steps. */
@@ -55,69 +59,6 @@ export interface RunStats {
   runMs: number;
   /** ms inside the UNet run of each step. */
   unetRunMs: number[];
-}
-
-// ---------------------------------------------------------------------------
-// Seeded standard-normal source: xoshiro128** + Box–Muller.
-
-/**
- * A standard-normal stream for `seed` (an integer in [0, 2^53)) and `stream`
- * (image k of a batch uses stream k). Seeds below 2^32 on stream 0 give the
- * same sequence as before high bits and streams were mixed in.
- */
-export function makeNormalRng(seed: number, stream = 0): () => number {
-  // splitmix32 to spread the seed over the 128-bit state.
-  let s = seed >>> 0;
-  const split = (): number => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split(), b = split(), c = split(), d = split();
-  // High seed bits and the stream index perturb the state through their own splitmix runs.
-  const hi = Math.floor(seed / 4294967296) >>> 0;
-  for (const [v, salt] of [[hi, 0x6a09e667], [stream >>> 0, 0xbb67ae85]] as const) {
-    if (v === 0) continue;
-    s = (v ^ salt) >>> 0;
-    a ^= split();
-    b ^= split();
-    c ^= split();
-    d ^= split();
-  }
-  if ((a | b | c | d) === 0) a = 1;
-  const next = (): number => {
-    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
-    const t = b << 9;
-    c ^= a;
-    d ^= b;
-    b ^= c;
-    a ^= d;
-    c ^= t;
-    d = rotl(d, 11);
-    return r;
-  };
-  let spare = 0;
-  let hasSpare = false;
-  return () => {
-    if (hasSpare) {
-      hasSpare = false;
-      return spare;
-    }
-    // u1 in (0, 1], u2 in [0, 1).
-    const u1 = (next() + 1) / 4294967296;
-    const u2 = next() / 4294967296;
-    const r = Math.sqrt(-2 * Math.log(u1));
-    const th = 2 * Math.PI * u2;
-    spare = r * Math.sin(th);
-    hasSpare = true;
-    return r * Math.cos(th);
-  };
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
 
 // ---------------------------------------------------------------------------
@@ -281,6 +222,7 @@ export class OnnxPipeline {
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
   private readonly forceZerosForEmptyPrompt: boolean;
   private limits: RequestLimits = requestLimits();
+  private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
 
   private constructor(
     readonly info: ModelFolderInfo,
@@ -313,6 +255,7 @@ export class OnnxPipeline {
     const indexJson = JSON.parse(await readFile(join(dir, "model_index.json"), "utf8")) as Record<string, unknown>;
     const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig, indexJson);
     p.limits = limits;
+    p.noiseKind = opts.noise ?? DEFAULT_NOISE_KIND;
     return p;
   }
 
@@ -440,19 +383,14 @@ export class OnnxPipeline {
     if (s.staticBatch !== undefined && s.staticBatch !== batch) {
       throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
-    const seed = req.rngSeed ?? Math.floor(Math.random() * 2 ** 32);
-    // Image k draws from its own stream (seed, k), so a seeded image does not depend on the batch size.
-    const streams = Array.from({ length: n }, (_, k) => makeNormalRng(seed, k));
-    // The schedulers draw step noise in buffer order (image 0's `per` values, then image 1's, …).
-    let streamK = 0;
-    let streamUsed = 0;
+    const generator = createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
+    const latentShape = [n, C, lh, lw];
+    // The schedulers read step noise value by value: one randn of the latent shape per step that asks.
+    let stepNoise: Float32Array = new Float32Array(0);
+    let stepUsed = 0;
     const rng = (): number => {
-      const v = streams[streamK]();
-      if (++streamUsed === per) {
-        streamUsed = 0;
-        streamK = streamK + 1 === n ? 0 : streamK + 1;
-      }
-      return v;
+      if (stepUsed === stepNoise.length) [stepNoise, stepUsed] = [generator.randn(latentShape), 0];
+      return stepNoise[stepUsed++];
     };
 
     const scheduler: Scheduler = createScheduler(this.schedulerConfig);
@@ -494,11 +432,7 @@ export class OnnxPipeline {
     }
 
     // Initial latents.
-    const noise = new Float32Array(n * per);
-    for (let k = 0; k < n; k++) {
-      const r = streams[k];
-      for (let i = k * per; i < (k + 1) * per; i++) noise[i] = r();
-    }
+    const noise = generator.randn(latentShape);
     let latents: Float32Array;
     if (imageLatents && strength < 1) latents = scheduler.addNoise(imageLatents, noise, 0);
     else {

@@ -115,7 +115,7 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
     eosId,
     padId,
     encode(text: string): Int32Array {
-      const ids = tokenizer.encode(text, { add_special_tokens: true }).ids;
+      const ids = encodeEnough(text, maxLength, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids);
       const out = new Int32Array(maxLength).fill(padId);
       // Over-long prompts keep their start and still end with the end-of-text token, as CLIP was trained.
       const n = Math.min(ids.length, maxLength);
@@ -124,4 +124,27 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
       return out;
     },
   };
+}
+
+/** The first prefix tried by encodeEnough, in characters: a 77-token prompt is a few hundred. */
+const FIRST_PREFIX_CHARS = 2048;
+
+/**
+ * Token ids (with start/end tokens) of `text`, or of a prefix of it that
+ * already gives the `needed` ids the encoder reads: a prompt of megabytes
+ * costs the tokenisation of a few kilobytes. The prefix ends before a
+ * whitespace character, which CLIP's normaliser and pre-tokeniser never join
+ * across, so its ids are the whole text's first ids (then its end token);
+ * prefixes grow 4× while too short, and the whole text is tokenised when no
+ * prefix is enough.
+ */
+function encodeEnough(text: string, needed: number, encode: (text: string) => ArrayLike<number>): ArrayLike<number> {
+  for (let end = FIRST_PREFIX_CHARS; end < text.length; end *= 4) {
+    let cut = end;
+    while (cut > 0 && !/\s/.test(text[cut])) cut--;
+    if (cut === 0) continue;
+    const ids = encode(text.slice(0, cut));
+    if (ids.length >= needed) return ids;
+  }
+  return encode(text);
 }

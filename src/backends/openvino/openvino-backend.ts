@@ -374,6 +374,10 @@ export class OpenVinoBackend implements DiffusionBackend {
           `leave the shape dynamic and limit sizes per request instead.`,
       );
     }
+    // GenAI makes its own CppStdGenerator from rng_seed; the JS binding cannot hand it another.
+    if (opts.noise !== undefined && opts.noise !== "mt19937") {
+      throw new BackendError(`noise generator "${opts.noise}" is not available on the OpenVINO backend: OpenVINO GenAI draws its own noise (mt19937, as OVMS does)`);
+    }
     const limits = requestLimits(opts);
     const parallelism = opts.parallelism ?? 1;
     if (!Number.isInteger(parallelism) || parallelism < 1) throw new BackendError(`parallelism must be a positive integer, got ${parallelism}`);

@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
+import { backendForFiles, backendUnavailable, type BackendKind } from "../../backends/formats.js";
 import { DownloadError, downloadFiles, type RemoteFile } from "./download.js";
 import { createProgress, type ProgressOptions } from "./progress.js";
 
@@ -50,6 +51,8 @@ export interface PullOptions {
   readonly lockWaitSeconds?: number;
   /** Stops the pull: transfers end, the lock is released, the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /** Why a backend cannot run here (default: tried for real; tests replace it). */
+  readonly backendUnavailable?: (kind: BackendKind) => Promise<string | undefined>;
 }
 
 export interface PullResult {
@@ -121,6 +124,7 @@ export async function pullModel(opts: PullOptions): Promise<PullResult> {
       throw e;
     });
     checkImageGenerationRepo(opts.sourceModel, files);
+    await checkBackendRunsHere(opts.sourceModel, files, opts.backendUnavailable ?? backendUnavailable);
     const total = files.reduce((n, f) => n + f.size, 0);
     // An interrupted pull already holds part of it.
     await checkDiskSpace(dirname(dir), Math.max(0, total - (await filesUnder(staging)).reduce((n, f) => n + f.size, 0)), opts.freeBytes ?? freeBytesAt);
@@ -455,6 +459,17 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
       `${repo} holds a diffusers pipeline without OpenVINO IR (openvino_model.xml) or ONNX (model.onnx) files; graphserve serves those formats: pull an exported repository (e.g. OpenVINO/*-ov), or export one with \`optimum-cli export onnx --model ${repo} DIR\` and serve DIR`,
     );
   }
+}
+
+/** Refuses a repository whose backend cannot run on this machine (OpenVINO IR without OpenVINO) before downloading it. */
+async function checkBackendRunsHere(repo: string, files: readonly RemoteFile[], unavailable: (kind: BackendKind) => Promise<string | undefined>): Promise<void> {
+  const kind = backendForFiles(files.map((f) => f.path));
+  const why = kind === undefined ? undefined : await unavailable(kind);
+  if (why === undefined) return;
+  throw new PullError(
+    `${repo} holds OpenVINO IR (openvino_model.xml), which this machine cannot run, so nothing was downloaded. ${why} ` +
+      `Elsewhere, pull a repository with ONNX files (model.onnx), or export one with \`optimum-cli export onnx --model <the original diffusers repository> DIR\` and serve DIR.`,
+  );
 }
 
 async function checkDiskSpace(path: string, needed: number, freeBytes: (path: string) => Promise<number>): Promise<void> {

@@ -1,0 +1,120 @@
+/**
+ * The `graphserve` command as a clone has it (README, "Serving"): the bin
+ * npm links runs after any rebuild, `npx graphserve` in the clone runs the
+ * build that is there instead of rebuilding it, killing npx by its PID stops
+ * the server it started, and a build never takes a live file away.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { ROOT, eventually, spawnCli, tempDir } from "./server-helpers.js";
+
+const run = promisify(execFile);
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as Record<string, unknown> & { bin: Record<string, string>; version: string };
+
+test("package-lock.json's root entry matches package.json, so npm install leaves the lockfile as it is", () => {
+  const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, Record<string, unknown>> };
+  const root = lock.packages[""];
+  for (const field of ["name", "version", "license", "bin", "engines", "dependencies", "devDependencies", "optionalDependencies"]) {
+    assert.deepEqual(root[field], pkg[field], `package-lock.json's "${field}" differs from package.json's: run npm install and commit the lockfile`);
+  }
+});
+
+test("the package's bin is executable after a build and runs the built command", async () => {
+  const bin = join(ROOT, pkg.bin.graphserve);
+  // `npm test` has just rebuilt dist/: the bin must not be a file the build recreates.
+  assert.ok(!pkg.bin.graphserve.startsWith("dist/"), `bin ${pkg.bin.graphserve} lives in dist/, which every build replaces`);
+  accessSync(bin, constants.X_OK);
+  const { stdout: mode } = await run("git", ["ls-files", "--stage", pkg.bin.graphserve], { cwd: ROOT }).catch(() => ({ stdout: "" }));
+  if (mode !== "") assert.match(mode, /^100755 /, "committed with its executable bit, so every clone has it");
+  const { stdout } = await run(bin, ["--version"]);
+  assert.equal(stdout.trim(), pkg.version);
+});
+
+/** Running (an exited orphan may linger as a zombie where PID 1 does not reap: that counts as gone). */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+};
+
+test("npx graphserve in the clone serves without rebuilding, and stops when npx is killed", async (t) => {
+  const entry = join(ROOT, "dist/src/cli/main.js");
+  const builtAt = statSync(entry).mtimeMs;
+  // A fresh npm cache: the first npx in a clone, when npm links the clone into its npx cache and runs its prepare script.
+  const env = { npm_config_cache: tempDir(), npm_config_offline: "true", npm_config_update_notifier: "false" };
+  const srv = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "echo", "--model_path", "graphs/echo", "--log_level", "INFO"], env, ["npx", "graphserve"]);
+  assert.equal(statSync(entry).mtimeMs, builtAt, "npx rebuilt dist/ (npm ran the clone's prepare script)");
+  const r = await fetch(`${srv.url}/v3/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"model":"echo","x":1}' });
+  assert.equal(r.status, 200);
+
+  // The server is npm's grandchild (npm → sh → node).
+  const pid = await serverUnder(srv.proc.pid!);
+  assert.ok(pid > 0 && pid !== srv.proc.pid, `server pid ${pid}, npx pid ${srv.proc.pid}`);
+  t.after(() => {
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+  });
+  srv.proc.kill("SIGTERM");
+  await eventually(() => !alive(pid), `server (pid ${pid}) to stop after its npx was killed`, 15_000);
+  assert.match(srv.stderr(), /npm \(parent pid \d+\) exited; stopping as on SIGTERM/);
+});
+
+/** The deepest descendant of `pid` (the server under npx's shell), from ps. */
+async function serverUnder(pid: number): Promise<number> {
+  const { stdout } = await run("ps", ["-eo", "pid=,ppid="]);
+  const rows = stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  let leaf = pid;
+  for (let next: number | undefined = pid; next !== undefined; next = rows.find((r) => r[1] === leaf)?.[0]) leaf = next;
+  return leaf;
+}
+
+interface BuildScript {
+  replaceTree(staging: string, target: string): void;
+}
+
+test("a build replaces dist/ file by file: a reader never finds a file missing, stale files go", async () => {
+  const { replaceTree } = (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
+  const dir = tempDir();
+  const target = join(dir, "dist");
+  const write = (root: string, version: number, extra: string[] = []) => {
+    for (const f of ["web/index.html", "web/assets/app.js", "src/cli/main.js", ...extra]) {
+      mkdirSync(join(root, f, ".."), { recursive: true });
+      writeFileSync(join(root, f), `${f} v${version}\n`.repeat(2000));
+    }
+  };
+  write(target, 0, ["src/removed.js"]);
+  // Another process reads the live files as fast as it can while builds replace them.
+  const reader = spawn(process.execPath, ["-e", `
+    const fs = require("node:fs");
+    const files = ["web/index.html", "web/assets/app.js", "src/cli/main.js"].map((f) => ${JSON.stringify(target)} + "/" + f);
+    let reads = 0, missing = 0, torn = 0;
+    const end = Date.now() + 1500;
+    while (Date.now() < end) for (const f of files) {
+      try { const s = fs.readFileSync(f, "utf8"); reads++; if (!/^(.*\\n)\\1*$/.test(s)) torn++; } catch { missing++; }
+    }
+    console.log(JSON.stringify({ reads, missing, torn }));`], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  reader.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const done = new Promise((resolve) => reader.once("exit", resolve));
+  await new Promise((r) => setTimeout(r, 200));
+  let builds = 0;
+  for (const started = Date.now(); Date.now() - started < 1000; builds++) {
+    const staging = join(dir, `.dist-build-${builds}`);
+    write(staging, builds + 1);
+    replaceTree(staging, target);
+    await new Promise((r) => setImmediate(r));
+  }
+  await done;
+  const seen = JSON.parse(out) as { reads: number; missing: number; torn: number };
+  assert.ok(seen.reads > 100 && builds > 10, `reads ${seen.reads}, builds ${builds}`);
+  assert.equal(seen.missing, 0, `${seen.missing} reads found a file missing during ${builds} builds`);
+  assert.equal(seen.torn, 0, "a read saw half a file");
+  assert.equal(readFileSync(join(target, "src/cli/main.js"), "utf8").split("\n")[0], `src/cli/main.js v${builds}`);
+  assert.throws(() => statSync(join(target, "src/removed.js")), /ENOENT/, "a file the new build does not have is removed");
+});
