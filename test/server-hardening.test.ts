@@ -18,6 +18,7 @@ import { HttpRequest, isSseResponse, type SseEvent } from "../src/server/payload
 import { testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
 import { imageServable } from "./image-server.js";
+import { MAX_PROMPT_CHARS } from "../calculators/image-gen/request.js";
 import { FlagError } from "../src/cli/flags.js";
 import { serveOptionsFrom, SERVER_USAGE } from "../src/server/flags.js";
 import { ECHO_GRAPH_DIR, errorOf, eventually, gate, oneNodeGraph, postChunked, spawnCli, start, tempDir, testCalculatorsDir, writeServable, type TestServer } from "./server-helpers.js";
@@ -141,7 +142,7 @@ function postExpecting(url: string, contentType: string, body: Buffer): Promise<
   });
 }
 
-test("JSON bodies have their own limit (1 MiB by default), refused from Content-Length before a byte is sent", async () => {
+test("JSON bodies have their own limit (2 MiB by default), refused from Content-Length before a byte is sent", async () => {
   const big = Buffer.from(JSON.stringify({ model: "echo", prompt: "cats", image: "A".repeat(2 * 1024 * 1024) }));
   const refused = await postExpecting(srv.url, "application/json", big);
   assert.equal(refused.status, 413);
@@ -149,10 +150,15 @@ test("JSON bodies have their own limit (1 MiB by default), refused from Content-
   const e = (JSON.parse(refused.text) as { error: { message: string; code: string; type: string } }).error;
   assert.equal(e.code, "request_too_large");
   assert.equal(e.type, "invalid_request_error");
-  assert.match(e.message, /larger than the server's limit of 1048576 bytes for JSON bodies/);
+  assert.match(e.message, /larger than the server's limit of 2097152 bytes for JSON bodies/);
   // Without Expect the answer is the same, before the body is read.
   const plain = await srv.request("POST", "/v3/x", { body: big, headers: { "content-type": "application/json" } });
   assert.equal(plain.status, 413);
+  // The largest valid JSON generation fits: six prompts at the length limit, every character \u-escaped.
+  const prompts = Object.fromEntries(["prompt", "prompt_2", "prompt_3", "negative_prompt", "negative_prompt_2", "negative_prompt_3"].map((k) => [k, "猫".repeat(MAX_PROMPT_CHARS)]));
+  const escaped = JSON.stringify({ model: "echo", ...prompts }).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  assert.ok(escaped.length > 1024 * 1024, "more than a mebibyte");
+  assert.equal((await srv.request("POST", "/v3/x", { body: escaped, headers: { "content-type": "application/json" } })).status, 200);
   // A body within the limit is asked for and served; multipart keeps the larger --max_body_size.
   const small = await postExpecting(srv.url, "application/json", Buffer.from(JSON.stringify({ model: "echo", x: 1 })));
   assert.deepEqual([small.status, small.sent], [200, true]);

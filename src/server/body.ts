@@ -24,11 +24,12 @@ export interface BodyLimits {
 /** 64 MiB: room for a few large images in an edit request; OVMS allows 1 GB. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /**
- * 1 MiB: a JSON request carries prompts and settings, never pictures (edits
- * upload them as multipart). The encoders read at most 512 tokens of each of
- * six prompts, a few kilobytes; the rest is room for clients that pad.
+ * 2 MiB: a JSON request carries prompts and settings, never pictures (edits
+ * upload them as multipart). Its largest valid form is six prompts at
+ * MAX_PROMPT_CHARS (32,000, OpenAI's limit), every UTF-16 unit escaped as
+ * `\uXXXX` (6 bytes, as `ensure_ascii` JSON writers do): 1.15 MB.
  */
-export const DEFAULT_MAX_JSON_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_JSON_BODY_BYTES = 2 * 1024 * 1024;
 /** 256 MiB: four bodies of the largest size at once; more wait their turn (503 with Retry-After). */
 export const DEFAULT_MAX_TOTAL_BODY_BYTES = 256 * 1024 * 1024;
 /** Nesting beyond this is no request any image or text API sends; it guards recursive consumers. */

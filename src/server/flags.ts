@@ -90,7 +90,7 @@ export const SERVER_USAGE = `Server (no command):
   --allow_credentials                 CORS: allow credentials
   --rest_workers N                    threads of worker pools whose executor sets no num_threads
   --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
-  --max_json_body_size BYTES          largest JSON body, default 1M
+  --max_json_body_size BYTES          largest JSON body, default 2M
   --max_total_body_size BYTES         request bodies held at once, all requests, default 256M
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
   --send_timeout_seconds S            drop a client that takes no data for S s, default ${DEFAULT_SEND_TIMEOUT_SECONDS}
