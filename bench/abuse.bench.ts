@@ -16,10 +16,10 @@
  * Extra server flags: BENCH_SERVER_ARGS (space-separated).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { request } from "node:http";
 import { connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
+import { memoryMb, openSockets } from "./process-stats.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const HOST = "127.0.0.1";
@@ -36,23 +36,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function procStatus(pid: number, key: "VmRSS" | "VmHWM"): number {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
-}
-
-/** TCP connections the server holds (sockets among its fds, the listener included). */
-function openSockets(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
-}
+/** A memory figure of the server, whole MB. */
+const procStatus = (pid: number, key: "VmRSS" | "VmHWM"): number => Math.round(memoryMb(pid, key));
 
 interface Server {
   readonly port: number;
