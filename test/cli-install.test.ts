@@ -7,6 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -63,6 +65,37 @@ test("npx graphserve in the clone serves without rebuilding, and stops when npx 
   srv.proc.kill("SIGTERM");
   await eventually(() => !alive(pid), `server (pid ${pid}) to stop after its npx was killed`, 15_000);
   assert.match(srv.stderr(), /npm \(parent pid \d+\) exited; stopping as on SIGTERM/);
+});
+
+test("a signal to npx and the server together (a process-group kill) drains once: npx exiting is no second signal", async (t) => {
+  const env = { npm_config_cache: tempDir(), npm_config_offline: "true", npm_config_update_notifier: "false" };
+  const srv = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "echo", "--model_path", "graphs/echo", "--log_level", "INFO"], env, ["npx", "graphserve"]);
+  let log = "";
+  srv.proc.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  const pid = await serverUnder(srv.proc.pid!);
+  t.after(() => {
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+  });
+  // A request in flight across the signal: its headers are in, half its body is not.
+  const body = '{"model":"echo","x":1}';
+  const socket = connect(Number(new URL(srv.url).port), "127.0.0.1");
+  await once(socket, "connect");
+  socket.write(`POST /v3/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`);
+  let answer = "";
+  socket.on("data", (d: Buffer) => (answer += d.toString()));
+  await new Promise((r) => setTimeout(r, 300));
+  // What systemd stopping the unit does: SIGTERM to every process of it at once.
+  process.kill(pid, "SIGTERM");
+  srv.proc.kill("SIGTERM");
+  await eventually(() => /SIGTERM: stopping/.test(log), "the server to start draining", 10_000);
+  // Longer than the parent watch's poll: npx is gone by now.
+  await new Promise((r) => setTimeout(r, 1000));
+  socket.end(body.slice(5));
+  await once(socket, "close");
+  assert.match(answer, /^HTTP\/1\.1 200 /, `the request in flight was answered (server log: ${log})`);
+  assert.doesNotMatch(log, /again: exiting without waiting/);
+  assert.doesNotMatch(srv.stderr(), /npm \(parent pid \d+\) exited/);
+  await eventually(() => !alive(pid), `server (pid ${pid}) to stop after draining`, 15_000);
 });
 
 /** The deepest descendant of `pid` (the server under npx's shell), from ps. */
