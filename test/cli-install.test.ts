@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect } from "node:net";
-import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -35,6 +35,10 @@ test("the package's bin is executable after a build and runs the built command",
   if (mode !== "") assert.match(mode, /^100755 /, "committed with its executable bit, so every clone has it");
   const { stdout } = await run(bin, ["--version"]);
   assert.equal(stdout.trim(), pkg.version);
+  // npx caches made before bin/ existed link the clone's bin to the compiled entry point and are never refreshed.
+  const stale = join(tempDir(), "graphserve");
+  symlinkSync(join(ROOT, "dist/src/cli/main.js"), stale);
+  assert.equal((await run(stale, ["--version"])).stdout.trim(), pkg.version);
 });
 
 /** Running (an exited orphan may linger as a zombie where PID 1 does not reap: that counts as gone). */

@@ -13,7 +13,7 @@
  * Plain JavaScript: it runs before anything is compiled.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from "node:fs";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -73,6 +73,8 @@ function build() {
     run("tsc", ["-p", "web/tsconfig.json"]);
     run("tsc", ["-p", "web/tsconfig.test.json", "--outDir", join(staging, "web-test")]);
     run("vite", ["build", "-c", "web/vite.config.ts", "--outDir", join(staging, "web")]);
+    // The bin before bin/graphserve.js: npx caches that link a clone's bin keep pointing here.
+    chmodSync(join(staging, "src/cli/main.js"), 0o755);
     mkdirSync(DIST, { recursive: true });
     replaceTree(staging, DIST);
   } finally {
