@@ -6,10 +6,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { connect } from "node:net";
-import { accessSync, constants, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -113,10 +113,12 @@ async function serverUnder(pid: number): Promise<number> {
 
 interface BuildScript {
   replaceTree(staging: string, target: string): void;
+  removeAbandonedStaging(root: string): void;
 }
+const buildScript = async () => (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
 
 test("a build replaces dist/ file by file: a reader never finds a file missing, stale files go", async () => {
-  const { replaceTree } = (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
+  const { replaceTree } = await buildScript();
   const dir = tempDir();
   const target = join(dir, "dist");
   const write = (root: string, version: number, extra: string[] = []) => {
@@ -154,4 +156,39 @@ test("a build replaces dist/ file by file: a reader never finds a file missing, 
   assert.equal(seen.torn, 0, "a read saw half a file");
   assert.equal(readFileSync(join(target, "src/cli/main.js"), "utf8").split("\n")[0], `src/cli/main.js v${builds}`);
   assert.throws(() => statSync(join(target, "src/removed.js")), /ENOENT/, "a file the new build does not have is removed");
+});
+
+test("two builds replacing dist/ at once take turns: neither fails, dist/ ends as the last one left it", async () => {
+  const target = join(tempDir(), "dist");
+  mkdirSync(target);
+  // Each round's build has other folders than the one before (as after a source change), so each move creates and removes folders.
+  const builder = (tag: string) => `
+    const { mkdirSync, writeFileSync } = require("node:fs");
+    import(${JSON.stringify(pathToFileURL(join(ROOT, "tools/build.mjs")).href)}).then(({ replaceTree }) => {
+      const failures = [];
+      for (let round = 0; round < 40; round++) {
+        const staging = ${JSON.stringify(target)} + "/../.dist-build-${tag}" + round;
+        for (let d = 0; d < 20; d++) {
+          mkdirSync(staging + "/d" + d + "/r" + (round % 2), { recursive: true });
+          writeFileSync(staging + "/d" + d + "/r" + (round % 2) + "/f.js", "x");
+        }
+        try { replaceTree(staging, ${JSON.stringify(target)}); } catch (e) { failures.push(e.code ?? e.message); }
+      }
+      console.log(JSON.stringify(failures));
+    });`;
+  const results = await Promise.all(["a", "b"].map((tag) => run(process.execPath, ["-e", builder(tag)])));
+  for (const { stdout } of results) assert.deepEqual(JSON.parse(stdout), []);
+  const files = readdirSync(target, { recursive: true, withFileTypes: true }).filter((d) => !d.isDirectory());
+  assert.deepEqual(files.map((d) => join(d.parentPath, d.name)).sort(), Array.from({ length: 20 }, (_, d) => join(target, `d${d}/r1/f.js`)).sort());
+  assert.deepEqual(readdirSync(join(target, "..")).sort(), ["dist"], "no lock or staging folder left behind");
+});
+
+test("a build removes the staging folders of builds that were killed, not those of builds still running", async () => {
+  const { removeAbandonedStaging } = await buildScript();
+  const root = tempDir();
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+  for (const pid of [dead, process.pid, process.ppid]) mkdirSync(join(root, `.dist-build-${pid}/src`), { recursive: true });
+  mkdirSync(join(root, "dist"));
+  removeAbandonedStaging(root);
+  assert.deepEqual(readdirSync(root).sort(), [`.dist-build-${process.ppid}`, "dist"]);
 });

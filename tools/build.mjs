@@ -13,8 +13,8 @@
  * Plain JavaScript: it runs before anything is compiled.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from "node:fs";
-import { delimiter, dirname, join, relative } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { basename, delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -34,6 +34,11 @@ function filesUnder(dir) {
  * not have, and emptied folders. `staging` is gone afterwards.
  */
 export function replaceTree(staging, target) {
+  // Two builds at once (npm test in two terminals) would otherwise remove each other's folders and files mid-move.
+  holding(join(dirname(target), `.${basename(target)}-build-lock`), () => moveTree(staging, target));
+}
+
+function moveTree(staging, target) {
   const fresh = filesUnder(staging).sort((a, b) => Number(a.endsWith(".html")) - Number(b.endsWith(".html")));
   for (const file of fresh) {
     mkdirSync(dirname(join(target, file)), { recursive: true });
@@ -45,12 +50,56 @@ export function replaceTree(staging, target) {
   rmSync(staging, { recursive: true, force: true });
 }
 
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+};
+
+/**
+ * Runs `fn` holding `lock`, a file naming its holder's pid; waits while
+ * another live process holds it, takes it over from a dead one (a build
+ * killed mid-move).
+ */
+function holding(lock, fn) {
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx" });
+      break;
+    } catch (e) {
+      if (e.code !== "EEXIST") throw e;
+    }
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(lock, "utf8"));
+    } catch {} // released meanwhile: try again
+    if (holder > 0 && !alive(holder)) rmSync(lock, { force: true });
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 function removeEmptyFolders(dir) {
   for (const d of readdirSync(dir, { withFileTypes: true })) {
     if (!d.isDirectory()) continue;
     const sub = join(dir, d.name);
     removeEmptyFolders(sub);
     if (readdirSync(sub).length === 0) rmdirSync(sub);
+  }
+}
+
+/** Removes staging folders of builds killed before they could (Ctrl-C during tsc), and one an earlier process with our pid left. */
+export function removeAbandonedStaging(root) {
+  for (const name of readdirSync(root)) {
+    const pid = Number(/^\.dist-build-(\d+)$/.exec(name)?.[1]);
+    if (pid === process.pid || (pid > 0 && !alive(pid))) rmSync(join(root, name), { recursive: true, force: true });
   }
 }
 
@@ -67,7 +116,7 @@ function run(command, args) {
 function build() {
   // A sibling of dist/: compiled files find proto/, graphs/ and package.json by relative paths.
   const staging = join(ROOT, `.dist-build-${process.pid}`);
-  rmSync(staging, { recursive: true, force: true });
+  removeAbandonedStaging(ROOT);
   try {
     run("tsc", ["-p", "tsconfig.json", "--outDir", staging]);
     run("tsc", ["-p", "web/tsconfig.json"]);
