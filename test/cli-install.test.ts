@@ -114,6 +114,7 @@ async function serverUnder(pid: number): Promise<number> {
 interface BuildScript {
   replaceTree(staging: string, target: string): void;
   removeAbandonedStaging(root: string): void;
+  isBuildScript(argv1: string | undefined): boolean;
 }
 const buildScript = async () => (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
 
@@ -191,4 +192,14 @@ test("a build removes the staging folders of builds that were killed, not those 
   mkdirSync(join(root, "dist"));
   removeAbandonedStaging(root);
   assert.deepEqual(readdirSync(root).sort(), [`.dist-build-${process.ppid}`, "dist"]);
+});
+
+test("the build script builds when started through a symlink to the clone, not only by its real path", async () => {
+  const { isBuildScript } = await buildScript();
+  const link = join(tempDir(), "clone");
+  symlinkSync(ROOT, link);
+  assert.equal(isBuildScript(join(link, "tools/build.mjs")), true, "node <link>/tools/build.mjs built nothing and exited 0");
+  assert.equal(isBuildScript(join(ROOT, "tools/build.mjs")), true);
+  assert.equal(isBuildScript(join(ROOT, "package.json")), false);
+  assert.equal(isBuildScript(undefined), false);
 });

@@ -13,7 +13,7 @@
  * Plain JavaScript: it runs before anything is compiled.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { basename, delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -131,8 +131,10 @@ function build() {
   }
 }
 
-const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
-if (isMain) {
+/** Whether node was started with this file (also through a symlink: node runs its real path, argv keeps the link). */
+export const isBuildScript = (argv1) => argv1 !== undefined && existsSync(argv1) && realpathSync(argv1) === fileURLToPath(import.meta.url);
+
+if (isBuildScript(process.argv[1])) {
   const underNpx = process.argv.includes("--prepare") && process.env.npm_command === "exec";
   try {
     if (!(underNpx && existsSync(join(DIST, "src/cli/main.js")))) build();
