@@ -167,7 +167,7 @@ test("two builds replacing dist/ at once take turns: neither fails, dist/ ends a
     const { mkdirSync, writeFileSync } = require("node:fs");
     import(${JSON.stringify(pathToFileURL(join(ROOT, "tools/build.mjs")).href)}).then(({ replaceTree }) => {
       const failures = [];
-      for (let round = 0; round < 40; round++) {
+      for (let round = 0; round < 20; round++) {
         const staging = ${JSON.stringify(target)} + "/../.dist-build-${tag}" + round;
         for (let d = 0; d < 20; d++) {
           mkdirSync(staging + "/d" + d + "/r" + (round % 2), { recursive: true });

@@ -99,8 +99,18 @@ function removeEmptyFolders(dir) {
 export function removeAbandonedStaging(root) {
   for (const name of readdirSync(root)) {
     const pid = Number(/^\.dist-build-(\d+)$/.exec(name)?.[1]);
-    if (pid === process.pid || (pid > 0 && !alive(pid))) rmSync(join(root, name), { recursive: true, force: true });
+    if (pid === process.pid || (pid > 0 && !alive(pid))) removeStaging(join(root, name));
   }
+}
+
+/**
+ * Best effort: the native tsc outlives its node wrapper on Ctrl-C and may
+ * still be writing there (rmdir: ENOTEMPTY); a later build removes the rest.
+ */
+function removeStaging(dir) {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {}
 }
 
 class StepFailed extends Error {}
@@ -127,7 +137,7 @@ function build() {
     mkdirSync(DIST, { recursive: true });
     replaceTree(staging, DIST);
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeStaging(staging);
   }
 }
 
@@ -135,6 +145,10 @@ function build() {
 export const isBuildScript = (argv1) => argv1 !== undefined && existsSync(argv1) && realpathSync(argv1) === fileURLToPath(import.meta.url);
 
 if (isBuildScript(process.argv[1])) {
+  // The build is synchronous, so these run once it has ended: Ctrl-C or SIGTERM never cuts the
+  // move into dist/ short (a step the signal reached too, tsc, fails and leaves dist/ as it was).
+  process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
   const underNpx = process.argv.includes("--prepare") && process.env.npm_command === "exec";
   try {
     if (!(underNpx && existsSync(join(DIST, "src/cli/main.js")))) build();
