@@ -6,6 +6,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CONFORMANCE = REPO / "test" / "fixtures" / "conformance"
 OPENVINO = REPO / "test" / "fixtures" / "openvino"
+SEEDS = REPO / "test" / "fixtures" / "seeds"
 
 
 def tree_size(path: Path) -> int:

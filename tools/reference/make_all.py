@@ -1,7 +1,7 @@
 """Rebuilds every fixture this tool makes, test/fixtures/conformance/ and
-test/fixtures/openvino/, in order, with two venvs (README.md says how to make them):
+test/fixtures/openvino/ and test/fixtures/seeds/, in order, with two venvs (README.md says how to make them):
 
-  main venv (requirements.txt)          pipelines.py → export_onnx.py
+  main venv (requirements.txt)          seeds.py → pipelines.py → export_onnx.py
   legacy venv (requirements-legacy.txt) export_legacy.py (optimum 1.23 / 1.22, legacy diffusers layout)
   main venv                             openvino_ref.py → goldens.py → tokens.py → check_onnx.py → manifest.py
 
@@ -38,7 +38,7 @@ def main() -> None:
         raise SystemExit(f"{legacy_py} missing: make the legacy venv (tools/reference/README.md) or pass --legacy-venv / --skip-legacy")
     env = dict(os.environ)
     env.setdefault("OPTIMUM_122_PATH", str(args.legacy_venv / "optimum-1.22"))
-    steps = [(main_py, "pipelines.py"), (main_py, "export_onnx.py")]
+    steps = [(main_py, "seeds.py"), (main_py, "pipelines.py"), (main_py, "export_onnx.py")]
     steps += [] if args.skip_legacy else [(legacy_py, "export_legacy.py")]
     steps += [] if args.skip_openvino else [(main_py, "openvino_ref.py")]
     steps += [(main_py, s) for s in ("goldens.py", "tokens.py", "check_onnx.py", "manifest.py")]
