@@ -122,7 +122,11 @@ def legacy_export(name: str, out: Path) -> None:
                         location="weights.pb", convert_attribute=False)
         vae = pipe.vae
         vae_cfg = vae.config
-        vae.forward = lambda sample, return_dict: vae.encode(sample, return_dict)[0].sample()
+
+        def sampled_latent(sample, return_dict):  # that layout's encoder outputs a drawn latent, not the distribution
+            return vae.encode(sample).latent_dist.sample()
+
+        vae.forward = sampled_latent
         torch_export(vae, (torch.randn(1, vae_cfg.in_channels, vae_cfg.sample_size, vae_cfg.sample_size), False),
                      out / "vae_encoder" / "model.onnx", ["sample", "return_dict"], ["latent_sample"], {"sample": image_axes})
         vae.forward = vae.decode

@@ -31,7 +31,7 @@ exports and the diffusers goldens use) this script
 
 Everything lands in test/fixtures/openvino/ (IR folders, goldens, manifest.json).
 
-    /work/venv-ref/bin/python tools/reference/openvino_ref.py [--skip-export] [name ...]
+    tools/reference/.venv/bin/python tools/reference/openvino_ref.py [--skip-export] [name ...]
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import pipelines  # noqa: E402  (same weights for every export)
 from cases import input_image  # noqa: E402
-from layout import OPENVINO as OUT, tree_size  # noqa: E402
+from layout import OPENVINO as OUT, shown, tree_size  # noqa: E402
 
 NAMES = ["sd1", "sdxl", "sd-inpaint"]
 WEIGHT_FORMAT = "fp32"
@@ -415,7 +415,7 @@ def main() -> None:
     args = ap.parse_args()
     manifest_path = OUT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"pipelines": {}}
-    manifest["made_by"] = "/work/venv-ref/bin/python tools/reference/openvino_ref.py (the venv of tools/reference/requirements.txt)"
+    manifest["made_by"] = f"{shown(Path(sys.prefix))}/bin/python tools/reference/openvino_ref.py (the venv of tools/reference/requirements.txt)"
     manifest["versions"] = {p: version(p) for p in ["openvino", "openvino-genai", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "diffusers", "transformers", "torch"]}
     with tempfile.TemporaryDirectory(prefix="h15-ov-") as t:
         tmp = Path(t)
