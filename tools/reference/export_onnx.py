@@ -47,8 +47,7 @@ def export(name: str, dtype: str) -> tuple[Path, list[str]]:
     # Run from .cache so model_index.json records the same relative _name_or_path every time.
     subprocess.run(cmd, check=True, cwd=pipelines.CACHE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     write_graph(out)
-    shown = ["optimum-cli"] + cmd[1:-1] + [shown(out)]
-    return out, shown
+    return out, ["optimum-cli"] + cmd[1:-1] + [shown(out)]
 
 
 def main() -> None:
