@@ -89,7 +89,7 @@ describe("real OpenVINO IR folders (optimum-intel exports)", () => {
       const entry = manifest.pipelines[name]!;
       const dir = resolve(entry.ir_folder);
       assert.deepEqual(detectModelFormats(dir), ["openvino"]);
-      assert.equal(chooseBackend(dir), "openvino");
+      assert.equal(await chooseBackend(dir), "openvino");
       const { backend } = await loadWithFake(dir);
       try {
         const caps = backend.capabilities();
