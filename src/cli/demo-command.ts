@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { makeTinyModel } from "../backends/onnx/tiny/make-tiny-model.js";
 import { tinyModelGraph } from "./tiny-model-command.js";
 
-/** Bump when the demo model or its graph changes, so a stale cached copy is rebuilt. */
-const DEMO_REVISION = 2;
+/** Bump when the demo model or its graph changes, so a stale cached copy is rebuilt (3: the UNet's timestep became a scalar, as in optimum >= 1.24). */
+export const DEMO_REVISION = 3;
 /** Enough steps for a run in the web UI to last long enough to watch and cancel (the schedule has 1000 timesteps). */
 const DEMO_MAX_STEPS = 500;
 export const DEMO_MODEL_NAME = "demo";
