@@ -188,6 +188,7 @@ test("single-model mode: a servable that cannot load exits 1 once loading is ove
       const fatal = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 60);
       assert.equal(fatal.length, 1, r.stdout);
       assert.match(fatal[0].msg, reason);
+      assert.doesNotMatch(r.stdout, /server is ready/, "a single servable that failed is never announced ready");
     }),
   );
 });

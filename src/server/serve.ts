@@ -127,7 +127,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (webUiBuilt(opts.webUiDir)) logger.info({ webUi: `${url}/` }, `web UI at ${url}/`);
     else logger.info("web UI not built (run npm run build); / answers 404 until it is");
   }
-  void manager.whenInitialized().then(() => logger.info("server is ready"));
+  void manager.whenInitialized().then(() => {
+    // A single servable that failed is not "ready": runServer stops on it (see there).
+    if (opts.single === undefined || loadFailure(manager.get(opts.single.name)) === undefined) logger.info("server is ready");
+  });
 
   let done: Promise<void> | undefined;
   const close = (graceMs = opts.shutdownGraceSeconds * 1000): Promise<void> => {
