@@ -8,7 +8,7 @@ import { DPMSolverMultistepScheduler } from "./dpm-solver.js";
 import { EulerDiscreteScheduler } from "./euler.js";
 import { LCMScheduler } from "./lcm.js";
 import { PNDMScheduler } from "./pndm.js";
-import type { Scheduler } from "./types.js";
+import type { BetaScheduler } from "./types.js";
 
 export {
   SUPPORTED_SCHEDULERS,
@@ -24,7 +24,7 @@ export {
   type TimestepSpacing,
 } from "./config.js";
 export { type NormalRng, type SetTimestepsOptions, makeAlphasCumprod, makeBetas, spacedTimesteps } from "./common.js";
-export type { Scheduler } from "./types.js";
+export type { BetaScheduler, Scheduler } from "./types.js";
 export { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler, PNDMScheduler };
 
 /**
@@ -33,7 +33,7 @@ export { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCM
  * @throws SchedulerConfigError for an unknown `_class_name` (listing the supported
  *   ones), an unsupported option, or an invalid value.
  */
-export function createScheduler(config: SchedulerConfig | unknown): Scheduler {
+export function createScheduler(config: SchedulerConfig | unknown): BetaScheduler {
   const cfg = resolveSchedulerConfig(config);
   switch (cfg.className) {
     case "EulerDiscreteScheduler":
