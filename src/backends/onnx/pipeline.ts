@@ -1,6 +1,7 @@
 /**
- * The SD / SDXL diffusion pipeline on onnxruntime-node. It runs wherever it is
- * created: inside a piscina worker (onnx-worker.ts) in production, on the
+ * The diffusion pipeline on onnxruntime-node: one loop for every model family
+ * (families/: SD, SDXL), which supplies encoders, conditioning and defaults.
+ * It runs wherever it is created: inside a piscina worker (onnx-worker.ts) in production, on the
  * calling thread in tests and benches. `session.run` blocks its thread.
  *
  * text2image, image2image (VAE encode, strength cut, addNoise) and inpainting

@@ -16,7 +16,7 @@
  * scheduler/scheduler_config.json has a rewritten `_class_name`; everything
  * else in it is a symlink to the model folder.
  */
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";

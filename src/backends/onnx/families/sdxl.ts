@@ -10,8 +10,17 @@ import { BackendError, type GenerationMode, type GenerationRequest } from "../..
 import type { ModelFolderInfo } from "../model-folder.js";
 import { checkWidth, createSession, idsTensor, intDtype, requireNames, type SessionLoadOptions, staticDim } from "../sessions.js";
 import { lcmDefaults, StableDiffusionFamily } from "./sd.js";
-import type { BatchLayout, CallDefaults, Conditioning, DenoiserConfig, EncodeContext, FamilyConfigFacts, OnnxFamily, TextEncoderSessions } from "./types.js";
-import { tileRows } from "./types.js";
+import {
+  type BatchLayout,
+  type CallDefaults,
+  type Conditioning,
+  type DenoiserConfig,
+  type EncodeContext,
+  type FamilyConfigFacts,
+  type OnnxFamily,
+  type TextEncoderSessions,
+  tileRows,
+} from "./types.js";
 
 /** The name of the second-to-last `hidden_states.N` output. */
 function penultimate(session: ort.InferenceSession, path: string): string {
