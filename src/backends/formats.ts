@@ -6,10 +6,11 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { type ComponentFormat, componentFormats, FORMAT_FILES } from "./model-index.js";
 import { loadOpenVino, type OpenVinoLoader } from "./openvino/load-module.js";
 import { BackendError } from "./types.js";
 
-export type BackendKind = "onnxruntime" | "openvino";
+export type BackendKind = ComponentFormat;
 
 /** Which model formats the folder's components hold (one level down: unet/, text_encoder/…). */
 export function detectModelFormats(modelDir: string): BackendKind[] {
@@ -19,23 +20,11 @@ export function detectModelFormats(modelDir: string): BackendKind[] {
   } catch (e) {
     throw new BackendError(`model folder ${modelDir} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  const kinds = new Set<BackendKind>();
-  for (const entry of entries) {
-    if (!entry.isDirectory()) continue;
-    if (existsSync(join(modelDir, entry.name, "openvino_model.xml"))) kinds.add("openvino");
-    if (existsSync(join(modelDir, entry.name, "model.onnx"))) kinds.add("onnxruntime");
-  }
-  return [...kinds];
-}
-
-/** Which model formats a folder of these files (paths relative to it, e.g. a Hub listing) holds. */
-export function formatsOfFiles(paths: readonly string[]): BackendKind[] {
-  const kinds = new Set<BackendKind>();
-  for (const path of paths) {
-    if (/^[^/]+\/openvino_model\.xml$/.test(path)) kinds.add("openvino");
-    if (/^[^/]+\/model\.onnx$/.test(path)) kinds.add("onnxruntime");
-  }
-  return [...kinds];
+  const paths = entries
+    .filter((entry) => entry.isDirectory())
+    .flatMap((entry) => Object.values(FORMAT_FILES).map((file) => `${entry.name}/${file}`))
+    .filter((path) => existsSync(join(modelDir, path)));
+  return componentFormats(paths);
 }
 
 /**

@@ -8,15 +8,17 @@
  * configs (runs once per worker). Every error is a BackendError naming the
  * file at fault and the problem.
  */
-import { access, readFile, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import * as ort from "onnxruntime-node";
+import { access } from "node:fs/promises";
+import { join } from "node:path";
+import type * as ort from "onnxruntime-node";
+import { numberField, readComponentConfig, readModelIndex, readSchedulerConfig, readVaeConfig, vaeScaleFactorOf } from "../model-index.js";
 import { BackendError } from "../types.js";
-import { parseConfigJson } from "./config-json.js";
-import { upcastFloat16Model } from "./upcast-fp16.js";
+import { familyModule, type OnnxFamily, type TextEncoderSessions } from "./families/index.js";
+import { createSession, requireNames, type SessionLoadOptions, staticDim, tensorMeta } from "./sessions.js";
 import { createScheduler } from "./schedulers/index.js";
 
-export type OnnxFamily = "sd" | "sdxl";
+export type { OnnxFamily } from "./families/index.js";
+export type { SessionLoadOptions } from "./sessions.js";
 
 export interface ModelFolderInfo {
   readonly dir: string;
@@ -58,8 +60,6 @@ export interface ModelFolderInfo {
   readonly tokenizerDirs: readonly string[];
 }
 
-type Json = Record<string, unknown>;
-
 async function exists(path: string): Promise<boolean> {
   try {
     await access(path);
@@ -69,121 +69,58 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function readJson(path: string, optional: true): Promise<Json | undefined>;
-async function readJson(path: string, optional?: false): Promise<Json>;
-async function readJson(path: string, optional = false): Promise<Json | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (optional && code === "ENOENT") return undefined;
-    throw new BackendError(`${path}: ${code === "ENOENT" ? "missing" : `cannot read (${code ?? (e as Error).message})`}`);
-  }
-  let value: unknown;
-  try {
-    value = parseConfigJson(text);
-  } catch (e) {
-    throw new BackendError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new BackendError(`${path}: expected a JSON object`);
-  return value as Json;
-}
-
-function num(cfg: Json, key: string, path: string, fallback?: number): number {
-  const v = cfg[key];
-  if (v === undefined || v === null) {
-    if (fallback !== undefined) return fallback;
-    throw new BackendError(`${path}: missing "${key}"`);
-  }
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new BackendError(`${path}: "${key}" must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
 /** Reads and cross-checks the folder's JSON files and that every model.onnx exists. */
 export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
-  const indexPath = join(dir, "model_index.json");
-  const index = await readJson(indexPath);
-  const pipelineClass = typeof index._class_name === "string" ? index._class_name : "";
-  if (/StableDiffusion3|Flux/i.test(pipelineClass)) {
-    throw new BackendError(`${indexPath}: ${pipelineClass} is not supported by the ONNX Runtime backend (SD and SDXL only)`);
+  const index = await readModelIndex(dir);
+  const { pipelineClass } = index;
+  if (index.family === "sd3" || index.family === "flux") {
+    throw new BackendError(`${index.path}: ${pipelineClass} is not supported by the ONNX Runtime backend (SD and SDXL only)`);
   }
-  if (index.transformer !== undefined && (index.unet === undefined || (Array.isArray(index.unet) && index.unet[0] === null))) {
-    throw new BackendError(`${indexPath}: transformer-based pipelines are not supported (no unet)`);
+  if (index.json.transformer !== undefined && !index.has("unet")) {
+    throw new BackendError(`${index.path}: transformer-based pipelines are not supported (no unet)`);
   }
-  const hasTe2Entry = Array.isArray(index.text_encoder_2) && index.text_encoder_2[0] !== null;
-  const te2Path = join(dir, "text_encoder_2", "model.onnx");
-  const xl = /XL/.test(pipelineClass) || hasTe2Entry || (await exists(te2Path));
+  // LCM pipelines run an SD UNet; a folder naming no family is taken as SD.
+  const family = familyModule(index.family === "sdxl" ? "sdxl" : "sd");
 
-  const schedPath = join(dir, "scheduler", "scheduler_config.json");
-  const schedulerConfig = await readJson(schedPath);
+  const sched = await readSchedulerConfig(dir);
   try {
-    createScheduler(schedulerConfig);
+    createScheduler(sched.config);
   } catch (e) {
-    throw new BackendError(`${schedPath}: ${(e as Error).message}`, { cause: e });
+    throw new BackendError(`${sched.path}: ${(e as Error).message}`, { cause: e });
   }
 
   // The legacy diffusers ONNX layout (scripts/convert_stable_diffusion_checkpoint_to_onnx.py, the
   // Onnx*Pipeline classes) saves no per-component config.json; those pipelines assume SD 1.x values
   // (4 latent channels, 512×512, VAE factor 8, scaling 0.18215), and widths are checked against the
   // ONNX graphs when the sessions load.
-  const unetCfgPath = join(dir, "unet", "config.json");
-  const unetCfg = await readJson(unetCfgPath, true);
+  const unet = await readComponentConfig(dir, "unet");
+  const unetCfg = unet.config;
   const legacy = unetCfg === undefined;
-  if (legacy && xl) throw new BackendError(`${unetCfgPath}: missing (SDXL folders need their component configs)`);
   const legacyInpainting = pipelineClass === "OnnxStableDiffusionInpaintPipeline";
-  const unetInChannels = unetCfg ? num(unetCfg, "in_channels", unetCfgPath) : legacyInpainting ? 9 : 4;
-  const crossAttentionDim = unetCfg ? num(unetCfg, "cross_attention_dim", unetCfgPath) : undefined;
-  const sampleSize = unetCfg ? num(unetCfg, "sample_size", unetCfgPath, 64) : 64;
+  const unetInChannels = unetCfg ? numberField(unetCfg, "in_channels", unet.path) : legacyInpainting ? 9 : 4;
+  const crossAttentionDim = unetCfg ? numberField(unetCfg, "cross_attention_dim", unet.path) : undefined;
+  const sampleSize = unetCfg ? numberField(unetCfg, "sample_size", unet.path, 64) : 64;
   const timeCondProjDim = typeof unetCfg?.time_cond_proj_dim === "number" ? unetCfg.time_cond_proj_dim : undefined;
-  if (xl && unetCfg?.addition_embed_type !== "text_time") {
-    throw new BackendError(`${unetCfgPath}: SDXL needs addition_embed_type "text_time", got ${JSON.stringify(unetCfg?.addition_embed_type)}`);
-  }
+  const denoiser = { path: unet.path, config: unetCfg, crossAttentionDim };
 
-  // The VAE config: vae_decoder/config.json (Optimum), else vae/config.json.
-  let vaeCfgPath = join(dir, "vae_decoder", "config.json");
-  let vaeCfg = await readJson(vaeCfgPath, true);
-  if (!vaeCfg) {
-    vaeCfgPath = join(dir, "vae", "config.json");
-    vaeCfg = await readJson(vaeCfgPath, true);
-  }
-  if (!vaeCfg && !legacy) throw new BackendError(`${join(dir, "vae_decoder", "config.json")}: missing`);
-  vaeCfg ??= {};
-  const latentChannels = num(vaeCfg, "latent_channels", vaeCfgPath, 4);
-  const vaeScalingFactor = num(vaeCfg, "scaling_factor", vaeCfgPath, xl ? 0.13025 : 0.18215);
-  const vaeShiftFactor = num(vaeCfg, "shift_factor", vaeCfgPath, 0);
-  const blocks = Array.isArray(vaeCfg.block_out_channels) ? vaeCfg.block_out_channels.length : 4;
-  const vaeScaleFactor = 2 ** (blocks - 1);
+  const vae = await readVaeConfig(dir);
+  if (!vae.config && !legacy) throw new BackendError(`${vae.path}: missing`);
+  const vaeCfg = vae.config ?? {};
+  const latentChannels = numberField(vaeCfg, "latent_channels", vae.path, 4);
+  const vaeScalingFactor = numberField(vaeCfg, "scaling_factor", vae.path, family.defaultVaeScalingFactor);
+  const vaeShiftFactor = numberField(vaeCfg, "shift_factor", vae.path, 0);
+  const vaeScaleFactor = vaeScaleFactorOf(vae.config);
 
   const inpainting = unetInChannels === 2 * latentChannels + 1;
   if (!inpainting && unetInChannels !== latentChannels) {
-    throw new BackendError(`${unetCfgPath}: in_channels ${unetInChannels} matches neither the VAE's latent_channels ${latentChannels} nor an inpainting UNet (${2 * latentChannels + 1})`);
+    throw new BackendError(`${unet.path}: in_channels ${unetInChannels} matches neither the VAE's latent_channels ${latentChannels} nor an inpainting UNet (${2 * latentChannels + 1})`);
   }
+  const facts = await family.readConfigs(index, denoiser, legacy);
 
-  // Text encoder hidden sizes vs the UNet's cross-attention width.
-  const te1CfgPath = join(dir, "text_encoder", "config.json");
-  const te1Cfg = legacy ? undefined : await readJson(te1CfgPath);
-  let textEmbedsDim: number | undefined;
-  if (te1Cfg && crossAttentionDim !== undefined) {
-    const te1Hidden = num(te1Cfg, "hidden_size", te1CfgPath);
-    if (xl) {
-      const te2CfgPath = join(dir, "text_encoder_2", "config.json");
-      const te2Cfg = await readJson(te2CfgPath);
-      const te2Hidden = num(te2Cfg, "hidden_size", te2CfgPath);
-      textEmbedsDim = num(te2Cfg, "projection_dim", te2CfgPath);
-      if (te1Hidden + te2Hidden !== crossAttentionDim) {
-        throw new BackendError(
-          `${te1CfgPath} + ${te2CfgPath}: hidden sizes ${te1Hidden} + ${te2Hidden} do not add up to the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`,
-        );
-      }
-    } else if (te1Hidden !== crossAttentionDim) {
-      throw new BackendError(`${te1CfgPath}: hidden_size ${te1Hidden} does not match the UNet's cross_attention_dim ${crossAttentionDim} (${unetCfgPath})`);
-    }
-  }
-
+  const [textEncoder, textEncoder2] = family.textEncoderComponents.map((c) => join(dir, c, "model.onnx"));
   const paths = {
-    textEncoder: join(dir, "text_encoder", "model.onnx"),
-    textEncoder2: xl ? te2Path : undefined,
+    textEncoder,
+    textEncoder2,
     unet: join(dir, "unet", "model.onnx"),
     vaeDecoder: join(dir, "vae_decoder", "model.onnx"),
     vaeEncoder: join(dir, "vae_encoder", "model.onnx"),
@@ -192,7 +129,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     if (p !== undefined && !(await exists(p))) throw new BackendError(`${p}: missing`);
   }
   const hasVaeEncoder = await exists(paths.vaeEncoder);
-  const tokenizerDirs = [join(dir, "tokenizer"), ...(xl ? [join(dir, "tokenizer_2")] : [])];
+  const tokenizerDirs = family.tokenizerComponents.map((c) => join(dir, c));
   for (const t of tokenizerDirs) {
     if (!(await exists(join(t, "tokenizer.json"))) && !(await exists(join(t, "vocab.json")))) {
       throw new BackendError(`${t}: missing tokenizer files (tokenizer.json or vocab.json + merges.txt)`);
@@ -200,10 +137,10 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   }
   return {
     dir,
-    family: xl ? "sdxl" : "sd",
+    family: family.name,
     inpainting,
     pipelineClass,
-    schedulerConfig,
+    schedulerConfig: sched.config,
     latentChannels,
     unetInChannels,
     crossAttentionDim,
@@ -211,26 +148,22 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     vaeScaleFactor,
     vaeScalingFactor,
     vaeShiftFactor,
-    textEmbedsDim,
+    textEmbedsDim: facts.textEmbedsDim,
     timeCondProjDim,
     hasVaeEncoder,
     legacyLayout: legacy,
-    forceZerosForEmptyPrompt: xl && index.force_zeros_for_empty_prompt !== false,
-    requiresAestheticsScore: xl && index.requires_aesthetics_score === true,
+    forceZerosForEmptyPrompt: facts.forceZerosForEmptyPrompt,
+    requiresAestheticsScore: facts.requiresAestheticsScore,
     paths: { ...paths, vaeEncoder: hasVaeEncoder ? paths.vaeEncoder : undefined },
     tokenizerDirs,
   };
 }
 
-export interface ModelSessions {
-  readonly textEncoder: ort.InferenceSession;
-  readonly textEncoder2?: ort.InferenceSession;
+/** The text encoders (see the family module), the UNet and the VAE. */
+export interface ModelSessions extends TextEncoderSessions {
   readonly unet: ort.InferenceSession;
   readonly vaeDecoder: ort.InferenceSession;
   readonly vaeEncoder?: ort.InferenceSession;
-  /** The dtype each session wants for its integer inputs (input_ids, timestep). */
-  readonly inputIdsDtype: "int32" | "int64";
-  readonly inputIds2Dtype: "int32" | "int64";
   /**
    * The UNet `timestep` input as declared: a float scalar in optimum ≥ 1.24 / optimum-onnx exports,
    * int64 `[batch]` in older ones, float `[1]` in the legacy diffusers layout. `length` is the static
@@ -239,117 +172,21 @@ export interface ModelSessions {
   readonly timestep: { readonly type: "float32" | "int64"; readonly length: number | "batch" };
   /** vae_encoder output name: `latent_sample` or `latent_parameters` (mean ‖ logvar). */
   readonly vaeEncoderOutput?: "latent_sample" | "latent_parameters";
-  /** SDXL: the penultimate hidden-state output names of each encoder. */
-  readonly penultimate1?: string;
-  readonly penultimate2?: string;
   /** Latent size the UNet was exported for, when its `sample` height and width are static. */
   readonly staticLatentSize?: { readonly height: number; readonly width: number };
   /** Batch size the UNet was exported for, when static. */
   readonly staticBatch?: number;
 }
 
-export interface SessionLoadOptions {
-  readonly intraOpNumThreads?: number;
-  /** Let ORT's intra-op threads spin-wait between runs (default false: they would compete with the event loop and other workers). */
-  readonly allowSpinning?: boolean;
-}
-
-/** An ORT session for `path`; an fp16 model is loaded from its float32 rewrite (see upcast-fp16.ts). */
-async function createSession(path: string, opts: SessionLoadOptions): Promise<ort.InferenceSession> {
-  let upcast: string | undefined;
-  try {
-    upcast = await upcastFloat16Model(path);
-  } catch (e) {
-    throw new BackendError(`${path}: cannot read the ONNX model (${(e as Error).message})`, { cause: e });
-  }
-  try {
-    return await ort.InferenceSession.create(upcast ?? path, {
-      ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? "1" : "0" } } },
-    });
-  } catch (e) {
-    throw new BackendError(`${path}: cannot load the ONNX model (${(e as Error).message.split("\n")[0]})`, { cause: e });
-  } finally {
-    // ORT has read (or mapped) the rewrite by now.
-    if (upcast) await rm(dirname(upcast), { recursive: true, force: true });
-  }
-}
-
-function meta(session: ort.InferenceSession, name: string, kind: "input" | "output"): ort.InferenceSession.TensorValueMetadata | undefined {
-  const list = kind === "input" ? session.inputMetadata : session.outputMetadata;
-  const m = list.find((x) => x.name === name);
-  return m && m.isTensor ? m : undefined;
-}
-
-function requireNames(session: ort.InferenceSession, path: string, inputs: string[], outputs: string[]): void {
-  for (const n of inputs) {
-    if (!session.inputNames.includes(n)) {
-      throw new BackendError(`${path}: missing input "${n}" (inputs are ${session.inputNames.map((x) => `"${x}"`).join(", ")})`);
-    }
-  }
-  for (const n of outputs) {
-    if (!session.outputNames.includes(n)) {
-      throw new BackendError(`${path}: missing output "${n}" (outputs are ${session.outputNames.map((x) => `"${x}"`).join(", ")})`);
-    }
-  }
-}
-
-/** The static size of dimension `axis` of an input/output, or undefined when symbolic/unknown. */
-function staticDim(session: ort.InferenceSession, name: string, kind: "input" | "output", axis: number): number | undefined {
-  const m = meta(session, name, kind);
-  if (!m) return undefined;
-  const shape = m.shape as readonly (number | string)[];
-  const d = shape[axis < 0 ? shape.length + axis : axis];
-  return typeof d === "number" && d > 0 ? d : undefined;
-}
-
-function intDtype(session: ort.InferenceSession, name: string, path: string): "int32" | "int64" {
-  const t = meta(session, name, "input")?.type;
-  if (t === "int32" || t === "int64") return t;
-  throw new BackendError(`${path}: input "${name}" must be int32 or int64, got ${t ?? "an unknown type"}`);
-}
-
-function penultimate(session: ort.InferenceSession, path: string): string {
-  const hs = session.outputNames
-    .map((n) => /^hidden_states\.(\d+)$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]));
-  if (hs.length < 2) throw new BackendError(`${path}: SDXL needs the hidden_states.N outputs (export with output_hidden_states); found none`);
-  return `hidden_states.${Math.max(...hs) - 1}`;
-}
-
 /** Creates every session and checks names, dtypes and static widths against the folder's configs. */
 export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoadOptions = {}): Promise<ModelSessions> {
   const p = info.paths;
-  const xl = info.family === "sdxl";
-  const textEncoder = await createSession(p.textEncoder, opts);
-  requireNames(textEncoder, p.textEncoder, ["input_ids"], ["last_hidden_state"]);
-  const inputIdsDtype = intDtype(textEncoder, "input_ids", p.textEncoder);
-  const checkWidth = (s: ort.InferenceSession, path: string, name: string, kind: "input" | "output", expected: number, what: string, otherPath: string) => {
-    const d = staticDim(s, name, kind, -1);
-    if (d !== undefined && d !== expected) throw new BackendError(`${path}: ${kind} "${name}" has width ${d}, but ${what} is ${expected} (${otherPath})`);
-    return d;
-  };
-
-  let textEncoder2: ort.InferenceSession | undefined;
-  let inputIds2Dtype = inputIdsDtype;
-  let penultimate1: string | undefined;
-  let penultimate2: string | undefined;
-  if (xl) {
-    textEncoder2 = await createSession(p.textEncoder2!, opts);
-    requireNames(textEncoder2, p.textEncoder2!, ["input_ids"], ["text_embeds"]);
-    inputIds2Dtype = intDtype(textEncoder2, "input_ids", p.textEncoder2!);
-    penultimate1 = penultimate(textEncoder, p.textEncoder);
-    penultimate2 = penultimate(textEncoder2, p.textEncoder2!);
-  }
+  const family = familyModule(info.family);
+  const encoders = await family.loadTextEncoders(info, opts);
 
   const unet = await createSession(p.unet, opts);
-  const unetInputs = ["sample", "timestep", "encoder_hidden_states", ...(xl ? ["text_embeds", "time_ids"] : [])];
-  requireNames(unet, p.unet, unetInputs, ["out_sample"]);
-  const tsMeta = meta(unet, "timestep", "input");
+  requireNames(unet, p.unet, ["sample", "timestep", ...family.denoiserInputs], ["out_sample"]);
+  const tsMeta = tensorMeta(unet, "timestep", "input");
   const tsType = tsMeta?.type;
   if (tsType !== "float32" && tsType !== "int64") throw new BackendError(`${p.unet}: input "timestep" must be float32 or int64, got ${tsType}`);
   const tsShape = tsMeta!.shape as readonly (number | string)[];
@@ -365,28 +202,7 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
   if (ch !== undefined && ch !== info.unetInChannels) {
     throw new BackendError(`${p.unet}: input "sample" has ${ch} channels, but unet/config.json in_channels is ${info.unetInChannels}`);
   }
-  // Text encoder output widths vs the UNet.
-  if (xl) {
-    const w1 = staticDim(textEncoder, penultimate1!, "output", -1);
-    const w2 = staticDim(textEncoder2!, penultimate2!, "output", -1);
-    const target = ehsWidth ?? info.crossAttentionDim;
-    if (w1 !== undefined && w2 !== undefined && target !== undefined && w1 + w2 !== target) {
-      throw new BackendError(`${p.textEncoder} + ${p.textEncoder2}: hidden sizes ${w1} + ${w2} do not match the UNet's encoder_hidden_states width ${target} (${p.unet})`);
-    }
-    // time_ids: size, crop, target size (6), or size, crop, aesthetic score (5) with requires_aesthetics_score.
-    const timeIds = staticDim(unet, "time_ids", "input", -1);
-    const wanted = info.requiresAestheticsScore ? 5 : 6;
-    if (timeIds !== undefined && timeIds !== wanted) {
-      throw new BackendError(
-        `${p.unet}: input "time_ids" has width ${timeIds}, but model_index.json ${info.requiresAestheticsScore ? "sets" : "does not set"} requires_aesthetics_score (${wanted} values)`,
-      );
-    }
-    const te = staticDim(unet, "text_embeds", "input", -1);
-    if (te !== undefined) checkWidth(textEncoder2!, p.textEncoder2!, "text_embeds", "output", te, "the UNet's text_embeds width", p.unet);
-  } else {
-    const target = ehsWidth ?? info.crossAttentionDim;
-    if (target !== undefined) checkWidth(textEncoder, p.textEncoder, "last_hidden_state", "output", target, "the UNet's encoder_hidden_states width", p.unet);
-  }
+  family.checkDenoiser(unet, info, encoders, ehsWidth ?? info.crossAttentionDim);
 
   const vaeDecoder = await createSession(p.vaeDecoder, opts);
   requireNames(vaeDecoder, p.vaeDecoder, ["latent_sample"], ["sample"]);
@@ -405,17 +221,12 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     else throw new BackendError(`${p.vaeEncoder}: missing output "latent_sample" or "latent_parameters" (outputs are ${vaeEncoder.outputNames.join(", ")})`);
   }
   return {
-    textEncoder,
-    textEncoder2,
+    ...encoders,
     unet,
     vaeDecoder,
     vaeEncoder,
-    inputIdsDtype,
-    inputIds2Dtype,
     timestep: { type: tsType, length: tsLength },
     vaeEncoderOutput,
-    penultimate1,
-    penultimate2,
     staticLatentSize: sh !== undefined && sw !== undefined ? { height: sh, width: sw } : undefined,
     staticBatch: staticDim(unet, "sample", "input", 0),
   };

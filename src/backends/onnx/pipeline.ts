@@ -1,6 +1,7 @@
 /**
- * The SD / SDXL diffusion pipeline on onnxruntime-node. It runs wherever it is
- * created: inside a piscina worker (onnx-worker.ts) in production, on the
+ * The diffusion pipeline on onnxruntime-node: one loop for every model family
+ * (families/: SD, SDXL), which supplies encoders, conditioning and defaults.
+ * It runs wherever it is created: inside a piscina worker (onnx-worker.ts) in production, on the
  * calling thread in tests and benches. `session.run` blocks its thread.
  *
  * text2image, image2image (VAE encode, strength cut, addNoise) and inpainting
@@ -28,6 +29,8 @@ import {
   type StepDecision,
   type StepProgress,
 } from "../types.js";
+import { type DiffusionFamily, familyModule } from "./families/index.js";
+import type { BatchLayout, Conditioning } from "./families/types.js";
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
 import { grayscaleL, resizeLanczos, resizeRgbLanczos } from "./pil-image.js";
 import { type NormalRng, type Scheduler, createScheduler } from "./schedulers/index.js";
@@ -146,16 +149,6 @@ export function guidanceEmbedding(w: number, dim: number): Float32Array {
 
 // ---------------------------------------------------------------------------
 
-interface Conditioning {
-  /** [B, seq, D] with B = 2N (uncond first) under CFG, else N. */
-  hidden: Float32Array;
-  seq: number;
-  dim: number;
-  /** SDXL: [B, textEmbedsDim]. */
-  textEmbeds?: Float32Array;
-  textEmbedsDim?: number;
-}
-
 /** What checking a request needs to know about a loaded model; known on the main thread too, so requests are refused before they queue. */
 export interface RequestRules {
   readonly info: ModelFolderInfo;
@@ -173,20 +166,6 @@ export interface CheckedRequest {
   readonly steps: number;
   readonly guidance: number;
   readonly strength: number;
-}
-
-/**
- * diffusers' call defaults per pipeline: StableDiffusion{,Img2Img,Inpaint}Pipeline guidance 7.5,
- * strength 0.8 / 1.0; StableDiffusionXLPipeline and XLImg2ImgPipeline guidance 5.0, img2img
- * strength 0.3; StableDiffusionXLInpaintPipeline guidance 7.5, strength 0.9999;
- * LatentConsistencyModel{,Img2Img}Pipeline 4 steps, guidance 8.5, strength 0.8. 50 steps elsewhere.
- */
-function pipelineDefaults(info: Pick<ModelFolderInfo, "family" | "pipelineClass">, mode: GenerationRequest["mode"]): { steps: number; guidance: number; strength: number } {
-  if (/^LatentConsistencyModel/.test(info.pipelineClass)) return { steps: 4, guidance: 8.5, strength: mode === "image2image" ? 0.8 : 1 };
-  if (info.family === "sdxl") {
-    return mode === "inpainting" ? { steps: 50, guidance: 7.5, strength: 0.9999 } : { steps: 50, guidance: 5, strength: mode === "image2image" ? 0.3 : 1 };
-  }
-  return { steps: 50, guidance: 7.5, strength: mode === "image2image" ? 0.8 : 1 };
 }
 
 /** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
@@ -219,7 +198,7 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
   checkRequestLimits(width, height, n, rules.limits);
   checkSeed(req.rngSeed);
-  const defaults = pipelineDefaults(info, mode);
+  const defaults = familyModule(info.family).defaults(info.pipelineClass, mode);
   const steps = req.numInferenceSteps ?? defaults.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
   const guidance = req.guidanceScale ?? defaults.guidance;
@@ -235,18 +214,57 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   return { width, height, n, steps, guidance, strength };
 }
 
+/** The latents a run starts from, and what inpainting keeps for every step. */
+interface PreparedLatents {
+  /** [N, C, h, w], scaled to the first step's noise level. */
+  latents: Float32Array;
+  initialNoise: Float32Array;
+  /** Scaled image latents tiled to N (image2image, inpainting). */
+  imageLatents?: Float32Array;
+  /** [h·w], 1 = repaint (inpainting). */
+  maskLatent?: Float32Array;
+  /** [C, h, w] (9-channel UNet). */
+  maskedImageLatents?: Float32Array;
+  vaeEncodeMs?: number;
+}
+
+/** A run's fixed shapes and the denoiser's feeds, allocated once and refilled every step. */
+interface DenoiseState {
+  readonly layout: BatchLayout;
+  readonly guidance: number;
+  readonly latentShape: readonly number[];
+  /** C·h·w of one image. */
+  readonly per: number;
+  readonly plane: number;
+  readonly feeds: Record<string, ort.Tensor>;
+  readonly sampleBuf: Float32Array;
+  readonly tsData: Float32Array | BigInt64Array;
+  readonly scaled: Float32Array;
+  readonly noisePred: Float32Array;
+  /** 4-channel inpainting: the re-noised original of the next step. */
+  readonly blend?: Float32Array;
+}
+
+/**
+ * The generic diffusion loop: check inputs → encode prompt → prepare latents →
+ * denoise step (× steps) → decode. What differs between families (encoders,
+ * conditioning inputs, defaults) is asked of the family module (families/).
+ */
 export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
   readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
   private limits: RequestLimits = requestLimits();
   private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
+  private readonly family: DiffusionFamily;
 
   private constructor(
     readonly info: ModelFolderInfo,
     readonly sessions: ModelSessions,
     private readonly tokenizers: readonly ClipTokenizer[],
     private readonly schedulerConfig: Record<string, unknown>,
-  ) {}
+  ) {
+    this.family = familyModule(info.family);
+  }
 
   static async load(dir: string, opts: PipelineLoadOptions = {}): Promise<OnnxPipeline> {
     const limits = requestLimits(opts);
@@ -283,64 +301,17 @@ export class OnnxPipeline {
     return out;
   }
 
-  private idsTensor(ids: Int32Array[], dtype: "int32" | "int64"): ort.Tensor {
-    const len = ids[0].length;
-    if (dtype === "int32") {
-      const data = new Int32Array(ids.length * len);
-      ids.forEach((a, i) => data.set(a, i * len));
-      return new ort.Tensor("int32", data, [ids.length, len]);
-    }
-    const data = new BigInt64Array(ids.length * len);
-    ids.forEach((a, i) => a.forEach((v, j) => (data[i * len + j] = BigInt(v))));
-    return new ort.Tensor("int64", data, [ids.length, len]);
+  // 1. Check inputs.
+  private checkInputs(req: GenerationRequest): CheckedRequest {
+    return checkGenerationRequest(
+      { info: this.info, hasVaeEncoder: this.sessions.vaeEncoder !== undefined, staticLatentSize: this.sessions.staticLatentSize, limits: this.limits, schedulerConfig: this.schedulerConfig },
+      req,
+    );
   }
 
-  /** Encodes [negative, positive] (or just positive) and tiles each to N. */
-  private async encodePrompts(req: GenerationRequest, n: number, cfg: boolean): Promise<Conditioning> {
-    const s = this.sessions;
-    const prompts = cfg ? [req.negativePrompt ?? "", req.prompt] : [req.prompt];
-    const tile = (src: Float32Array, rows: number, rowLen: number): Float32Array => {
-      // src: [rows, rowLen] → [rows·n, rowLen] (each row repeated n times, in order).
-      const out = new Float32Array(rows * n * rowLen);
-      for (let r = 0; r < rows; r++) for (let k = 0; k < n; k++) out.set(src.subarray(r * rowLen, (r + 1) * rowLen), (r * n + k) * rowLen);
-      return out;
-    };
-    if (this.info.family === "sd") {
-      const ids = prompts.map((p) => this.tokenizers[0].encode(p));
-      const out = await this.run(s.textEncoder, { input_ids: this.idsTensor(ids, s.inputIdsDtype) });
-      const h = out.last_hidden_state as ort.Tensor;
-      const [, seq, dim] = h.dims as number[];
-      return { hidden: tile(h.data as Float32Array, prompts.length, seq * dim), seq, dim };
-    }
-    // SDXL: penultimate hidden states of both encoders, concatenated; pooled text_embeds from encoder 2.
-    const prompts2 = cfg ? [req.negativePrompt2 ?? req.negativePrompt ?? "", req.prompt2 ?? req.prompt] : [req.prompt2 ?? req.prompt];
-    const ids1 = prompts.map((p) => this.tokenizers[0].encode(p));
-    const ids2 = prompts2.map((p) => this.tokenizers[1].encode(p));
-    const o1 = await this.run(s.textEncoder, { input_ids: this.idsTensor(ids1, s.inputIdsDtype) });
-    const o2 = await this.run(s.textEncoder2!, { input_ids: this.idsTensor(ids2, s.inputIds2Dtype) });
-    const h1 = o1[s.penultimate1!] as ort.Tensor;
-    const h2 = o2[s.penultimate2!] as ort.Tensor;
-    const te = o2.text_embeds as ort.Tensor;
-    const [, seq, d1] = h1.dims as number[];
-    const d2 = h2.dims[2] as number;
-    if (h2.dims[1] !== seq) throw new BackendError(`text encoders disagree on sequence length (${seq} vs ${h2.dims[1]})`);
-    const dim = d1 + d2;
-    const rows = prompts.length;
-    const cat = new Float32Array(rows * seq * dim);
-    const a = h1.data as Float32Array;
-    const b = h2.data as Float32Array;
-    for (let r = 0; r < rows * seq; r++) {
-      cat.set(a.subarray(r * d1, (r + 1) * d1), r * dim);
-      cat.set(b.subarray(r * d2, (r + 1) * d2), r * dim + d1);
-    }
-    const teDim = te.dims[1] as number;
-    const pooled = new Float32Array(te.data as Float32Array);
-    // Only an absent negative prompt is zeroed; an explicit "" is encoded like any other prompt.
-    if (cfg && this.info.forceZerosForEmptyPrompt && req.negativePrompt === undefined && req.negativePrompt2 === undefined) {
-      cat.fill(0, 0, seq * dim);
-      pooled.fill(0, 0, teDim);
-    }
-    return { hidden: tile(cat, rows, seq * dim), seq, dim, textEmbeds: tile(pooled, rows, teDim), textEmbedsDim: teDim };
+  // 2. Encode the prompt (the family's encoders).
+  private encodePrompt(req: GenerationRequest, n: number, cfg: boolean): Promise<Conditioning> {
+    return this.family.encodePrompt({ encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, run: (s, f) => this.run(s, f) }, req, n, cfg);
   }
 
   /**
@@ -369,6 +340,157 @@ export class OnnxPipeline {
     return lat;
   }
 
+  /**
+   * 3. Prepare latents: the input image / mask → latents, with the draws in diffusers' order:
+   * image encode, initial noise ([N, C, h, w] in one call), masked-image encode.
+   */
+  private async prepareLatents(req: GenerationRequest, checked: CheckedRequest, scheduler: Scheduler, noise: NoiseGenerator): Promise<PreparedLatents> {
+    const { width, height, n, strength } = checked;
+    const info = this.info;
+    const C = info.latentChannels;
+    const lh = height / info.vaeScaleFactor;
+    const lw = width / info.vaeScaleFactor;
+    const per = C * lh * lw;
+    const tEnc = performance.now();
+    const image = req.mode === "text2image" ? undefined : resizeRgbLanczos(req.image!, width, height);
+    let keep: Uint8Array | undefined; // per pixel, 1 = keep (inpainting)
+    let maskLatent: Float32Array | undefined;
+    if (req.mode === "inpainting") {
+      const mask = inpaintingMask(req.mask!, width, height, info.vaeScaleFactor);
+      keep = mask.keep;
+      maskLatent = mask.latent;
+    }
+    let imageLatents: Float32Array | undefined;
+    // A 9-channel inpainting UNet at strength 1 starts from pure noise and needs no image latents.
+    if (image && !(info.inpainting && strength === 1)) {
+      const lat = await this.vaeEncode(toNchw(image), height, width, noise);
+      imageLatents = new Float32Array(n * per);
+      for (let k = 0; k < n; k++) imageLatents.set(lat, k * per);
+    }
+
+    const initialNoise = noise.randn([n, C, lh, lw]);
+    let latents: Float32Array;
+    if (imageLatents && !(req.mode === "inpainting" && strength === 1)) latents = scheduler.addNoise(imageLatents, initialNoise, 0);
+    else {
+      latents = new Float32Array(initialNoise.length);
+      const sig = scheduler.initNoiseSigma;
+      for (let i = 0; i < initialNoise.length; i++) latents[i] = initialNoise[i] * sig;
+    }
+    let maskedImageLatents: Float32Array | undefined;
+    if (req.mode === "inpainting") {
+      // diffusers encodes the masked image for every UNet; a 4-channel UNet only needs its draw consumed.
+      if (info.inpainting) maskedImageLatents = await this.vaeEncode(toNchw(image!, keep), height, width, noise);
+      else if (this.sessions.vaeEncoderOutput === "latent_parameters") noise.randn([1, C, lh, lw]);
+    }
+    return { latents, initialNoise, imageLatents, maskLatent, maskedImageLatents, vaeEncodeMs: image ? performance.now() - tEnc : undefined };
+  }
+
+  /** The denoiser's feeds for the run: the sample buffer, the timestep as declared, and the family's conditioning. */
+  private denoiseState(req: GenerationRequest, checked: CheckedRequest, cond: Conditioning, prepared: PreparedLatents, cfg: boolean, timeCond: boolean): DenoiseState {
+    const { width, height, n, guidance } = checked;
+    const info = this.info;
+    const s = this.sessions;
+    const C = info.latentChannels;
+    const lh = height / info.vaeScaleFactor;
+    const lw = width / info.vaeScaleFactor;
+    const plane = lh * lw;
+    const per = C * plane;
+    const batch = cfg ? 2 * n : n;
+    const layout: BatchLayout = { n, batch, cfg, width, height };
+    const inC = info.unetInChannels;
+    const sampleBuf = new Float32Array(batch * inC * plane);
+    if (info.inpainting) {
+      // Mask and masked-image latents are the same every step: write them once.
+      for (let b = 0; b < batch; b++) {
+        const base = b * inC * plane;
+        sampleBuf.set(prepared.maskLatent!, base + C * plane);
+        sampleBuf.set(prepared.maskedImageLatents!, base + (C + 1) * plane);
+      }
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      sample: new ort.Tensor("float32", sampleBuf, [batch, inC, lh, lw]),
+      encoder_hidden_states: new ort.Tensor("float32", cond.hidden, [batch, cond.seq, cond.dim]),
+    };
+    // The timestep as the UNet declares it: a scalar, or one value per batch item (or its static length).
+    const ts = s.timestep;
+    const tsLength = ts.length === 0 ? 1 : ts.length === "batch" ? batch : ts.length;
+    const tsData = ts.type === "int64" ? new BigInt64Array(tsLength) : new Float32Array(tsLength);
+    feeds.timestep = new ort.Tensor(ts.type === "int64" ? "int64" : "float32", tsData, ts.length === 0 ? [] : [tsLength]);
+    Object.assign(feeds, this.family.conditioningFeeds(cond, layout, info));
+    if (timeCond) {
+      const dim = info.timeCondProjDim ?? 256;
+      const emb = guidanceEmbedding(guidance - 1, dim);
+      const data = new Float32Array(batch * dim);
+      for (let b = 0; b < batch; b++) data.set(emb, b * dim);
+      feeds.timestep_cond = new ort.Tensor("float32", data, [batch, dim]);
+    }
+    return {
+      layout,
+      guidance,
+      latentShape: [n, C, lh, lw],
+      per,
+      plane,
+      feeds,
+      sampleBuf,
+      tsData,
+      scaled: new Float32Array(n * per),
+      noisePred: new Float32Array(n * per),
+      blend: info.inpainting || req.mode !== "inpainting" ? undefined : new Float32Array(n * per),
+    };
+  }
+
+  /** 4. One denoising step: the UNet on the scaled latents (CFG batch), guidance, the scheduler update, inpainting's blend. */
+  private async denoiseStep(i: number, latents: Float32Array, st: DenoiseState, prepared: PreparedLatents, scheduler: Scheduler, noise: NoiseGenerator): Promise<Float32Array> {
+    const { n, cfg } = st.layout;
+    const { per, plane } = st;
+    const inC = this.info.unetInChannels;
+    const x = scheduler.scaleModelInput(latents, i, st.scaled);
+    // Copy the scaled latents into each batch item's first C channels (twice under CFG).
+    for (let half = 0; half < (cfg ? 2 : 1); half++) {
+      for (let k = 0; k < n; k++) st.sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * inC * plane);
+    }
+    const t = scheduler.timesteps[i];
+    if (st.tsData instanceof BigInt64Array) st.tsData.fill(BigInt(Math.round(t)));
+    else st.tsData.fill(t);
+    const tRun = performance.now();
+    const out = await this.sessions.unet.run(st.feeds);
+    const runMs = performance.now() - tRun;
+    this.stats.runMs += runMs;
+    this.stats.unetRunMs.push(runMs);
+    const pred = (out.out_sample as ort.Tensor).data as Float32Array;
+    let eps: Float32Array;
+    if (cfg) {
+      const half = n * per;
+      const g = st.guidance;
+      const noisePred = st.noisePred;
+      for (let j = 0; j < half; j++) {
+        const u = pred[j];
+        noisePred[j] = u + g * (pred[half + j] - u);
+      }
+      eps = noisePred;
+    } else eps = pred;
+    latents = scheduler.step(eps, i, latents, stepRng(noise, st.latentShape), latents);
+    if (st.blend) {
+      // 4-channel inpainting: outside the mask, keep the original re-noised to the next step's level.
+      const imageLatents = prepared.imageLatents!;
+      const maskLatent = prepared.maskLatent!;
+      const C = this.info.latentChannels;
+      const orig = i + 1 < scheduler.timesteps.length ? scheduler.addNoise(imageLatents, prepared.initialNoise, i + 1, st.blend) : imageLatents;
+      for (let k = 0; k < n; k++) {
+        const o = k * per;
+        for (let c = 0; c < C; c++) {
+          const p = o + c * plane;
+          for (let j = 0; j < plane; j++) {
+            const m = maskLatent[j];
+            latents[p + j] = m * latents[p + j] + (1 - m) * orig[p + j];
+          }
+        }
+      }
+    }
+    return latents;
+  }
+
+  /** 5. Decode: unscale (z / scaling_factor + shift_factor), VAE decoder, RGB u8. */
   private async vaeDecode(latents: Float32Array, n: number, h: number, w: number): Promise<Uint8Array> {
     const C = this.info.latentChannels;
     const sf = this.info.vaeScalingFactor;
@@ -381,26 +503,14 @@ export class OnnxPipeline {
     return nchwToRgbU8(t.data as Float32Array, n, H, W);
   }
 
-  private validate(req: GenerationRequest): CheckedRequest {
-    return checkGenerationRequest(
-      { info: this.info, hasVaeEncoder: this.sessions.vaeEncoder !== undefined, staticLatentSize: this.sessions.staticLatentSize, limits: this.limits, schedulerConfig: this.schedulerConfig },
-      req,
-    );
-  }
-
   /** `noise` replaces the seed's generator (tests replay a reference's recorded draws through it). */
   async generate(req: GenerationRequest, hooks: PipelineHooks = {}, noise?: NoiseGenerator): Promise<GenerationResult> {
     const t0 = performance.now();
     this.stats.runMs = 0;
     this.stats.unetRunMs = [];
-    const { width, height, n, steps, guidance, strength } = this.validate(req);
-    const info = this.info;
+    const checked = this.checkInputs(req);
+    const { width, height, n, steps, guidance, strength } = checked;
     const s = this.sessions;
-    const C = info.latentChannels;
-    const lh = height / info.vaeScaleFactor;
-    const lw = width / info.vaeScaleFactor;
-    const plane = lh * lw;
-    const per = C * plane;
     // LCM-style UNets take the guidance as an embedding (`timestep_cond`) instead of a CFG batch.
     const timeCond = s.unet.inputNames.includes("timestep_cond");
     const cfg = guidance > 1 && !timeCond;
@@ -409,7 +519,6 @@ export class OnnxPipeline {
       throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
     noise ??= createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
-    const latentShape = [n, C, lh, lw] as const;
 
     const scheduler: Scheduler = createScheduler(this.schedulerConfig);
     try {
@@ -419,132 +528,20 @@ export class OnnxPipeline {
     }
     if (hooks.isCancelled?.()) throw new GenerationCancelledError(-1);
 
-    // Text.
     const tText = performance.now();
-    const cond = await this.encodePrompts(req, n, cfg);
+    const cond = await this.encodePrompt(req, n, cfg);
     const textEncodingMs = performance.now() - tText;
 
-    // Input image / mask → latents, with the draws in diffusers' order: image encode, initial noise,
-    // masked-image encode.
-    let vaeEncodeMs: number | undefined;
-    let imageLatents: Float32Array | undefined; // [N, C, h, w], scaled
-    let maskLatent: Float32Array | undefined; // [h·w], 1 = repaint
-    let maskedImageLatents: Float32Array | undefined; // [C, h, w] (9-channel UNet)
-    let keep: Uint8Array | undefined; // per pixel, 1 = keep (inpainting)
-    const tEnc = performance.now();
-    const image = req.mode === "text2image" ? undefined : resizeRgbLanczos(req.image!, width, height);
-    if (req.mode === "inpainting") {
-      const mask = inpaintingMask(req.mask!, width, height, info.vaeScaleFactor);
-      keep = mask.keep;
-      maskLatent = mask.latent;
-    }
-    // A 9-channel inpainting UNet at strength 1 starts from pure noise and needs no image latents.
-    if (image && !(info.inpainting && strength === 1)) {
-      const lat = await this.vaeEncode(toNchw(image), height, width, noise);
-      imageLatents = new Float32Array(n * per);
-      for (let k = 0; k < n; k++) imageLatents.set(lat, k * per);
-    }
-
-    // Initial latents: one draw for all N images.
-    const initialNoise = noise.randn(latentShape);
-    let latents: Float32Array;
-    if (imageLatents && !(req.mode === "inpainting" && strength === 1)) latents = scheduler.addNoise(imageLatents, initialNoise, 0);
-    else {
-      latents = new Float32Array(initialNoise.length);
-      const sig = scheduler.initNoiseSigma;
-      for (let i = 0; i < initialNoise.length; i++) latents[i] = initialNoise[i] * sig;
-    }
-    if (req.mode === "inpainting") {
-      // diffusers encodes the masked image for every UNet; a 4-channel UNet only needs its draw consumed.
-      if (info.inpainting) maskedImageLatents = await this.vaeEncode(toNchw(image!, keep), height, width, noise);
-      else if (this.sessions.vaeEncoderOutput === "latent_parameters") noise.randn([1, C, lh, lw]);
-    }
-    if (image) vaeEncodeMs = performance.now() - tEnc;
-
-    // Fixed UNet feeds, allocated once.
-    const inC = info.unetInChannels;
-    const sampleBuf = new Float32Array(batch * inC * plane);
-    if (info.inpainting) {
-      // Mask and masked-image latents are the same every step: write them once.
-      for (let b = 0; b < batch; b++) {
-        const base = b * inC * plane;
-        sampleBuf.set(maskLatent!, base + C * plane);
-        sampleBuf.set(maskedImageLatents!, base + (C + 1) * plane);
-      }
-    }
-    const feeds: Record<string, ort.Tensor> = {
-      sample: new ort.Tensor("float32", sampleBuf, [batch, inC, lh, lw]),
-      encoder_hidden_states: new ort.Tensor("float32", cond.hidden, [batch, cond.seq, cond.dim]),
-    };
-    // The timestep as the UNet declares it: a scalar, or one value per batch item (or its static length).
-    const ts = s.timestep;
-    const tsLength = ts.length === 0 ? 1 : ts.length === "batch" ? batch : ts.length;
-    const tsData = ts.type === "int64" ? new BigInt64Array(tsLength) : new Float32Array(tsLength);
-    feeds.timestep = new ort.Tensor(ts.type === "int64" ? "int64" : "float32", tsData, ts.length === 0 ? [] : [tsLength]);
-    if (info.family === "sdxl") {
-      feeds.text_embeds = new ort.Tensor("float32", cond.textEmbeds!, [batch, cond.textEmbedsDim!]);
-      // [original size, crop top-left, target size], or with requires_aesthetics_score [original size, crop, aesthetic score]
-      // (6.0 for the prompt, 2.5 for the negative half).
-      const row = (negative: boolean): number[] =>
-        info.requiresAestheticsScore ? [height, width, 0, 0, negative ? 2.5 : 6] : [height, width, 0, 0, height, width];
-      const len = row(false).length;
-      const ids = new Float32Array(batch * len);
-      for (let b = 0; b < batch; b++) ids.set(row(cfg && b < n), b * len);
-      feeds.time_ids = new ort.Tensor("float32", ids, [batch, len]);
-    }
-    if (timeCond) {
-      const dim = info.timeCondProjDim ?? 256;
-      const emb = guidanceEmbedding(guidance - 1, dim);
-      const data = new Float32Array(batch * dim);
-      for (let b = 0; b < batch; b++) data.set(emb, b * dim);
-      feeds.timestep_cond = new ort.Tensor("float32", data, [batch, dim]);
-    }
-    const scaled = new Float32Array(n * per);
-    const noisePred = new Float32Array(n * per);
-    const blend = info.inpainting || req.mode !== "inpainting" ? undefined : new Float32Array(n * per);
+    const prepared = await this.prepareLatents(req, checked, scheduler, noise);
+    const st = this.denoiseState(req, checked, cond, prepared, cfg, timeCond);
+    const [, , lh, lw] = st.latentShape;
+    let latents = prepared.latents;
 
     const total = scheduler.timesteps.length;
     const stepMs: number[] = [];
     for (let i = 0; i < total; i++) {
       const tStep = performance.now();
-      const x = scheduler.scaleModelInput(latents, i, scaled);
-      // Copy the scaled latents into each batch item's first C channels (twice under CFG).
-      for (let half = 0; half < (cfg ? 2 : 1); half++) {
-        for (let k = 0; k < n; k++) sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * inC * plane);
-      }
-      const t = scheduler.timesteps[i];
-      if (tsData instanceof BigInt64Array) tsData.fill(BigInt(Math.round(t)));
-      else tsData.fill(t);
-      const tRun = performance.now();
-      const out = await s.unet.run(feeds);
-      const runMs = performance.now() - tRun;
-      this.stats.runMs += runMs;
-      this.stats.unetRunMs.push(runMs);
-      const pred = (out.out_sample as ort.Tensor).data as Float32Array;
-      let eps: Float32Array;
-      if (cfg) {
-        const half = n * per;
-        for (let j = 0; j < half; j++) {
-          const u = pred[j];
-          noisePred[j] = u + guidance * (pred[half + j] - u);
-        }
-        eps = noisePred;
-      } else eps = pred;
-      latents = scheduler.step(eps, i, latents, stepRng(noise, latentShape), latents);
-      if (blend) {
-        // 4-channel inpainting: outside the mask, keep the original re-noised to the next step's level.
-        const orig = i + 1 < total ? scheduler.addNoise(imageLatents!, initialNoise, i + 1, blend) : imageLatents!;
-        for (let k = 0; k < n; k++) {
-          const o = k * per;
-          for (let c = 0; c < C; c++) {
-            const p = o + c * plane;
-            for (let j = 0; j < plane; j++) {
-              const m = maskLatent![j];
-              latents[p + j] = m * latents[p + j] + (1 - m) * orig[p + j];
-            }
-          }
-        }
-      }
+      latents = await this.denoiseStep(i, latents, st, prepared, scheduler, noise);
       hooks.onStepLatents?.(i, latents);
       const ms = performance.now() - tStep;
       stepMs.push(ms);
@@ -561,6 +558,7 @@ export class OnnxPipeline {
     const tDec = performance.now();
     const data = await this.vaeDecode(latents, n, lh, lw);
     const vaeDecodeMs = performance.now() - tDec;
+    const vaeEncodeMs = prepared.vaeEncodeMs;
     return {
       data,
       count: n,

@@ -16,10 +16,11 @@
  * scheduler/scheduler_config.json has a rewritten `_class_name`; everything
  * else in it is a symlink to the model folder.
  */
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
+import { readComponentConfig, readModelIndex, readSchedulerConfig, vaeScaleFactorOf } from "../model-index.js";
 import {
   BackendError,
   GenerationCancelledError,
@@ -155,38 +156,26 @@ interface ModelInfo {
   readonly flowMatch: boolean;
 }
 
-async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+/** A config that cannot be read counts as absent here: the binding has the last word. */
+async function tolerant<T>(read: Promise<T>): Promise<T | undefined> {
   try {
-    const value: unknown = JSON.parse(await readFile(path, "utf8"));
-    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return await read;
   } catch {
     return undefined;
   }
 }
 
-function familyOf(pipelineClass: string | undefined): string {
-  if (!pipelineClass) return "unknown";
-  if (/^Flux/.test(pipelineClass)) return "flux";
-  if (/^StableDiffusion3/.test(pipelineClass)) return "sd3";
-  if (/^StableDiffusionXL/.test(pipelineClass)) return "sdxl";
-  if (/^LatentConsistencyModel/.test(pipelineClass)) return "lcm";
-  if (/^StableDiffusion/.test(pipelineClass)) return "sd";
-  return pipelineClass;
-}
-
 /** Reads model_index.json and the component configs for capabilities (never fatal: the binding has the last word). */
 async function readModelInfo(modelDir: string): Promise<ModelInfo> {
-  const index = await readJson(join(modelDir, "model_index.json"));
-  const pipelineClass = typeof index?.["_class_name"] === "string" ? index["_class_name"] : undefined;
-  const family = familyOf(pipelineClass);
-  const scheduler = await readJson(join(modelDir, "scheduler", "scheduler_config.json"));
+  const index = await tolerant(readModelIndex(modelDir));
+  const pipelineClass = index?.pipelineClass || undefined;
+  const family = index?.family ?? pipelineClass ?? "unknown";
+  const scheduler = (await tolerant(readSchedulerConfig(modelDir)))?.config;
   const schedulerClass = typeof scheduler?.["_class_name"] === "string" ? scheduler["_class_name"] : undefined;
   const flowMatch = family === "sd3" || family === "flux" || (schedulerClass !== undefined && FLOW_MATCH_SCHEDULERS.includes(schedulerClass));
 
-  const vae = (await readJson(join(modelDir, "vae_decoder", "config.json"))) ?? {};
-  const blocks = Array.isArray(vae["block_out_channels"]) ? vae["block_out_channels"].length : 4;
-  const vaeScale = 2 ** Math.max(0, blocks - 1);
-  const denoiser = (await readJson(join(modelDir, "transformer", "config.json"))) ?? (await readJson(join(modelDir, "unet", "config.json"))) ?? {};
+  const vaeScale = vaeScaleFactorOf((await tolerant(readComponentConfig(modelDir, "vae_decoder")))?.config);
+  const denoiser = (await tolerant(readComponentConfig(modelDir, "transformer")))?.config ?? (await tolerant(readComponentConfig(modelDir, "unet")))?.config ?? {};
   const nativeDefault = family === "sd" || family === "lcm" || family === "unknown" ? 512 : 1024;
   const sampleSize = typeof denoiser["sample_size"] === "number" ? denoiser["sample_size"] * vaeScale : nativeDefault;
   // SD3 patchifies latents (patch_size 2); FLUX packs 2×2 latent patches.
@@ -228,7 +217,7 @@ export function parseOpenVinoDevice(device: string | undefined): string {
 /** Builds a temporary model view whose scheduler_config.json names `schedulerClass`. Returns its path. */
 async function makeSchedulerView(modelDir: string, schedulerClass: string, parent: string): Promise<string> {
   const configPath = join(modelDir, "scheduler", "scheduler_config.json");
-  const config = await readJson(configPath);
+  const config = (await tolerant(readSchedulerConfig(modelDir)))?.config;
   if (!config) throw new BackendError(`scheduler "${schedulerClass}": ${configPath} is missing or not a JSON object, so it cannot be overridden.`);
   const view = await mkdtemp(join(parent, "graphserve-ov-model-"));
   try {

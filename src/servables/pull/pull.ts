@@ -13,7 +13,8 @@ import { hostname } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
-import { backendUnavailable, formatsOfFiles, type BackendKind } from "../../backends/formats.js";
+import { backendUnavailable, type BackendKind } from "../../backends/formats.js";
+import { componentFormats } from "../../backends/model-index.js";
 import { DownloadError, downloadFiles, type RemoteFile } from "./download.js";
 import { createProgress, type ProgressOptions } from "./progress.js";
 
@@ -453,7 +454,7 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
   if (!paths.has("model_index.json")) {
     throw new PullError(`${repo} is not an image-generation model: it has no model_index.json (a diffusers pipeline); --task image_generation needs one`);
   }
-  const runnable = files.some((f) => /(^|\/)(openvino_model\.xml|model\.onnx)$/.test(f.path));
+  const runnable = componentFormats(paths).length > 0;
   if (!runnable) {
     throw new PullError(
       `${repo} holds a diffusers pipeline without OpenVINO IR (openvino_model.xml) or ONNX (model.onnx) files; graphserve serves those formats: pull an exported repository (e.g. OpenVINO/*-ov), or export one with \`optimum-cli export onnx --model ${repo} DIR\` and serve DIR`,
@@ -466,7 +467,7 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
  * OpenVINO IR only, without OpenVINO (ONNX files beside it load on ONNX Runtime).
  */
 async function checkBackendRunsHere(repo: string, files: readonly RemoteFile[], unavailable: (kind: BackendKind) => Promise<string | undefined>): Promise<void> {
-  const kinds = formatsOfFiles(files.map((f) => f.path));
+  const kinds = componentFormats(files.map((f) => f.path));
   if (!kinds.includes("openvino") || kinds.includes("onnxruntime")) return;
   const why = await unavailable("openvino");
   if (why === undefined) return;

@@ -25,9 +25,9 @@ import {
   spacedTimesteps,
   strengthStart,
 } from "./common.js";
-import type { Scheduler } from "./types.js";
+import type { BetaScheduler } from "./types.js";
 
-export class EulerDiscreteScheduler implements Scheduler {
+export class EulerDiscreteScheduler implements BetaScheduler {
   readonly className: SchedulerClassName;
   readonly alphasCumprod: Float64Array;
   numInferenceSteps = 0;

@@ -6,9 +6,10 @@ import { type SchedulerConfig, resolveSchedulerConfig } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver.js";
 import { EulerDiscreteScheduler } from "./euler.js";
+import { FlowMatchEulerDiscreteScheduler, resolveFlowMatchConfig } from "./flow-match.js";
 import { LCMScheduler } from "./lcm.js";
 import { PNDMScheduler } from "./pndm.js";
-import type { Scheduler } from "./types.js";
+import type { BetaScheduler, Scheduler } from "./types.js";
 
 export {
   SUPPORTED_SCHEDULERS,
@@ -24,7 +25,8 @@ export {
   type TimestepSpacing,
 } from "./config.js";
 export { type NormalRng, type SetTimestepsOptions, makeAlphasCumprod, makeBetas, spacedTimesteps } from "./common.js";
-export type { Scheduler } from "./types.js";
+export type { BetaScheduler, Scheduler } from "./types.js";
+export { type FlowMatchConfig, type FlowMatchTimestepsOptions, FlowMatchEulerDiscreteScheduler, flowMatchMu, resolveFlowMatchConfig } from "./flow-match.js";
 export { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler, PNDMScheduler };
 
 /**
@@ -33,7 +35,7 @@ export { DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCM
  * @throws SchedulerConfigError for an unknown `_class_name` (listing the supported
  *   ones), an unsupported option, or an invalid value.
  */
-export function createScheduler(config: SchedulerConfig | unknown): Scheduler {
+export function createScheduler(config: SchedulerConfig | unknown): BetaScheduler {
   const cfg = resolveSchedulerConfig(config);
   switch (cfg.className) {
     case "EulerDiscreteScheduler":
@@ -48,4 +50,16 @@ export function createScheduler(config: SchedulerConfig | unknown): Scheduler {
     case "DPMSolverMultistepScheduler":
       return new DPMSolverMultistepScheduler(cfg);
   }
+}
+
+/**
+ * Any supported scheduler from a parsed `scheduler_config.json`: flow matching
+ * (FlowMatchEulerDiscreteScheduler) or one of createScheduler's β-schedule classes.
+ */
+export function schedulerFor(config: SchedulerConfig | unknown): Scheduler {
+  const raw = config as { _class_name?: unknown } | null;
+  if (typeof raw === "object" && raw !== null && raw._class_name === "FlowMatchEulerDiscreteScheduler") {
+    return new FlowMatchEulerDiscreteScheduler(resolveFlowMatchConfig(raw as Record<string, unknown>));
+  }
+  return createScheduler(config);
 }

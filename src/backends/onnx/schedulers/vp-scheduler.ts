@@ -4,9 +4,9 @@
  */
 import type { ResolvedSchedulerConfig, SchedulerClassName } from "./config.js";
 import { type NormalRng, type SetTimestepsOptions, makeAlphasCumprod, unscaledModelInput } from "./common.js";
-import type { Scheduler } from "./types.js";
+import type { BetaScheduler } from "./types.js";
 
-export abstract class VpScheduler implements Scheduler {
+export abstract class VpScheduler implements BetaScheduler {
   abstract readonly className: SchedulerClassName;
   readonly alphasCumprod: Float64Array;
   /** ᾱ used past the end of the schedule (1 with set_alpha_to_one, else ᾱ_0). */
