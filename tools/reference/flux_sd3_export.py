@@ -1,0 +1,73 @@
+"""Exports the tiny FLUX/SD3 pipelines (flux_sd3.py) with optimum-onnx's
+`optimum-cli export onnx --task text-to-image` (one export serves text-to-image,
+image-to-image and inpainting: vae_encoder is always exported) into
+test/fixtures/conformance/<pipeline>/optimum-onnx-fp32/, with graph.pbtxt, and
+prints each ONNX file's input/output signature (names, dtypes, shapes).
+
+    python tools/reference/flux_sd3_export.py [pipeline ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import export_onnx  # noqa: E402
+import flux_sd3  # noqa: E402
+from export_onnx import FIXTURES, OPTIMUM_CLI, REPO  # noqa: E402
+from pipelines import CACHE  # noqa: E402
+
+KIND = "optimum-onnx-fp32"
+
+
+def export_command(name: str, out: Path) -> list[str]:
+    return [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", "text-to-image", str(out)]
+
+
+def signatures(folder: Path) -> dict:
+    """{component: {"inputs"|"outputs": {name: {"dtype", "shape"}}}} read from each exported model.onnx (dims: int or symbolic name)."""
+    import onnx
+
+    def io(values) -> dict:
+        out = {}
+        for v in values:
+            t = v.type.tensor_type
+            out[v.name] = {"dtype": onnx.TensorProto.DataType.Name(t.elem_type).lower(),
+                           "shape": [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]}
+        return out
+
+    sigs = {}
+    for model in sorted(folder.glob("*/model.onnx")):
+        m = onnx.load(str(model), load_external_data=False)
+        sigs[model.parent.name] = {"opset": max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")),
+                                   "inputs": io(m.graph.input), "outputs": io(m.graph.output)}
+    return sigs
+
+
+def export(name: str) -> Path:
+    out = FIXTURES / name / KIND
+    shutil.rmtree(out, ignore_errors=True)
+    flux_sd3.ensure(name)
+    # From .cache, so model_index.json records the same relative _name_or_path every run (as export_onnx.py).
+    subprocess.run(export_command(name, out), check=True, cwd=CACHE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    export_onnx.write_graph(out)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", default=list(flux_sd3.PIPELINES))
+    args = ap.parse_args()
+    for name in args.names:
+        out = export(name)
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        print(f"{name}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB)", flush=True)
+        print(json.dumps(signatures(out), indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
