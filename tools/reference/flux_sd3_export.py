@@ -23,6 +23,24 @@ from pipelines import CACHE  # noqa: E402
 
 KIND = "optimum-onnx-fp32"
 
+# Facts about the exports a reader of the signatures needs (the manifest carries them beside each export).
+NOTES = {
+    "flux-schnell": {
+        "serves_as": "black-forest-labs/FLUX.1-schnell: the fixture for the seed demo's requests (OVMS demo curl: 'three cats', "
+                     "num_inference_steps 2, size 512x512; its Python snippet: rng_seed 42, num_inference_steps 3, default size). "
+                     "Serve this folder with --model_name black-forest-labs/FLUX.1-schnell --model_path <this folder>.",
+    },
+    "sd3": {
+        "exporter_quirk": "text_encoder*/text_embeds is declared [batch_size, sequence_length] (optimum-onnx "
+                          "exporters/onnx/model_configs.py:1244, CLIPTextWithProjectionOnnxConfig.outputs names axis 1 like "
+                          "last_hidden_state's) but is [batch_size, projection_dim] at run time; hidden_states.{0..num_layers} are "
+                          "every layer's output (diffusers uses hidden_states[-2]).",
+    },
+}
+for _name in ("flux-schnell", "flux-dev"):
+    NOTES.setdefault(_name, {})["ids_dtype"] = ("transformer img_ids/txt_ids are int64 inputs in the export (diffusers builds them as "
+                                                "float; optimum's ORT wrapper casts to the declared dtype); timestep is float [step] = t/1000")
+
 
 def export_command(name: str, out: Path) -> list[str]:
     return [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", "text-to-image", str(out)]

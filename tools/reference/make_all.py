@@ -12,7 +12,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-STEPS = ["pipelines.py", "export_onnx.py", "goldens.py", "tokens.py", "check_onnx.py", "manifest.py"]
+STEPS = ["pipelines.py", "flux_sd3.py", "export_onnx.py", "flux_sd3_export.py", "goldens.py", "flux_sd3_goldens.py", "tokens.py", "check_onnx.py",
+         "flux_sd3_check.py", "manifest.py"]
 
 if __name__ == "__main__":
     for step in STEPS:
