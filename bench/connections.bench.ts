@@ -14,10 +14,10 @@
  * Env: BENCH_CONNECTIONS, BENCH_SECONDS (default 20), BENCH_FD_LIMIT.
  */
 import { fork, spawn } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { get } from "node:http";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
+import { memoryMb, openSockets } from "./process-stats.js";
 import { fileURLToPath } from "node:url";
 
 const SELF = fileURLToPath(import.meta.url);
@@ -65,11 +65,6 @@ async function startServer(flags: string[]): Promise<{ pid: number; port: number
   };
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
 /** Child mode: keep CONNECTIONS trickling sockets open against `port` until killed; reports reopen counts on stdout. */
 function flood(port: number): void {
   let open = 0;
@@ -107,19 +102,6 @@ function flood(port: number): void {
   setInterval(() => process.send!({ reopened }), 500);
 }
 
-/** Sockets the server process holds open (its fds that are sockets, the listener included). */
-function serverSockets(pid: number): number {
-  let n = 0;
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n;
-}
-
 async function attack(label: string, flags: string[]): Promise<Result> {
   const server = await startServer(flags);
   const attacker = fork(SELF, ["flood", String(server.port)], { stdio: "inherit" });
@@ -142,9 +124,9 @@ async function attack(label: string, flags: string[]): Promise<Result> {
   }, 50);
 
   const held: number[] = [];
-  const sampler = setInterval(() => held.push(serverSockets(server.pid)), 1000);
+  const sampler = setInterval(() => held.push(openSockets(server.pid)), 1000);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  const rss = rssMb(server.pid);
+  const rss = memoryMb(server.pid, "VmRSS");
   clearInterval(probe);
   clearInterval(sampler);
   attacker.kill("SIGKILL");

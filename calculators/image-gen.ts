@@ -49,6 +49,8 @@ import { GenerationSlots } from "./image-gen/slots.js";
 
 const RESOURCES = "IMAGE_GEN_NODE_RESOURCES";
 const PREVIEW: StepDecision = { preview: true };
+/** A stream reader that took no event for this long is behind: previews are skipped while one already waits for it. */
+const STALLED_READER_MS = 1000;
 /** OpenAI's limit on images per edit request. */
 const MAX_EDIT_IMAGES = 16;
 /** Largest upload decoded whatever the model, in pixels (8192²: 192 MiB of RGB). */
@@ -472,7 +474,10 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
   if (clientSignal?.aborted) abort.abort(clientSignal.reason);
   else clientSignal?.addEventListener("abort", onClientGone, { once: true });
 
-  const pending: Promise<SseEvent>[] = [];
+  const pending: { readonly event: Promise<SseEvent>; readonly partial: boolean }[] = [];
+  // Partial images queued and not yet taken by the reader, and when it last took an event (see onPreview).
+  let unsentPartials = 0;
+  let lastTaken = performance.now();
   let wake: (() => void) | undefined;
   let finished = false;
   // The node's work: the generation, then the encodings it queued (counted, not held, so sent events can be freed).
@@ -490,11 +495,12 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
     encoding--;
     settleDone!();
   };
-  const push = (e: Promise<SseEvent>) => {
+  const push = (e: Promise<SseEvent>, partial = false) => {
     encoding++;
     // Consumed in order below; this handler also keeps it from being an unhandled rejection meanwhile.
     e.then(() => encoded(false), (err: unknown) => encoded(true, err));
-    pending.push(e);
+    pending.push({ event: e, partial });
+    if (partial) unsentPartials++;
     wake?.();
   };
   const partialIndex = new Map<number, number>();
@@ -511,9 +517,12 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
       abort.signal,
       job.request.partialImages,
       (input, images) => {
+        // A reader that has taken nothing for a while, with a preview still waiting, gets no more of them
+        // (partial images are best-effort, as OpenAI says): what waits for it stays one preview and the finals.
+        if (unsentPartials > 0 && performance.now() - lastTaken > STALLED_READER_MS) return;
         const index = partialIndex.get(input) ?? 0;
         partialIndex.set(input, index + 1);
-        images.forEach((image, k) => push(imageEvent(format, image, input * images.length + k, index)));
+        images.forEach((image, k) => push(imageEvent(format, image, input * images.length + k, index), true));
       },
       onProgress,
     )
@@ -542,7 +551,11 @@ function streamResponse(job: Job, format: ResponseFormat, release: () => void, c
         async next(): Promise<IteratorResult<SseEvent>> {
           for (;;) {
             const head = pending.shift();
-            if (head !== undefined) return { value: await head, done: false };
+            if (head !== undefined) {
+              if (head.partial) unsentPartials--;
+              lastTaken = performance.now();
+              return { value: await head.event, done: false };
+            }
             if (finished) return { value: undefined, done: true };
             await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;

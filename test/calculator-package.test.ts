@@ -1,9 +1,10 @@
 /**
  * Calculators in a user's own project, outside the clone (README, "In your
- * own project"): graphserve packed with `npm pack`, installed offline from
- * the tarball into a folder under the system's temp dir, the README's worked
- * example authored there exactly as the README shows it, then checked with
- * the installed `npx graphserve graph check`. And the same calculator where
+ * own project"): graphserve packed with `npm pack`, installed from the
+ * tarball (its dependencies from the npm cache the clone's install filled)
+ * into a folder under the system's temp dir, the README's worked example
+ * authored there exactly as the README shows it, then checked with the
+ * installed `npx graphserve graph check`. And the same calculator where
  * no graphserve is installed: one line saying what to do, no stack trace.
  */
 import { test } from "node:test";
@@ -38,8 +39,8 @@ function readmeBlock(after: string, lang: string): string {
 
 /**
  * package-lock.json for a project depending on the tarball: graphserve's own
- * locked runtime dependencies (not its dev ones), so `npm ci --offline` finds
- * every package in the npm cache the clone's install filled.
+ * locked runtime dependencies (not its dev ones), so `npm ci --prefer-offline`
+ * finds every package in the npm cache the clone's install filled.
  */
 function userLock(tarball: string, version: string): object {
   const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, Record<string, unknown>> };
@@ -67,8 +68,9 @@ test("a project outside the clone installs the packed graphserve and checks the 
   assert.equal(tarball, `graphserve-${version}.tgz`);
   writeFileSync(join(project, "package.json"), JSON.stringify({ name: "my-project", version: "1.0.0", private: true, dependencies: { graphserve: `file:${tarball}` } }, null, 2));
   writeFileSync(join(project, "package-lock.json"), JSON.stringify(userLock(tarball, version), null, 2));
-  // Offline, no install scripts: nothing graphserve runs needs them (onnxruntime-node and sharp ship their binaries).
-  const install = await exec("npm", ["ci", "--offline", "--ignore-scripts", "--no-audit", "--no-fund"], project);
+  // From the npm cache, which `npm ci` in the clone filled; from the registry where that cache is another
+  // or was cleaned. No install scripts: nothing graphserve runs needs them (onnxruntime-node and sharp ship their binaries).
+  const install = await exec("npm", ["ci", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund"], project);
   assert.equal(install.code, 0, install.stderr);
 
   // Authored as the README shows: its calculator, options message and graph, under the README's names.

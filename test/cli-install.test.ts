@@ -6,8 +6,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { connect } from "node:net";
+import { accessSync, constants, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -33,6 +35,10 @@ test("the package's bin is executable after a build and runs the built command",
   if (mode !== "") assert.match(mode, /^100755 /, "committed with its executable bit, so every clone has it");
   const { stdout } = await run(bin, ["--version"]);
   assert.equal(stdout.trim(), pkg.version);
+  // npx caches made before bin/ existed link the clone's bin to the compiled entry point and are never refreshed.
+  const stale = join(tempDir(), "graphserve");
+  symlinkSync(join(ROOT, "dist/src/cli/main.js"), stale);
+  assert.equal((await run(stale, ["--version"])).stdout.trim(), pkg.version);
 });
 
 /** Running (an exited orphan may linger as a zombie where PID 1 does not reap: that counts as gone). */
@@ -65,6 +71,37 @@ test("npx graphserve in the clone serves without rebuilding, and stops when npx 
   assert.match(srv.stderr(), /npm \(parent pid \d+\) exited; stopping as on SIGTERM/);
 });
 
+test("a signal to npx and the server together (a process-group kill) drains once: npx exiting is no second signal", async (t) => {
+  const env = { npm_config_cache: tempDir(), npm_config_offline: "true", npm_config_update_notifier: "false" };
+  const srv = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "echo", "--model_path", "graphs/echo", "--log_level", "INFO"], env, ["npx", "graphserve"]);
+  let log = "";
+  srv.proc.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  const pid = await serverUnder(srv.proc.pid!);
+  t.after(() => {
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+  });
+  // A request in flight across the signal: its headers are in, half its body is not.
+  const body = '{"model":"echo","x":1}';
+  const socket = connect(Number(new URL(srv.url).port), "127.0.0.1");
+  await once(socket, "connect");
+  socket.write(`POST /v3/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.slice(0, 5)}`);
+  let answer = "";
+  socket.on("data", (d: Buffer) => (answer += d.toString()));
+  await new Promise((r) => setTimeout(r, 300));
+  // What systemd stopping the unit does: SIGTERM to every process of it at once.
+  process.kill(pid, "SIGTERM");
+  srv.proc.kill("SIGTERM");
+  await eventually(() => /SIGTERM: stopping/.test(log), "the server to start draining", 10_000);
+  // Longer than the parent watch's poll: npx is gone by now.
+  await new Promise((r) => setTimeout(r, 1000));
+  socket.end(body.slice(5));
+  await once(socket, "close");
+  assert.match(answer, /^HTTP\/1\.1 200 /, `the request in flight was answered (server log: ${log})`);
+  assert.doesNotMatch(log, /again: exiting without waiting/);
+  assert.doesNotMatch(srv.stderr(), /npm \(parent pid \d+\) exited/);
+  await eventually(() => !alive(pid), `server (pid ${pid}) to stop after draining`, 15_000);
+});
+
 /** The deepest descendant of `pid` (the server under npx's shell), from ps. */
 async function serverUnder(pid: number): Promise<number> {
   const { stdout } = await run("ps", ["-eo", "pid=,ppid="]);
@@ -76,10 +113,13 @@ async function serverUnder(pid: number): Promise<number> {
 
 interface BuildScript {
   replaceTree(staging: string, target: string): void;
+  removeAbandonedStaging(root: string): void;
+  isBuildScript(argv1: string | undefined): boolean;
 }
+const buildScript = async () => (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
 
 test("a build replaces dist/ file by file: a reader never finds a file missing, stale files go", async () => {
-  const { replaceTree } = (await import(pathToFileURL(join(ROOT, "tools/build.mjs")).href)) as BuildScript;
+  const { replaceTree } = await buildScript();
   const dir = tempDir();
   const target = join(dir, "dist");
   const write = (root: string, version: number, extra: string[] = []) => {
@@ -117,4 +157,49 @@ test("a build replaces dist/ file by file: a reader never finds a file missing, 
   assert.equal(seen.torn, 0, "a read saw half a file");
   assert.equal(readFileSync(join(target, "src/cli/main.js"), "utf8").split("\n")[0], `src/cli/main.js v${builds}`);
   assert.throws(() => statSync(join(target, "src/removed.js")), /ENOENT/, "a file the new build does not have is removed");
+});
+
+test("two builds replacing dist/ at once take turns: neither fails, dist/ ends as the last one left it", async () => {
+  const target = join(tempDir(), "dist");
+  mkdirSync(target);
+  // Each round's build has other folders than the one before (as after a source change), so each move creates and removes folders.
+  const builder = (tag: string) => `
+    const { mkdirSync, writeFileSync } = require("node:fs");
+    import(${JSON.stringify(pathToFileURL(join(ROOT, "tools/build.mjs")).href)}).then(({ replaceTree }) => {
+      const failures = [];
+      for (let round = 0; round < 20; round++) {
+        const staging = ${JSON.stringify(target)} + "/../.dist-build-${tag}" + round;
+        for (let d = 0; d < 20; d++) {
+          mkdirSync(staging + "/d" + d + "/r" + (round % 2), { recursive: true });
+          writeFileSync(staging + "/d" + d + "/r" + (round % 2) + "/f.js", "x");
+        }
+        try { replaceTree(staging, ${JSON.stringify(target)}); } catch (e) { failures.push(e.code ?? e.message); }
+      }
+      console.log(JSON.stringify(failures));
+    });`;
+  const results = await Promise.all(["a", "b"].map((tag) => run(process.execPath, ["-e", builder(tag)])));
+  for (const { stdout } of results) assert.deepEqual(JSON.parse(stdout), []);
+  const files = readdirSync(target, { recursive: true, withFileTypes: true }).filter((d) => !d.isDirectory());
+  assert.deepEqual(files.map((d) => join(d.parentPath, d.name)).sort(), Array.from({ length: 20 }, (_, d) => join(target, `d${d}/r1/f.js`)).sort());
+  assert.deepEqual(readdirSync(join(target, "..")).sort(), ["dist"], "no lock or staging folder left behind");
+});
+
+test("a build removes the staging folders of builds that were killed, not those of builds still running", async () => {
+  const { removeAbandonedStaging } = await buildScript();
+  const root = tempDir();
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+  for (const pid of [dead, process.pid, process.ppid]) mkdirSync(join(root, `.dist-build-${pid}/src`), { recursive: true });
+  mkdirSync(join(root, "dist"));
+  removeAbandonedStaging(root);
+  assert.deepEqual(readdirSync(root).sort(), [`.dist-build-${process.ppid}`, "dist"]);
+});
+
+test("the build script builds when started through a symlink to the clone, not only by its real path", async () => {
+  const { isBuildScript } = await buildScript();
+  const link = join(tempDir(), "clone");
+  symlinkSync(ROOT, link);
+  assert.equal(isBuildScript(join(link, "tools/build.mjs")), true, "node <link>/tools/build.mjs built nothing and exited 0");
+  assert.equal(isBuildScript(join(ROOT, "tools/build.mjs")), true);
+  assert.equal(isBuildScript(join(ROOT, "package.json")), false);
+  assert.equal(isBuildScript(undefined), false);
 });

@@ -12,6 +12,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { dirname, join, relative } from "node:path";
 import { hostname } from "node:os";
 import { backendUnavailable } from "../src/backends/formats.js";
+import { loadBackend } from "../src/backends/index.js";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { parseGraphText } from "../src/graph/load.js";
@@ -441,6 +442,28 @@ test("an OpenVINO repository on a machine that cannot run OpenVINO is refused be
     assert.equal(c.code, 1, c.stderr);
     assert.match(oneReason(c), /OpenVINO\/sd-ov holds OpenVINO IR .* cannot run.*openvino-genai-node/);
     assert.deepEqual(filesUnder(other), []);
+  }
+});
+
+test("a repository with ONNX files beside its OpenVINO IR downloads where OpenVINO cannot run, and loads on ONNX Runtime there", async (t) => {
+  const hub = await standIn(t);
+  const { small } = await src();
+  const both = tempDir();
+  cpSync(small, both, { recursive: true });
+  writeFileSync(join(both, "unet/openvino_model.xml"), "<net/>");
+  writeFileSync(join(both, "unet/openvino_model.bin"), randomBytes(1000));
+  await hub.addRepoFromFolder("someone/sd-both", both);
+  const repo = tempDir();
+  const r = await pull(hub, repo, "someone/sd-both", [], { backendUnavailable: async () => "The OpenVINO backend needs openvino-genai-node." });
+  assert.equal(r.downloaded, true);
+  assert.ok(existsSync(join(r.dir, "unet/model.onnx")) && existsSync(join(r.dir, "unet/openvino_model.xml")));
+  if ((await backendUnavailable("openvino")) !== undefined) {
+    const backend = await loadBackend(r.dir);
+    try {
+      assert.equal(backend.capabilities().backend, "onnxruntime");
+    } finally {
+      await backend.dispose();
+    }
   }
 });
 

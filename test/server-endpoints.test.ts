@@ -5,10 +5,9 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { request as httpRequest } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ECHO_GRAPH_DIR, errorOf, gate, oneNodeGraph, start, tempDir, writeServable, eventually, type TestServer } from "./server-helpers.js";
+import { ECHO_GRAPH_DIR, errorOf, gate, oneNodeGraph, postChunked, start, tempDir, writeServable, eventually, type TestServer } from "./server-helpers.js";
 
 let srv: TestServer;
 
@@ -316,16 +315,7 @@ test("body size limit: 413 from Content-Length, and from a chunked body that gro
   assert.equal(declared.status, 413);
   assert.equal(errorOf(declared).code, "request_too_large");
   assert.match(errorOf(declared).message, /larger than the server's limit of 1024 bytes/);
-  const chunked = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest(`${small.url}/v3/x`, { method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
-    req.on("error", reject);
-    req.write('{"model":"echo","pad":"');
-    for (let i = 0; i < 8; i++) req.write("y".repeat(256));
-    req.end('"}');
-  });
+  const chunked = await postChunked(`${small.url}/v3/x`, ['{"model":"echo","pad":"', ...Array.from({ length: 8 }, () => "y".repeat(256)), '"}']);
   assert.equal(chunked, 413);
   const ok = await small.request("POST", "/v3/x", { json: { model: "echo", pad: "z".repeat(100) } });
   assert.equal(ok.status, 200);

@@ -4,6 +4,7 @@
  * an ephemeral loopback port with its log captured, and request helpers.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -229,6 +230,19 @@ export async function call(base: string, method: string, path: string, init: { j
     parsed = undefined;
   }
   return { status: res.status, headers: res.headers, text, body: parsed };
+}
+
+/** POSTs a JSON body with chunked transfer encoding (no Content-Length), one write per piece; resolves with the status. */
+export function postChunked(url: string, pieces: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on("error", reject);
+    for (const piece of pieces) req.write(piece);
+    req.end();
+  });
 }
 
 /** Polls `check` every 20 ms until it holds (generous deadline: these are state changes, not races). */

@@ -13,8 +13,8 @@
  * Plain JavaScript: it runs before anything is compiled.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from "node:fs";
-import { delimiter, dirname, join, relative } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { basename, delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -34,6 +34,11 @@ function filesUnder(dir) {
  * not have, and emptied folders. `staging` is gone afterwards.
  */
 export function replaceTree(staging, target) {
+  // Two builds at once (npm test in two terminals) would otherwise remove each other's folders and files mid-move.
+  holding(join(dirname(target), `.${basename(target)}-build-lock`), () => moveTree(staging, target));
+}
+
+function moveTree(staging, target) {
   const fresh = filesUnder(staging).sort((a, b) => Number(a.endsWith(".html")) - Number(b.endsWith(".html")));
   for (const file of fresh) {
     mkdirSync(dirname(join(target, file)), { recursive: true });
@@ -45,6 +50,42 @@ export function replaceTree(staging, target) {
   rmSync(staging, { recursive: true, force: true });
 }
 
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+};
+
+/**
+ * Runs `fn` holding `lock`, a file naming its holder's pid; waits while
+ * another live process holds it, takes it over from a dead one (a build
+ * killed mid-move).
+ */
+function holding(lock, fn) {
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx" });
+      break;
+    } catch (e) {
+      if (e.code !== "EEXIST") throw e;
+    }
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(lock, "utf8"));
+    } catch {} // released meanwhile: try again
+    if (holder > 0 && !alive(holder)) rmSync(lock, { force: true });
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 function removeEmptyFolders(dir) {
   for (const d of readdirSync(dir, { withFileTypes: true })) {
     if (!d.isDirectory()) continue;
@@ -52,6 +93,24 @@ function removeEmptyFolders(dir) {
     removeEmptyFolders(sub);
     if (readdirSync(sub).length === 0) rmdirSync(sub);
   }
+}
+
+/** Removes staging folders of builds killed before they could (Ctrl-C during tsc), and one an earlier process with our pid left. */
+export function removeAbandonedStaging(root) {
+  for (const name of readdirSync(root)) {
+    const pid = Number(/^\.dist-build-(\d+)$/.exec(name)?.[1]);
+    if (pid === process.pid || (pid > 0 && !alive(pid))) removeStaging(join(root, name));
+  }
+}
+
+/**
+ * Best effort: the native tsc outlives its node wrapper on Ctrl-C and may
+ * still be writing there (rmdir: ENOTEMPTY); a later build removes the rest.
+ */
+function removeStaging(dir) {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {}
 }
 
 class StepFailed extends Error {}
@@ -67,21 +126,29 @@ function run(command, args) {
 function build() {
   // A sibling of dist/: compiled files find proto/, graphs/ and package.json by relative paths.
   const staging = join(ROOT, `.dist-build-${process.pid}`);
-  rmSync(staging, { recursive: true, force: true });
+  removeAbandonedStaging(ROOT);
   try {
     run("tsc", ["-p", "tsconfig.json", "--outDir", staging]);
     run("tsc", ["-p", "web/tsconfig.json"]);
     run("tsc", ["-p", "web/tsconfig.test.json", "--outDir", join(staging, "web-test")]);
     run("vite", ["build", "-c", "web/vite.config.ts", "--outDir", join(staging, "web")]);
+    // The bin before bin/graphserve.js: npx caches that link a clone's bin keep pointing here.
+    chmodSync(join(staging, "src/cli/main.js"), 0o755);
     mkdirSync(DIST, { recursive: true });
     replaceTree(staging, DIST);
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeStaging(staging);
   }
 }
 
-const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
-if (isMain) {
+/** Whether node was started with this file (also through a symlink: node runs its real path, argv keeps the link). */
+export const isBuildScript = (argv1) => argv1 !== undefined && existsSync(argv1) && realpathSync(argv1) === fileURLToPath(import.meta.url);
+
+if (isBuildScript(process.argv[1])) {
+  // The build is synchronous, so these run once it has ended: Ctrl-C or SIGTERM never cuts the
+  // move into dist/ short (a step the signal reached too, tsc, fails and leaves dist/ as it was).
+  process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
   const underNpx = process.argv.includes("--prepare") && process.env.npm_command === "exec";
   try {
     if (!(underNpx && existsSync(join(DIST, "src/cli/main.js")))) build();

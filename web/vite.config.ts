@@ -21,7 +21,8 @@ export default defineConfig({
     assetsDir: "assets",
     // No data: URIs for scripts or fonts; images are the only thing the CSP lets through as data:.
     assetsInlineLimit: 0,
-    sourcemap: true,
+    // No source maps in the build: the server would hand out the UI's sources with it (the dev server makes its own).
+    sourcemap: false,
     target: "es2022",
   },
   server: {

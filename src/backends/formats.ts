@@ -28,19 +28,26 @@ export function detectModelFormats(modelDir: string): BackendKind[] {
   return [...kinds];
 }
 
-/** The backend a folder of these files (paths relative to it, e.g. a Hub listing) would load with, if any. */
-export function backendForFiles(paths: readonly string[]): BackendKind | undefined {
+/** Which model formats a folder of these files (paths relative to it, e.g. a Hub listing) holds. */
+export function formatsOfFiles(paths: readonly string[]): BackendKind[] {
   const kinds = new Set<BackendKind>();
   for (const path of paths) {
     if (/^[^/]+\/openvino_model\.xml$/.test(path)) kinds.add("openvino");
     if (/^[^/]+\/model\.onnx$/.test(path)) kinds.add("onnxruntime");
   }
-  return preferredBackend([...kinds]);
+  return [...kinds];
 }
 
-// A folder with both formats goes to OpenVINO, the format OVMS users export for Intel hardware.
-export const preferredBackend = (kinds: readonly BackendKind[]): BackendKind | undefined =>
-  kinds.includes("openvino") ? "openvino" : kinds.includes("onnxruntime") ? "onnxruntime" : undefined;
+/**
+ * The backend a folder holding `kinds` loads with: OpenVINO, the format OVMS
+ * users export for Intel hardware, unless the folder has ONNX files too and
+ * OpenVINO cannot run here. Undefined when it holds neither.
+ */
+export async function preferredBackend(kinds: readonly BackendKind[], loader?: OpenVinoLoader): Promise<BackendKind | undefined> {
+  if (!kinds.includes("openvino")) return kinds.includes("onnxruntime") ? "onnxruntime" : undefined;
+  if (kinds.includes("onnxruntime") && (await backendUnavailable("openvino", loader)) !== undefined) return "onnxruntime";
+  return "openvino";
+}
 
 /**
  * Why `kind` cannot run on this machine, or undefined when it can: ONNX

@@ -6,12 +6,13 @@
 import { OnnxBackend, type OnnxLoadOptions } from "./onnx/onnx-backend.js";
 import { detectModelFormats, preferredBackend, type BackendKind } from "./formats.js";
 import { OpenVinoBackend, type OpenVinoLoadOptions } from "./openvino/openvino-backend.js";
+import type { OpenVinoLoader } from "./openvino/load-module.js";
 import { BackendError, type DiffusionBackend } from "./types.js";
 
-/** The backend `opts.backend` names, or the one the folder's files call for. */
-export function chooseBackend(modelDir: string, requested: "auto" | BackendKind = "auto"): BackendKind {
+/** The backend `opts.backend` names, or the one the folder's files call for (preferredBackend). */
+export async function chooseBackend(modelDir: string, requested: "auto" | BackendKind = "auto", loader?: OpenVinoLoader): Promise<BackendKind> {
   if (requested !== "auto") return requested;
-  const kind = preferredBackend(detectModelFormats(modelDir));
+  const kind = await preferredBackend(detectModelFormats(modelDir), loader);
   if (kind === undefined) {
     throw new BackendError(
       `model folder ${modelDir} holds no model the server can run: expected component folders (unet/, text_encoder/…) with openvino_model.xml (OpenVINO) or model.onnx (ONNX Runtime)`,
@@ -21,9 +22,9 @@ export function chooseBackend(modelDir: string, requested: "auto" | BackendKind 
 }
 
 export async function loadBackend(modelDir: string, opts: OnnxLoadOptions & OpenVinoLoadOptions = {}): Promise<DiffusionBackend> {
-  const kind = chooseBackend(modelDir, opts.backend ?? "auto");
+  const kind = await chooseBackend(modelDir, opts.backend ?? "auto", opts.loader);
   return kind === "openvino" ? OpenVinoBackend.load(modelDir, opts) : OnnxBackend.load(modelDir, opts);
 }
 
 export * from "./types.js";
-export { backendForFiles, backendUnavailable, detectModelFormats, type BackendKind } from "./formats.js";
+export { backendUnavailable, detectModelFormats, type BackendKind } from "./formats.js";

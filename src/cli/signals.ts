@@ -46,15 +46,30 @@ export async function interruptible<T>(step: (signal: AbortSignal) => Promise<T>
  * which would keep serving, orphaned. When the parent that started us goes
  * away, act as if SIGTERM arrived: the server drains and exits as usual.
  * Only under npm: elsewhere a parent may exit on purpose (a shell's `&`, nohup).
+ * A signal that reached us too (a process-group kill: systemd stopping the
+ * unit, `kill -- -PGID`) already stops us: npm exiting after it is no second
+ * signal, which would end the drain at once.
  */
 export function stopWhenNpmExits(env: NodeJS.ProcessEnv = process.env): void {
   if (env.npm_lifecycle_event === undefined) return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
-    clearInterval(timer);
+    stopWatching();
     console.error(`graphserve: npm (parent pid ${parent}) exited; stopping as on SIGTERM`);
     process.kill(process.pid, "SIGTERM");
   }, 250);
   timer.unref();
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopWatching();
+    // Listening took the signal's default action (exit) away: with no other listener, raise it again without us.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const stopWatching = () => {
+    clearInterval(timer);
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
 }

@@ -18,9 +18,12 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import type { Logger } from "pino";
 import type { ServableRegistry } from "../servables/types.js";
 import { apiKeyChecker, DEFAULT_API_KEY_SCOPE, type ApiKeyScope } from "./auth.js";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH, type BodyLimits } from "./body.js";
+import { DEFAULT_BODY_LIMITS, type BodyLimits } from "./body.js";
+import { BodyBudget } from "./body-budget.js";
+import { DEFAULT_SEND_TIMEOUT_SECONDS } from "./send-timeout.js";
 import { locals, sendError, toHttpError, type ModelAliases, type RequestLocals, type ServerContext } from "./context.js";
 import { createCors, DEFAULT_CORS, type CorsOptions } from "./cors.js";
+import { inRequestScope } from "./crash-guard.js";
 import { HttpError } from "./errors.js";
 import { clip, loggedError } from "./logging.js";
 import { ServerMetrics } from "./metrics.js";
@@ -40,6 +43,8 @@ export interface AppOptions {
   /** Default: metrics off (`/metrics` is 404). */
   readonly metrics?: ServerMetrics;
   readonly limits?: Partial<BodyLimits>;
+  /** Drop a client that takes none of its response for this long; default DEFAULT_SEND_TIMEOUT_SECONDS. */
+  readonly sendTimeoutSeconds?: number;
   /** Names that resolve to a servable without being one (LoRA aliases). */
   readonly aliases?: ModelAliases;
   /** Serve the web UI at `/` (default true). */
@@ -66,11 +71,14 @@ const MODELS_PREFIX = String.raw`\/(?:v3\/v1|v3|v1)\/models`;
 const INFERENCE = /^\/(?:v3\/(?!(?:v1\/)?models(?:\/|$))|v1\/(?!models(?:\/|$)|config(?:\/|$)))./;
 
 export function createApp(opts: AppOptions): GraphserveApp {
+  const limits: BodyLimits = { ...DEFAULT_BODY_LIMITS, ...opts.limits };
   const ctx: ServerContext = {
     registry: opts.registry,
     logger: opts.logger,
     metrics: opts.metrics ?? new ServerMetrics({ enable: false }),
-    limits: { maxBodyBytes: opts.limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, maxJsonDepth: opts.limits?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH },
+    limits,
+    bodies: new BodyBudget(limits.maxTotalBodyBytes),
+    sendTimeoutMs: (opts.sendTimeoutSeconds ?? DEFAULT_SEND_TIMEOUT_SECONDS) * 1000,
     aliases: opts.aliases,
     checkAuth: opts.apiKey === undefined ? undefined : apiKeyChecker(opts.apiKey),
     apiKeyScope: opts.apiKeyScope ?? DEFAULT_API_KEY_SCOPE,
@@ -106,7 +114,8 @@ export function createApp(opts: AppOptions): GraphserveApp {
     res.setHeader("x-request-id", l.requestId);
     res.once("close", () => logRequest(ctx, req, res));
     if (cors.handle(req, res)) return;
-    next();
+    // Whatever this request starts runs in its scope: an error escaping it fails this request only (crash-guard.ts).
+    inRequestScope({ requestId: l.requestId, fail: (e) => failEscaped(ctx, res, e) }, next);
   });
 
   for (const route of routes) {
@@ -153,6 +162,12 @@ export function createApp(opts: AppOptions): GraphserveApp {
       ctx.closing = true;
     },
   };
+}
+
+/** A request whose error escaped its handlers: answered with the error if nothing was sent yet, else cut off. */
+function failEscaped(ctx: ServerContext, res: Response, e: unknown): void {
+  if (res.headersSent) res.destroy();
+  else if (!res.destroyed) sendError(ctx, res, toHttpError(e));
 }
 
 function matches(path: string | RegExp, actual: string): boolean {

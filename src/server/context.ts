@@ -7,8 +7,10 @@ import type { Logger } from "pino";
 import type { ServableRegistry } from "../servables/types.js";
 import type { ApiKeyScope } from "./auth.js";
 import type { BodyLimits } from "./body.js";
+import type { BodyBudget } from "./body-budget.js";
 import { HttpError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import { endPaced } from "./send-timeout.js";
 
 /**
  * The hook for names that are not servables (OVMS's LoRA adapter aliases):
@@ -27,6 +29,10 @@ export interface ServerContext {
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
   readonly limits: BodyLimits;
+  /** The bytes of request bodies held at once (`limits.maxTotalBodyBytes`). */
+  readonly bodies: BodyBudget;
+  /** A client that takes none of its response for this long is dropped (send-timeout.ts). */
+  readonly sendTimeoutMs: number;
   readonly aliases: ModelAliases | undefined;
   /** Throws 401 unless the Authorization header carries the key; undefined when no key is set. */
   readonly checkAuth: ((authorization: string | undefined) => void) | undefined;
@@ -47,13 +53,13 @@ export interface RequestLocals {
 
 export const locals = (res: Response): RequestLocals => res.locals as RequestLocals;
 
-/** Writes a complete response; the body is sent as is. */
+/** Writes a complete response; the body is sent as is, to a client that keeps taking it (send-timeout.ts). */
 export function sendBody(ctx: ServerContext, res: Response, status: number, body: string | Uint8Array, contentType: string, headers?: Readonly<Record<string, string>>): void {
   res.statusCode = status;
   if (headers !== undefined) for (const k in headers) res.setHeader(k, headers[k]);
   if (!res.hasHeader("Content-Type")) res.setHeader("Content-Type", contentType);
   if (ctx.closing) res.setHeader("Connection", "close");
-  res.end(body);
+  endPaced(res, body, ctx.sendTimeoutMs);
 }
 
 export function sendJson(ctx: ServerContext, res: Response, status: number, value: unknown): void {
@@ -71,10 +77,11 @@ export function sendError(ctx: ServerContext, res: Response, err: HttpError): vo
   locals(res).error = err.message;
   if (res.headersSent) {
     // Mid-stream (SSE): the status is gone; the SDKs throw on an `error` event.
-    if (!res.writableEnded) res.end(`event: error\ndata: ${JSON.stringify(err.toBody())}\n\n`);
+    if (!res.writableEnded) endPaced(res, `event: error\ndata: ${JSON.stringify(err.toBody())}\n\n`, ctx.sendTimeoutMs);
     return;
   }
-  sendBody(ctx, res, err.status, JSON.stringify(err.toBody()), "application/json", err.headers);
+  // The message may echo what the client sent (a path, a field): never let a browser sniff it into HTML.
+  sendBody(ctx, res, err.status, JSON.stringify(err.toBody()), "application/json", { ...err.headers, "X-Content-Type-Options": "nosniff" });
 }
 
 /** Any thrown value as an HttpError: unknown ones are 500s whose details stay in the log. */

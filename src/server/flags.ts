@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { API_KEY_SCOPES, readApiKey, type ApiKeyScope } from "./auth.js";
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_JSON_DEPTH } from "./body.js";
+import { DEFAULT_SEND_TIMEOUT_SECONDS } from "./send-timeout.js";
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from "./connections.js";
 import { parseList, type CorsOptions } from "./cors.js";
 import { parseLogLevel, type LogLevelName } from "./logging.js";
@@ -53,7 +54,10 @@ export const SERVER_FLAGS = {
   allow_credentials: { type: "boolean" },
   rest_workers: { type: "string" },
   max_body_size: { type: "string" },
+  max_json_body_size: { type: "string" },
+  max_total_body_size: { type: "string" },
   max_json_depth: { type: "string" },
+  send_timeout_seconds: { type: "string" },
   shutdown_grace_seconds: { type: "string" },
   max_connections: { type: "string" },
   headers_timeout_seconds: { type: "string" },
@@ -86,7 +90,10 @@ export const SERVER_USAGE = `Server (no command):
   --allow_credentials                 CORS: allow credentials
   --rest_workers N                    threads of worker pools whose executor sets no num_threads
   --max_body_size BYTES               largest request body, default 64M (K/M/G suffixes)
+  --max_json_body_size BYTES          largest JSON body, default 2M
+  --max_total_body_size BYTES         request bodies held at once, all requests, default 256M
   --max_json_depth N                  deepest JSON nesting, default ${DEFAULT_MAX_JSON_DEPTH}
+  --send_timeout_seconds S            drop a client that takes no data for S s, default ${DEFAULT_SEND_TIMEOUT_SECONDS}
   --shutdown_grace_seconds S          on SIGTERM/SIGINT, wait this long for requests, default 30
   --max_connections N                 open connections at most; one more evicts the longest idle one,
                                       default ${DEFAULT_CONNECTION_LIMITS.maxConnections}
@@ -111,7 +118,13 @@ export interface ServeOptions {
   readonly cors: CorsOptions;
   readonly calculatorsDir?: string;
   readonly maxBodyBytes: number;
+  /** Default DEFAULT_MAX_JSON_BODY_BYTES. */
+  readonly maxJsonBodyBytes?: number;
+  /** Default DEFAULT_MAX_TOTAL_BODY_BYTES. */
+  readonly maxTotalBodyBytes?: number;
   readonly maxJsonDepth: number;
+  /** A client that accepts none of its response for this long is dropped; default DEFAULT_SEND_TIMEOUT_SECONDS. */
+  readonly sendTimeoutSeconds?: number;
   /** Accepted for OVMS compatibility; Node serves HTTP on one thread. */
   readonly restWorkers?: number;
   readonly shutdownGraceSeconds: number;
@@ -224,7 +237,10 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     cors: { allowedOrigins: list("allowed_origins"), allowedMethods: list("allowed_methods"), allowedHeaders: list("allowed_headers"), allowCredentials: v.allow_credentials === true },
     ...(v.calculators_dir !== undefined ? { calculatorsDir: v.calculators_dir } : {}),
     maxBodyBytes: v.max_body_size === undefined ? DEFAULT_MAX_BODY_BYTES : parseSize("max_body_size", v.max_body_size),
+    ...(v.max_json_body_size !== undefined ? { maxJsonBodyBytes: parseSize("max_json_body_size", v.max_json_body_size) } : {}),
+    ...(v.max_total_body_size !== undefined ? { maxTotalBodyBytes: parseSize("max_total_body_size", v.max_total_body_size) } : {}),
     maxJsonDepth: v.max_json_depth === undefined ? DEFAULT_MAX_JSON_DEPTH : int("max_json_depth", v.max_json_depth, 1, 10_000),
+    ...(v.send_timeout_seconds !== undefined ? { sendTimeoutSeconds: positiveMs("send_timeout_seconds", v.send_timeout_seconds) / 1000 } : {}),
     ...(v.rest_workers !== undefined ? { restWorkers: int("rest_workers", v.rest_workers, 1, 10_000) } : {}),
     shutdownGraceSeconds: v.shutdown_grace_seconds === undefined ? 30 : seconds("shutdown_grace_seconds", v.shutdown_grace_seconds),
     connections: connectionLimits(v),

@@ -4,7 +4,8 @@
  * 1. API key (when set), then the Content-Type: JSON, multipart, or none
  *    (URI routing, as OVMS); anything else is 415 rather than OVMS's silent
  *    URI routing into a JSON parse error.
- * 2. The body is read under the size limit and parsed; the `model` field
+ * 2. The body is read under the size limits (per body, smaller for JSON,
+ *    and all bodies held at once) and parsed; the `model` field
  *    names the servable. An empty `model` (or no body type) routes by URI:
  *    `/v3/images/generations` → `images/generations`, as OVMS's uri.substr(4).
  * 3. The servable must be AVAILABLE: unknown 404, retired 404, loading 503,
@@ -18,11 +19,13 @@ import { performance } from "node:perf_hooks";
 import type { Request, Response } from "express";
 import { httpStreams, RESPONSE_TAG } from "../servables/http-streams.js";
 import type { ServableLease } from "../servables/types.js";
-import { bodyKind, parseJsonBody, parseMultipart, readBody } from "./body.js";
+import { bodyKind, bodyLimit, parseJsonBody, parseMultipart, readBody } from "./body.js";
 import { locals, sendBody, sendError, toHttpError, type ServerContext } from "./context.js";
 import { HttpError, OVMS } from "./errors.js";
+import { watchClient } from "./client-gone.js";
 import { loggedError } from "./logging.js";
 import { graphFailure } from "./graph-errors.js";
+import { flushWithin, writePaced } from "./send-timeout.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
@@ -37,7 +40,7 @@ export function inferenceHandler(ctx: ServerContext) {
     const contentType = req.headers["content-type"];
     const kind = bodyKind(contentType);
     if (kind === "other") throw unsupportedType(contentType!);
-    const body = await readBody(req, ctx.limits.maxBodyBytes);
+    const body = await readBody(req, res, bodyLimit(kind, ctx.limits), kind, ctx.bodies);
 
     let json: Record<string, unknown> | undefined;
     let multipart: MultipartBody | undefined;
@@ -101,12 +104,9 @@ interface Parsed {
 async function runGraph(ctx: ServerContext, req: Request, res: Response, lease: ServableLease, metrics: ServableMetrics, p: Parsed): Promise<void> {
   // Checked when the graph loaded (servable.ts): a graph without them is never served.
   const { input, output } = httpStreams(lease.graph);
-  // The client going away (socket closed before the response ended) cancels the run.
+  // The client going away before the response ended cancels the run (a half-close alone does not).
   const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(new DOMException("The client closed the connection.", "AbortError"));
-  };
-  res.once("close", onClose);
+  watchClient(req, res, () => abort.abort(new DOMException("The client closed the connection.", "AbortError")));
   const payload = new HttpRequest(
     {
       method: req.method,
@@ -179,8 +179,9 @@ export function formatEvent(ev: SseEvent): string {
 /**
  * Streams events as they come. A client that disconnects ends the loop at
  * once (the pending `next()` is raced against the abort) and the iterator
- * is told to `return()`; an iterator that throws ends the stream with an
- * `error` event in OpenAI's shape.
+ * is told to `return()`, and so does one that stops reading for the send
+ * timeout; an iterator that throws ends the stream with an `error` event in
+ * OpenAI's shape.
  */
 async function writeEvents(ctx: ServerContext, res: Response, sse: HttpSseResponse, signal: AbortSignal, metrics: ServableMetrics): Promise<void> {
   res.statusCode = sse.status ?? 200;
@@ -203,15 +204,15 @@ async function writeEvents(ctx: ServerContext, res: Response, sse: HttpSseRespon
         return;
       }
       if (r.done) break;
-      if (!res.write(formatEvent(r.value))) {
-        if ((await Promise.race([new Promise<"drain">((resolve) => res.once("drain", () => resolve("drain"))), aborted])) === "aborted") {
-          void Promise.resolve(it.return?.()).catch(() => undefined);
-          return;
-        }
+      // The next event is not taken until this one is (or the client is dropped): one piece past the buffer at most.
+      if (!(await writePaced(res, formatEvent(r.value), ctx.sendTimeoutMs))) {
+        void Promise.resolve(it.return?.()).catch(() => undefined);
+        return;
       }
       metrics.responses();
     }
     res.end();
+    flushWithin(res, ctx.sendTimeoutMs);
   } catch (e) {
     metrics.graphError();
     const err = e instanceof HttpError ? e : toHttpError(e);

@@ -14,6 +14,9 @@ import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import { ServableManager } from "../servables/manager.js";
 import type { Servable } from "../servables/types.js";
 import { createApp, type GraphserveApp } from "./app.js";
+import { guardProcess } from "./crash-guard.js";
+import { deferContinue } from "./body.js";
+import { allowHalfClose } from "./client-gone.js";
 import { capConnections, DEFAULT_CONNECTION_LIMITS, serverTimeouts } from "./connections.js";
 import type { ServeOptions } from "./flags.js";
 import { createLogger } from "./logging.js";
@@ -75,7 +78,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       ...(opts.apiKeyScope !== undefined ? { apiKeyScope: opts.apiKeyScope } : {}),
       cors: opts.cors,
       metrics,
-      limits: { maxBodyBytes: opts.maxBodyBytes, maxJsonDepth: opts.maxJsonDepth },
+      limits: {
+        maxBodyBytes: opts.maxBodyBytes,
+        maxJsonDepth: opts.maxJsonDepth,
+        ...(opts.maxJsonBodyBytes !== undefined ? { maxJsonBodyBytes: opts.maxJsonBodyBytes } : {}),
+        ...(opts.maxTotalBodyBytes !== undefined ? { maxTotalBodyBytes: opts.maxTotalBodyBytes } : {}),
+      },
+      ...(opts.sendTimeoutSeconds !== undefined ? { sendTimeoutSeconds: opts.sendTimeoutSeconds } : {}),
       ...(opts.aliases !== undefined ? { aliases: opts.aliases } : {}),
       webUi: opts.webUi !== false,
       ...(opts.webUiDir !== undefined ? { webUiDir: opts.webUiDir } : {}),
@@ -83,6 +92,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
     server = createServer(serverTimeouts(limits), gs.app);
     capConnections(server, limits);
+    deferContinue(server);
+    allowHalfClose(server);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(opts.restPort, opts.restBindAddress, () => {
@@ -149,7 +160,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
 /**
  * The CLI's server mode: starts, then shuts down gracefully on SIGTERM or
- * SIGINT (a second signal exits at once). Resolves with the exit code, after
+ * SIGINT (a second signal exits at once). While it serves, an error escaping
+ * a request fails that request only (crash-guard.ts). Resolves with the exit code, after
  * the log is flushed.
  */
 export async function runServer(opts: ServeOptions): Promise<number> {
@@ -161,6 +173,7 @@ export async function runServer(opts: ServeOptions): Promise<number> {
     logger.fatal(`cannot start: ${e instanceof Error ? e.message : String(e)}`);
     return flushed(logger, 1);
   }
+  const unguard = guardProcess(logger);
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (code: number, graceMs?: number) => {
@@ -196,6 +209,7 @@ export async function runServer(opts: ServeOptions): Promise<number> {
       });
     }
   });
+  unguard();
   return flushed(logger, code);
 }
 

@@ -108,4 +108,14 @@ def input_image(name: str) -> Image.Image:
         m[44:60, 4:20] = (0, 255, 0)
         m[44:60, 40:60] = 126
         return Image.fromarray(m, "RGB")
+    if name == "checker64":
+        # The OpenVINO goldens' image-to-image input: red and green ramps, a blue 8-pixel checkerboard.
+        y, x = np.mgrid[0:64, 0:64]
+        rgb = np.stack([x * 255 // 63, y * 255 // 63, (x // 8 + y // 8) % 2 * 200 + 30], -1).astype(np.uint8)
+        return Image.fromarray(rgb, "RGB")
+    if name == "square-mask64":
+        # The OpenVINO goldens' mask: the middle half white (repaint).
+        m = np.zeros((64, 64, 3), np.uint8)
+        m[16:48, 16:48] = 255
+        return Image.fromarray(m, "RGB")
     raise KeyError(name)

@@ -23,7 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import CASES  # noqa: E402
 from draws import Draws  # noqa: E402
-from goldens import FIXTURES, GOLDENS, run  # noqa: E402
+from goldens import GOLDENS, run  # noqa: E402
+from layout import CONFORMANCE as FIXTURES  # noqa: E402
 
 # fp32 exports are expected to match PyTorch to about 1e-4 on the 0..1 image scale.
 FP32_LIMIT = 1e-4

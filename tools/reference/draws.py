@@ -67,7 +67,8 @@ def _targets():
 
 
 @contextlib.contextmanager
-def _patched(fn):
+def serving(fn):
+    """Inside the block every randn_tensor call diffusers (or optimum) makes is answered by `fn`."""
     mods = list(_targets()) + [torch_utils]
     for m in mods:
         m.randn_tensor = fn
@@ -88,7 +89,7 @@ def recording():
         draws.calls.append(Draw(list(t.shape), t.detach().to(torch.float32).cpu().numpy().copy(), _caller_site()))
         return t
 
-    with _patched(record):
+    with serving(record):
         yield draws
 
 
@@ -107,7 +108,7 @@ def replaying(draws: Draws):
         used.append(d)
         return torch.from_numpy(d.values.reshape(d.shape)).to(device=device or "cpu", dtype=dtype or torch.float32)
 
-    with _patched(replay):
+    with serving(replay):
         yield
     if queue:
         raise AssertionError(f"{len(queue)} recorded draws were not used")

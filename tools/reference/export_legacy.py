@@ -9,7 +9,7 @@ graph.pbtxt graphserve's `--configure` writes (needs `npm run build` first):
   before the scalar timestep: UNet `timestep` int64 `[steps]`, VAE encoder
   output `latent_parameters` (mean ‖ logvar).
 - optimum-1.22: the same CLI of optimum 1.22.0 (installed with --no-deps into
-  /work/venvs/optimum-1.22 and put first on PYTHONPATH): timestep int64
+  <legacy venv>/optimum-1.22, or OPTIMUM_122_PATH, and put first on PYTHONPATH): timestep int64
   `[steps]`, VAE encoder output `latent_sample`, sampled inside the graph by
   an unseeded RandomNormalLike, so image-to-image on it is not reproducible.
 - legacy: the layout of diffusers' old scripts/convert_stable_diffusion_
@@ -25,7 +25,7 @@ kept by manifest.py) gets the command, this venv's versions and every
 component's inputs and outputs; `--manifest-only` rewrites those entries from
 the folders already there.
 
-    /work/venvs/legacy/bin/python tools/reference/export_legacy.py [pipeline ...] [--kinds KIND ...] [--manifest-only]
+    tools/reference/.venv-legacy/bin/python tools/reference/export_legacy.py [pipeline ...] [--kinds KIND ...] [--manifest-only]
 """
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import pipelines  # noqa: E402
-from export_onnx import FIXTURES, REPO, task, write_graph  # noqa: E402
+from export_onnx import write_graph  # noqa: E402
+from layout import CONFORMANCE as FIXTURES, shown, tree_size  # noqa: E402
 
-OPTIMUM_122 = Path(os.environ.get("OPTIMUM_122_PATH", "/work/venvs/optimum-1.22"))
+# optimum 1.22.0 installed with --no-deps beside this venv (README.md), put first on PYTHONPATH for its kind.
+OPTIMUM_122 = Path(os.environ.get("OPTIMUM_122_PATH", Path(sys.prefix) / "optimum-1.22"))
 KINDS = {
     "optimum-1.23": ["sd1", "sdxl", "sd-inpaint"],
     "optimum-1.22": ["sd1", "sdxl"],
@@ -62,7 +64,7 @@ def saved(name: str) -> Path:
 
 
 def optimum_command(name: str) -> list[str]:
-    return ["optimum-cli", "export", "onnx", "--model", f"pipelines/{name}", "--task", task(name)]
+    return ["optimum-cli", "export", "onnx", "--model", f"pipelines/{name}", "--task", pipelines.export_task(name)]
 
 
 def optimum_export(name: str, kind: str, out: Path) -> None:
@@ -76,10 +78,11 @@ def optimum_export(name: str, kind: str, out: Path) -> None:
 
 def shown_command(name: str, kind: str) -> str:
     """The command as manifest.json gives commands (run from the repository root)."""
+    venv = shown(Path(sys.prefix))
     if kind == "legacy":
-        return f"/work/venvs/legacy/bin/python tools/reference/export_legacy.py {name} --kinds legacy"
-    env = f"PYTHONPATH={OPTIMUM_122} " if kind == "optimum-1.22" else ""
-    return (f"cd tools/reference/.cache && {env}/work/venvs/legacy/bin/{' '.join(optimum_command(name))} "
+        return f"{venv}/bin/python tools/reference/export_legacy.py {name} --kinds legacy"
+    env = f"PYTHONPATH={shown(OPTIMUM_122)} " if kind == "optimum-1.22" else ""
+    return (f"cd tools/reference/.cache && {env}{venv}/bin/{' '.join(optimum_command(name))} "
             f"../../../test/fixtures/conformance/{name}/{kind}")
 
 
@@ -119,7 +122,11 @@ def legacy_export(name: str, out: Path) -> None:
                         location="weights.pb", convert_attribute=False)
         vae = pipe.vae
         vae_cfg = vae.config
-        vae.forward = lambda sample, return_dict: vae.encode(sample, return_dict)[0].sample()
+
+        def sampled_latent(sample, return_dict):  # that layout's encoder outputs a drawn latent, not the distribution
+            return vae.encode(sample).latent_dist.sample()
+
+        vae.forward = sampled_latent
         torch_export(vae, (torch.randn(1, vae_cfg.in_channels, vae_cfg.sample_size, vae_cfg.sample_size), False),
                      out / "vae_encoder" / "model.onnx", ["sample", "return_dict"], ["latent_sample"], {"sample": image_axes})
         vae.forward = vae.decode
@@ -157,6 +164,9 @@ def main() -> None:
     ap.add_argument("--manifest-only", action="store_true", help="only rewrite the manifest entries of the existing folders")
     args = ap.parse_args()
     versions = {p: version(p) for p in VERSIONS}
+    if "optimum-1.22" in args.kinds and not args.manifest_only and not (OPTIMUM_122 / "optimum").is_dir():
+        # Without it the CLI would silently be this venv's optimum 1.23 and the folder mislabelled.
+        raise SystemExit(f"{OPTIMUM_122}/optimum missing: pip install --no-deps --target {OPTIMUM_122} optimum==1.22.0")
     for kind in args.kinds:
         for name in KINDS[kind]:
             if args.names and name not in args.names:
@@ -167,14 +177,14 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 legacy_export(name, out) if kind == "legacy" else optimum_export(name, kind, out)
                 write_graph(out)
-            size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            size = tree_size(out)
             manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
             entry = manifest.setdefault("exports", {}).setdefault(f"{name}/{kind}", {})
             entry.update(command=shown_command(name, kind), made_by="tools/reference/export_legacy.py",
                          versions=dict(versions, optimum="1.22.0") if kind == "optimum-1.22" else versions,
                          pipeline=name, kind=kind, bytes=size, models=describe(out))
             MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
-            print(f"{name} {kind}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB)", flush=True)
+            print(f"{name} {kind}: {shown(out)} ({size / 1024:.0f} KiB)", flush=True)
 
 
 if __name__ == "__main__":

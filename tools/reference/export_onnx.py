@@ -15,22 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipelines  # noqa: E402
+from layout import CONFORMANCE as FIXTURES, REPO, shown, tree_size  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "test" / "fixtures" / "conformance"
 OPTIMUM_CLI = Path(sys.executable).parent / "optimum-cli"
 
 # sd-turbo: most public fp16 ONNX repos are SD-Turbo (schmuell/sd-turbo-ort-web, jdp8/sd-turbo-onnx, tlwu/sd-turbo-onnxruntime).
 FP16 = {"sd1", "sdxl", "sd-turbo"}
 
 
-def task(name: str) -> str:
-    # A local folder has no hub metadata, so the task must be named (optimum cannot infer it from a directory).
-    return "inpainting" if pipelines.PIPELINES[name]["kind"] == "inpaint" else "text-to-image"
-
-
 def export_command(name: str, dtype: str, out: Path) -> list[str]:
-    cmd = [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", task(name)]
+    cmd = [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", pipelines.export_task(name)]
     if dtype == "fp16":
         # CPU fp16 export: the tiny fp16 UNet differs from the fp32 PyTorch reference by ~4e-3, over
         # optimum's default atol (1e-5 → validation "fails" after saving). The models are saved either way.
@@ -54,8 +48,7 @@ def export(name: str, dtype: str) -> tuple[Path, list[str]]:
     # Run from .cache so model_index.json records the same relative _name_or_path every time.
     subprocess.run(cmd, check=True, cwd=pipelines.CACHE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     write_graph(out)
-    shown = ["optimum-cli"] + cmd[1:-1] + [str(out.relative_to(REPO))]
-    return out, shown
+    return out, ["optimum-cli"] + cmd[1:-1] + [shown(out)]
 
 
 def main() -> None:
@@ -65,8 +58,7 @@ def main() -> None:
     for name in args.names:
         for dtype in ["fp32"] + (["fp16"] if name in FP16 else []):
             out, cmd = export(name, dtype)
-            size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-            print(f"{name} {dtype}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB) <- {' '.join(cmd)}", flush=True)
+            print(f"{name} {dtype}: {shown(out)} ({tree_size(out) / 1024:.0f} KiB) <- {' '.join(cmd)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flux_sd3  # noqa: E402
+from cases import input_image  # noqa: E402
+from layout import tree_size  # noqa: E402
 from openvino_ref import (GOLDEN_PROPERTIES, GRAPH_PBTXT, OUT, PIPELINE_CLASSES, WEIGHT_FORMAT, config_dict, fixed_generator,  # noqa: E402
-                          generate, init_image, mask_image, save_png, sha256, tree_size)
+                          generate, save_png, sha256)
 from pipelines import CACHE  # noqa: E402
 
 NAMES = ["flux-schnell", "sd3"]
@@ -88,7 +90,7 @@ def goldens(name: str, ir: Path, gold: Path) -> dict:
     import torch
     import openvino_genai as ov_genai
 
-    image, mask = init_image(64), mask_image(64)
+    image, mask = np.asarray(input_image("checker64")), np.asarray(input_image("square-mask64"))
     save_png(gold / "init.png", image)
     save_png(gold / "mask.png", mask)
     defaults, refused = {}, {}
@@ -161,7 +163,7 @@ def main() -> None:
             "golden_properties": GOLDEN_PROPERTIES,
             "versions": {p: version(p) for p in ("openvino", "openvino-genai", "openvino-tokenizers", "optimum-intel", "diffusers", "torch")},
         }
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipelines  # noqa: E402
 from cases import CASES, input_image  # noqa: E402
 from draws import Draws, recording, replaying  # noqa: E402
+from layout import CONFORMANCE as FIXTURES  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "test" / "fixtures" / "conformance"
 GOLDENS = FIXTURES / "goldens"
 
 MODE_CLASS = {

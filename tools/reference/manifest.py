@@ -22,15 +22,10 @@ import flux_sd3_export  # noqa: E402
 import pipelines  # noqa: E402
 from cases import CASES  # noqa: E402
 from flux_sd3_cases import CASES as FLUX_SD3_CASES  # noqa: E402
+from layout import CONFORMANCE as FIXTURES, REPO, tree_size as size  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "test" / "fixtures" / "conformance"
 PACKAGES = ["torch", "diffusers", "transformers", "tokenizers", "optimum", "optimum-onnx", "optimum-intel", "onnx", "onnxruntime",
             "openvino", "openvino-genai", "numpy", "pillow"]
-
-
-def size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def export_folders() -> list[Path]:
@@ -80,16 +75,22 @@ def main() -> None:
         **{k: v for k, v in old.items() if k not in ("versions", "commands", "pipelines", "exports", "cases", "sizes")},
         "versions": versions,
         "commands": {
-            "venv": "python3 -m venv tools/reference/.venv && tools/reference/.venv/bin/pip install -r tools/reference/requirements.txt",
+            "venv": "python3.11 -m venv tools/reference/.venv && tools/reference/.venv/bin/pip install -r tools/reference/requirements.txt",
+            "venv_legacy": "python3.11 -m venv tools/reference/.venv-legacy && tools/reference/.venv-legacy/bin/pip install -r "
+                           "tools/reference/requirements-legacy.txt && tools/reference/.venv-legacy/bin/pip install --no-deps --target "
+                           "tools/reference/.venv-legacy/optimum-1.22 optimum==1.22.0",
             "all": "npm run build && tools/reference/.venv/bin/python tools/reference/make_all.py",
-            "pipelines": "python tools/reference/pipelines.py",
-            "exports": "python tools/reference/export_onnx.py",
-            "goldens": "python tools/reference/goldens.py",
-            "tokens": "python tools/reference/tokens.py",
-            "check": "python tools/reference/check_onnx.py",
-            "flux_sd3": "python tools/reference/flux_sd3.py && python tools/reference/flux_sd3_export.py && python tools/reference/flux_sd3_goldens.py"
-                        " && python tools/reference/flux_sd3_check.py",
-            "flux_sd3_openvino": "python tools/reference/flux_sd3_openvino.py",
+            "pipelines": "tools/reference/.venv/bin/python tools/reference/pipelines.py",
+            "exports": "tools/reference/.venv/bin/python tools/reference/export_onnx.py",
+            "exports_legacy": "tools/reference/.venv-legacy/bin/python tools/reference/export_legacy.py",
+            "openvino": "tools/reference/.venv/bin/python tools/reference/openvino_ref.py",
+            "goldens": "tools/reference/.venv/bin/python tools/reference/goldens.py",
+            "tokens": "tools/reference/.venv/bin/python tools/reference/tokens.py",
+            "check": "tools/reference/.venv/bin/python tools/reference/check_onnx.py",
+            "manifest": "tools/reference/.venv/bin/python tools/reference/manifest.py",
+            "flux_sd3": "tools/reference/.venv/bin/python tools/reference/flux_sd3.py && (same python) flux_sd3_export.py && flux_sd3_goldens.py"
+                        " && flux_sd3_check.py",
+            "flux_sd3_openvino": "tools/reference/.venv/bin/python tools/reference/flux_sd3_openvino.py",
         },
         "pipelines": {name: {"kind": s["kind"], "seed": s["seed"], "scheduler": s["scheduler"][0], "unet": s["unet"],
                              "text_encoder": s["text"], **({"text_encoder_2": s["text2"]} if "text2" in s else {}),
@@ -99,7 +100,8 @@ def main() -> None:
         "exports": exports,
         "cases": cases,
         "sizes": {"exports_bytes": sum(e["bytes"] for e in exports.values()), "goldens_bytes": size(FIXTURES / "goldens"),
-                  "total_bytes": size(FIXTURES)},
+                  # Everything but this file, whose own size would change with each rewrite.
+                  "total_bytes": size(FIXTURES) - (path.stat().st_size if path.exists() else 0)},
     }
     path.write_text(json.dumps(manifest, indent=1, default=list) + "\n")
     print(f"{path.relative_to(REPO)}: {len(exports)} exports, {len(cases)} cases, {manifest['sizes']['total_bytes'] / 1e6:.1f} MB")

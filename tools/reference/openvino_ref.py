@@ -31,7 +31,7 @@ exports and the diffusers goldens use) this script
 
 Everything lands in test/fixtures/openvino/ (IR folders, goldens, manifest.json).
 
-    /work/venv-ref/bin/python tools/reference/openvino_ref.py [--skip-export] [name ...]
+    tools/reference/.venv/bin/python tools/reference/openvino_ref.py [--skip-export] [name ...]
 """
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import pipelines  # noqa: E402  (h15-ref's builder: same weights for every export)
+import pipelines  # noqa: E402  (same weights for every export)
+from cases import input_image  # noqa: E402
+from layout import OPENVINO as OUT, shown, tree_size  # noqa: E402
 
-REPO = HERE.parent.parent
-OUT = REPO / "test" / "fixtures" / "openvino"
 NAMES = ["sd1", "sdxl", "sd-inpaint"]
 WEIGHT_FORMAT = "fp32"
 
@@ -119,31 +119,16 @@ def export_ir(name: str) -> tuple[Path, list[str]]:
         pipelines.save(name)
     dest = OUT / name
     shutil.rmtree(dest, ignore_errors=True)
-    task = "inpainting" if pipelines.PIPELINES[name]["kind"] == "inpaint" else "text-to-image"
-    cmd = ["optimum-cli", "export", "openvino", "--model", f"pipelines/{name}", "--task", task, "--weight-format", WEIGHT_FORMAT, str(dest)]
-    env_bin = Path(sys.executable).parent
-    run([str(env_bin / cmd[0]), *cmd[1:]], cwd=pipelines.CACHE)
+    # Run from .cache with relative paths: the command recorded is the one run, with no machine paths in it.
+    cmd = ["optimum-cli", "export", "openvino", "--model", f"pipelines/{name}", "--task", pipelines.export_task(name),
+           "--weight-format", WEIGHT_FORMAT, os.path.relpath(dest, pipelines.CACHE)]
+    run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], cwd=pipelines.CACHE)
     (dest / "graph.pbtxt").write_text(GRAPH_PBTXT)
     return dest, cmd
 
 
 # ---------------------------------------------------------------------------
-# Inputs for image-to-image and inpainting: small synthetic pictures, saved next to the goldens.
-
-def init_image(size: int) -> np.ndarray:
-    y, x = np.mgrid[0:size, 0:size]
-    r = (x * 255 // (size - 1)).astype(np.uint8)
-    g = (y * 255 // (size - 1)).astype(np.uint8)
-    b = (((x // 8 + y // 8) % 2) * 200 + 30).astype(np.uint8)
-    return np.stack([r, g, b], axis=-1)
-
-
-def mask_image(size: int) -> np.ndarray:
-    m = np.zeros((size, size, 3), np.uint8)
-    q = size // 4
-    m[q : size - q, q : size - q] = 255  # white = repaint
-    return m
-
+# Files.
 
 def save_png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
@@ -272,7 +257,7 @@ def diffusers_with_genai_noise(name: str, mode: str, params: dict, image: np.nda
         kw["image"] = Image.fromarray(image)
     if mode == "inpainting":
         kw["mask_image"] = Image.fromarray(mask)
-    with torch.no_grad(), draws._patched(randn):
+    with torch.no_grad(), draws.serving(randn):
         out = pipe(output_type="np", **kw).images
     return (np.clip(np.asarray(out), 0, 1) * 255).round().astype(np.uint8)
 
@@ -289,7 +274,7 @@ def goldens(name: str, ir: Path, gold: Path, tmp: Path) -> dict:
     import openvino_genai as ov_genai
 
     size = 64
-    image, mask = init_image(size), mask_image(size)
+    image, mask = np.asarray(input_image("checker64")), np.asarray(input_image("square-mask64"))
     save_png(gold / "init.png", image)
     save_png(gold / "mask.png", mask)
     made: dict[str, object] = {}
@@ -423,10 +408,6 @@ def property_checks(ir: Path, tmp: Path) -> list[dict]:
     return results
 
 
-def tree_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", default=NAMES)
@@ -434,7 +415,7 @@ def main() -> None:
     args = ap.parse_args()
     manifest_path = OUT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"pipelines": {}}
-    manifest["made_by"] = "/work/venv-ref/bin/python tools/reference/openvino_ref.py (the venv of tools/reference/requirements.txt)"
+    manifest["made_by"] = f"{shown(Path(sys.prefix))}/bin/python tools/reference/openvino_ref.py (the venv of tools/reference/requirements.txt)"
     manifest["versions"] = {p: version(p) for p in ["openvino", "openvino-genai", "openvino-tokenizers", "optimum-intel", "optimum", "nncf", "diffusers", "transformers", "torch"]}
     with tempfile.TemporaryDirectory(prefix="h15-ov-") as t:
         tmp = Path(t)

@@ -191,6 +191,11 @@ def build(name: str):
     return diffusers.StableDiffusionPipeline(**common, requires_safety_checker=False)
 
 
+def export_task(name: str) -> str:
+    """The exporters' --task for a saved pipeline: a local folder has no hub metadata to infer it from."""
+    return "inpainting" if PIPELINES[name]["kind"] == "inpaint" else "text-to-image"
+
+
 def save(name: str, out_root: Path = PIPELINES_DIR) -> Path:
     """Builds `name` and saves it as a diffusers folder (tokenizer folders as hand-written, not re-saved)."""
     pipe = build(name)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Records what the reference generators draw for a seed, for test/noise-*.test.ts.
 
-  /work/venv-ref/bin/python tools/reference/seeds.py   (from the repository root)
+  tools/reference/.venv/bin/python tools/reference/seeds.py   (from the repository root)
 
 Writes test/fixtures/seeds/mt19937.json (OpenVINO GenAI's CppStdGenerator, the
 generator OVMS's image-generation calculator gets for `rng_seed`) and
@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "seeds"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from layout import SEEDS as OUT, shown  # noqa: E402
+
+COMMAND = f"{shown(Path(sys.prefix))}/bin/python tools/reference/seeds.py"  # the venv this run used
 SEEDS = [0, 1, 42, 2**32 + 42, 2**63 + 5, 2**64 - 1]
 WHOLE_LIMIT = 256
 EDGE = 64
@@ -151,7 +154,7 @@ def torch_rare_blocks() -> list:
 def write(name: str, generator: str, versions: dict, cases: list, extra: dict | None = None) -> None:
     doc = {
         "generator": generator,
-        "made_by": {"command": "/work/venv-ref/bin/python tools/reference/seeds.py", "python": sys.version.split()[0], "machine": platform.machine(), **versions},
+        "made_by": {"command": COMMAND, "python": sys.version.split()[0], "machine": platform.machine(), **versions},
         "cases": cases,
     }
     path = OUT / f"{name}.json"
@@ -174,7 +177,7 @@ def main() -> None:
         [mt19937_case(seed, calls) for seed in SEEDS for calls in MT19937_CALLS],
     )
     libm = OUT / "glibc-libm.json"
-    libm.write_text(json.dumps({"made_by": {"command": "/work/venv-ref/bin/python tools/reference/seeds.py", "libc": " ".join(platform.libc_ver())}, "as": "float32 bit patterns", **libm_cases()}) + "\n")
+    libm.write_text(json.dumps({"made_by": {"command": COMMAND, "libc": " ".join(platform.libc_ver())}, "as": "float32 bit patterns", **libm_cases()}) + "\n")
     print(f"wrote {libm} ({libm.stat().st_size} bytes)")
     write(
         "torch-cpu",

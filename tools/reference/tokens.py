@@ -19,9 +19,8 @@ from transformers import CLIPTokenizer, CLIPTokenizerFast
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipelines  # noqa: E402
 from cases import LONG  # noqa: E402
+from layout import CONFORMANCE as FIXTURES  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "test" / "fixtures" / "conformance"
 
 PROMPTS = [
     "a photo of a cat",

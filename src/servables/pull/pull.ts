@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { HubApiError, listFiles, type ListFileEntry } from "@huggingface/hub";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
-import { backendForFiles, backendUnavailable, type BackendKind } from "../../backends/formats.js";
+import { backendUnavailable, formatsOfFiles, type BackendKind } from "../../backends/formats.js";
 import { DownloadError, downloadFiles, type RemoteFile } from "./download.js";
 import { createProgress, type ProgressOptions } from "./progress.js";
 
@@ -461,10 +461,14 @@ function checkImageGenerationRepo(repo: string, files: readonly RemoteFile[]): v
   }
 }
 
-/** Refuses a repository whose backend cannot run on this machine (OpenVINO IR without OpenVINO) before downloading it. */
+/**
+ * Refuses, before downloading it, a repository no backend here can run:
+ * OpenVINO IR only, without OpenVINO (ONNX files beside it load on ONNX Runtime).
+ */
 async function checkBackendRunsHere(repo: string, files: readonly RemoteFile[], unavailable: (kind: BackendKind) => Promise<string | undefined>): Promise<void> {
-  const kind = backendForFiles(files.map((f) => f.path));
-  const why = kind === undefined ? undefined : await unavailable(kind);
+  const kinds = formatsOfFiles(files.map((f) => f.path));
+  if (!kinds.includes("openvino") || kinds.includes("onnxruntime")) return;
+  const why = await unavailable("openvino");
   if (why === undefined) return;
   throw new PullError(
     `${repo} holds OpenVINO IR (openvino_model.xml), which this machine cannot run, so nothing was downloaded. ${why} ` +
