@@ -35,6 +35,13 @@ def extra_defaults(pipe, case: dict) -> dict:
     return {k: params[k].default for k in ("max_sequence_length", "true_cfg_scale") if k in params and k not in case["extra"]}
 
 
+def without_padding(ids: list[int], pad_id: int) -> list[int]:
+    end = len(ids)
+    while end and ids[end - 1] == pad_id:
+        end -= 1
+    return ids[:end]
+
+
 def t5_tokens() -> dict:
     """input_ids as diffusers' _get_t5_prompt_embeds asks for them (max_length padding, truncation)."""
     from transformers import T5TokenizerFast
@@ -47,8 +54,8 @@ def t5_tokens() -> dict:
                  "vocab_size": len(tok), "ids": {}}
         for length in T5_LENGTHS:
             ids = [tok(p, padding="max_length", max_length=length, truncation=True).input_ids for p in PROMPTS]
-            # Stored without the padding (all pad_id up to L), so the file stays small: `unpadded[i]` + pad_id × (L − len).
-            entry["ids"][str(length)] = [i[: len(i) - next((k for k, t in enumerate(reversed(i)) if t != tok.pad_token_id), len(i))] for i in ids]
+            # Stored without the trailing pad ids, so the file stays small: pad with pad_id up to L to get the call's ids.
+            entry["ids"][str(length)] = [without_padding(i, tok.pad_token_id) for i in ids]
         entry["tokens"] = [tok.convert_ids_to_tokens(tok(p).input_ids) for p in PROMPTS]
         out["tokenizers"][rel] = entry
     return out
