@@ -1,7 +1,8 @@
 """Exports the tiny FLUX/SD3 pipelines (flux_sd3.py) with optimum-onnx's
 `optimum-cli export onnx --task text-to-image` (one export serves text-to-image,
 image-to-image and inpainting: vae_encoder is always exported) into
-test/fixtures/conformance/<pipeline>/optimum-onnx-fp32/, with graph.pbtxt, and
+test/fixtures/conformance/<pipeline>/optimum-onnx-fp32/ (and -fp16/ for flux-schnell and sd3,
+with export_onnx.py's fp16 options), with graph.pbtxt, and
 prints each ONNX file's input/output signature (names, dtypes, shapes).
 
     python tools/reference/flux_sd3_export.py [pipeline ...]
@@ -21,7 +22,7 @@ import flux_sd3  # noqa: E402
 from export_onnx import FIXTURES, OPTIMUM_CLI, REPO  # noqa: E402
 from pipelines import CACHE  # noqa: E402
 
-KIND = "optimum-onnx-fp32"
+FP16 = {"flux-schnell", "sd3"}
 
 # Facts about the exports a reader of the signatures needs (the manifest carries them beside each export).
 NOTES = {
@@ -49,8 +50,10 @@ for _name in ("flux-schnell", "flux-dev"):
                                                 "float; optimum's ORT wrapper casts to the declared dtype); timestep is float [step] = t/1000")
 
 
-def export_command(name: str, out: Path) -> list[str]:
-    return [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", "text-to-image", str(out)]
+def export_command(name: str, dtype: str, out: Path) -> list[str]:
+    # fp16: the fp16 VAE decoder differs from its PyTorch fp16 reference by 0.012 (flux) / 0.016 (sd3), over --atol 1e-2: saved with a warning.
+    fp16 = ["--dtype", "fp16", "--atol", "1e-2"] if dtype == "fp16" else []
+    return [str(OPTIMUM_CLI), "export", "onnx", "--model", f"pipelines/{name}", "--task", "text-to-image", *fp16, str(out)]
 
 
 def signatures(folder: Path) -> dict:
@@ -73,12 +76,12 @@ def signatures(folder: Path) -> dict:
     return sigs
 
 
-def export(name: str) -> Path:
-    out = FIXTURES / name / KIND
+def export(name: str, dtype: str) -> Path:
+    out = FIXTURES / name / f"optimum-onnx-{dtype}"
     shutil.rmtree(out, ignore_errors=True)
     flux_sd3.ensure(name)
     # From .cache, so model_index.json records the same relative _name_or_path every run (as export_onnx.py).
-    subprocess.run(export_command(name, out), check=True, cwd=CACHE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(export_command(name, dtype, out), check=True, cwd=CACHE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     export_onnx.write_graph(out)
     return out
 
@@ -88,10 +91,11 @@ def main() -> None:
     ap.add_argument("names", nargs="*", default=list(flux_sd3.PIPELINES))
     args = ap.parse_args()
     for name in args.names:
-        out = export(name)
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        print(f"{name}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB)", flush=True)
-        print(json.dumps(signatures(out), indent=1), flush=True)
+        for dtype in ["fp32"] + (["fp16"] if name in FP16 else []):
+            out = export(name, dtype)
+            size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            print(f"{name} {dtype}: {out.relative_to(REPO)} ({size / 1024:.0f} KiB)", flush=True)
+            print(json.dumps(signatures(out), indent=1), flush=True)
 
 
 if __name__ == "__main__":

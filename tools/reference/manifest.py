@@ -53,8 +53,8 @@ def main() -> None:
             cmd = export_onnx.export_command(pipeline, dtype, Path(rel))
             entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
             entry["made_by"] = "tools/reference/export_onnx.py"
-        if kind == flux_sd3_export.KIND and pipeline in flux_sd3.PIPELINES:
-            cmd = flux_sd3_export.export_command(pipeline, Path(rel))
+        if kind.startswith("optimum-onnx-") and pipeline in flux_sd3.PIPELINES:
+            cmd = flux_sd3_export.export_command(pipeline, kind.removeprefix("optimum-onnx-"), Path(rel))
             entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
             entry["made_by"] = "tools/reference/flux_sd3_export.py"
             entry["signatures"] = flux_sd3_export.signatures(folder)
