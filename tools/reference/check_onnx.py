@@ -64,21 +64,22 @@ def exports_of(pipeline: str) -> list[Path]:
     return sorted(p for p in (FIXTURES / pipeline).iterdir() if p.name.startswith("optimum-onnx-") and (p / "model_index.json").exists())
 
 
-def main() -> None:
+def main(cases: list[dict] = CASES, pipe_for=ort_pipe) -> None:
+    """`pipe_for(export, mode)`: the pipeline that runs a case on an export (flux_sd3_check.py passes its own)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("prefixes", nargs="*")
     args = ap.parse_args()
     torch.set_num_threads(1)
     report_path = FIXTURES / "onnx-check.json"
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    for case in CASES:
+    for case in cases:
         if args.prefixes and not any(case["id"].startswith(p) for p in args.prefixes):
             continue
         meta, draws, png, floats, latents = golden(case["id"])
         for export in exports_of(case["pipeline"]):
             key = f"{case['id']} @ {export.relative_to(FIXTURES).as_posix()}"
             try:
-                res = run(ort_pipe(export, case["mode"]), case, draws)
+                res = run(pipe_for(export, case["mode"]), case, draws)
             except Exception as e:  # recorded, not fatal: the report says which export/case the reference could not run
                 report[key] = {"error": f"{type(e).__name__}: {e}"}
                 print(f"ERROR {key}: {report[key]['error']}", flush=True)

@@ -60,6 +60,7 @@ def call_kwargs(case: dict) -> dict:
         kw["image"] = input_image(case["image"])
     if case["mask"]:
         kw["mask_image"] = input_image(case["mask"])
+    kw.update(case.get("extra") or {})  # further call arguments (flux_sd3_cases.py)
     return kw
 
 

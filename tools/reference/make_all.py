@@ -5,6 +5,8 @@ test/fixtures/openvino/ and test/fixtures/seeds/, in order, with two venvs (READ
   legacy venv (requirements-legacy.txt) export_legacy.py (optimum 1.23 / 1.22, legacy diffusers layout)
   main venv                             openvino_ref.py → goldens.py → tokens.py → check_onnx.py → manifest.py
 
+and beside each SD/SDXL step its FLUX/SD3 peer (flux_sd3*.py, README.md's "FLUX.1 and SD3").
+
 tokens.py and manifest.py come after every export because they read every
 tokenizer folder and every export folder. Run from anywhere with the main
 venv's Python, after `npm run build` (graph.pbtxt files are written by
@@ -38,10 +40,10 @@ def main() -> None:
         raise SystemExit(f"{legacy_py} missing: make the legacy venv (tools/reference/README.md) or pass --legacy-venv / --skip-legacy")
     env = dict(os.environ)
     env.setdefault("OPTIMUM_122_PATH", str(args.legacy_venv / "optimum-1.22"))
-    steps = [(main_py, "seeds.py"), (main_py, "pipelines.py"), (main_py, "export_onnx.py")]
+    steps = [(main_py, "seeds.py"), (main_py, "pipelines.py"), (main_py, "flux_sd3.py"), (main_py, "export_onnx.py"), (main_py, "flux_sd3_export.py")]
     steps += [] if args.skip_legacy else [(legacy_py, "export_legacy.py")]
-    steps += [] if args.skip_openvino else [(main_py, "openvino_ref.py")]
-    steps += [(main_py, s) for s in ("goldens.py", "tokens.py", "check_onnx.py", "manifest.py")]
+    steps += [] if args.skip_openvino else [(main_py, "openvino_ref.py"), (main_py, "flux_sd3_openvino.py")]
+    steps += [(main_py, s) for s in ("goldens.py", "flux_sd3_goldens.py", "tokens.py", "check_onnx.py", "flux_sd3_check.py", "manifest.py")]
     for python, step in steps:
         print(f"== {step} ({python})", flush=True)
         subprocess.run([python, str(HERE / step)], check=True, env=env)

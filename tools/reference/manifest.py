@@ -17,8 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import export_onnx  # noqa: E402
+import flux_sd3  # noqa: E402
+import flux_sd3_export  # noqa: E402
 import pipelines  # noqa: E402
 from cases import CASES  # noqa: E402
+from flux_sd3_cases import CASES as FLUX_SD3_CASES  # noqa: E402
 from layout import CONFORMANCE as FIXTURES, REPO, tree_size as size  # noqa: E402
 
 PACKAGES = ["torch", "diffusers", "transformers", "tokenizers", "optimum", "optimum-onnx", "optimum-intel", "onnx", "onnxruntime",
@@ -50,16 +53,24 @@ def main() -> None:
             cmd = export_onnx.export_command(pipeline, dtype, Path(rel))
             entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
             entry["made_by"] = "tools/reference/export_onnx.py"
+        if kind.startswith("optimum-onnx-") and pipeline in flux_sd3.PIPELINES:
+            cmd = flux_sd3_export.export_command(pipeline, kind.removeprefix("optimum-onnx-"), Path(rel))
+            entry["command"] = f"cd tools/reference/.cache && optimum-cli {' '.join(cmd[1:-1])} ../../../test/fixtures/conformance/{rel}"
+            entry["made_by"] = "tools/reference/flux_sd3_export.py"
+            entry["signatures"] = flux_sd3_export.signatures(folder)
+            entry |= flux_sd3_export.NOTES.get(pipeline, {})
         entry.update(pipeline=pipeline, kind=kind, bytes=size(folder),
                      files=sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file()))
         exports[rel] = entry
     cases = {}
-    for case in CASES:
+    for case in CASES + FLUX_SD3_CASES:
         d = FIXTURES / "goldens" / case["id"]
         if (d / "case.json").exists():
             meta = json.loads((d / "case.json").read_text())
             cases[case["id"]] = {"pipeline": meta["pipeline"], "pipeline_class": meta["pipeline_class"], **meta["request"],
                                  "draws": [c["site"] for c in meta["draws"]["calls"]], "float_output": "output_float" in meta}
+            if case.get("extra"):
+                cases[case["id"]]["extra"] = case["extra"]
     manifest = {
         **{k: v for k, v in old.items() if k not in ("versions", "commands", "pipelines", "exports", "cases", "sizes")},
         "versions": versions,
@@ -77,12 +88,15 @@ def main() -> None:
             "tokens": "tools/reference/.venv/bin/python tools/reference/tokens.py",
             "check": "tools/reference/.venv/bin/python tools/reference/check_onnx.py",
             "manifest": "tools/reference/.venv/bin/python tools/reference/manifest.py",
+            "flux_sd3": "tools/reference/.venv/bin/python tools/reference/flux_sd3.py && (same python) flux_sd3_export.py && flux_sd3_goldens.py"
+                        " && flux_sd3_check.py",
+            "flux_sd3_openvino": "tools/reference/.venv/bin/python tools/reference/flux_sd3_openvino.py",
         },
         "pipelines": {name: {"kind": s["kind"], "seed": s["seed"], "scheduler": s["scheduler"][0], "unet": s["unet"],
                              "text_encoder": s["text"], **({"text_encoder_2": s["text2"]} if "text2" in s else {}),
                              "vae": pipelines.VAE, "vae_scaling_factor": s["vae_scale"],
                              "tokenizer_style": s["tokenizer"], **({"tokenizer_2_style": s["tokenizer2"]} if "tokenizer2" in s else {})}
-                      for name, s in pipelines.PIPELINES.items()},
+                      for name, s in pipelines.PIPELINES.items()} | {name: flux_sd3.describe(name) for name in flux_sd3.PIPELINES},
         "exports": exports,
         "cases": cases,
         "sizes": {"exports_bytes": sum(e["bytes"] for e in exports.values()), "goldens_bytes": size(FIXTURES / "goldens"),
