@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { NoiseGenerator } from "../src/backends/noise/index.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
-import { CONFORMANCE_ROOT as ROOT, GOLDENS, type GoldenCase, goldenFloats, goldenImage, goldenNames, goldenRequest, readGolden } from "./helpers/conformance.js";
+import { CONFORMANCE_ROOT as ROOT, GOLDENS, type GoldenCase, goldenFloats, goldenImage, goldenNames, goldenRequest, PENDING_PIPELINES, readGolden } from "./helpers/conformance.js";
 
 /** Final images, fp32 exports: at most 2/255 off per channel value. */
 const PIXEL_TOLERANCE = 2;
@@ -148,7 +148,7 @@ describe("conformance: diffusers goldens replayed on every exported folder of th
     if (!folders.includes(c.export)) it(`${name} on ${c.export}`, { skip: `no export folder ${c.export}` }, () => {});
     for (const folder of folders) {
       const fp16 = /fp16/.test(folder);
-      it(`${name} on ${folder}`, async (t) => {
+      it(`${name} on ${folder}`, { todo: PENDING_PIPELINES.get(c.pipeline) }, async (t) => {
         const samplesVae = c.draws.calls.some((d) => d.site === "vae.sample");
         if (samplesVae && (await pipeline(folder, c)).sessions.vaeEncoderOutput === "latent_sample") {
           // optimum ≤ 1.22 and the legacy layout sample the VAE latent inside the graph with an unseeded RandomNormalLike.

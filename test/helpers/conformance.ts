@@ -35,6 +35,17 @@ export interface GoldenCase {
   readonly step_latents?: { readonly file: string; readonly shape: number[] };
 }
 
+/**
+ * Fixture pipelines whose family the ONNX backend does not serve yet. Their goldens and exports are
+ * committed (tools/reference/flux_sd3*.py) and their conformance tests run, reported as `todo` until
+ * the family lands; then the entry goes and the tests count.
+ */
+export const PENDING_PIPELINES: ReadonlyMap<string, string> = new Map([
+  ["flux-schnell", "FLUX.1 on ONNX Runtime: not implemented yet (issue 16)"],
+  ["flux-dev", "FLUX.1 on ONNX Runtime: not implemented yet (issue 16)"],
+  ["sd3", "Stable Diffusion 3 on ONNX Runtime: not implemented yet (issue 16)"],
+]);
+
 export function goldenNames(): string[] {
   return existsSync(GOLDENS) ? readdirSync(GOLDENS).sort() : [];
 }
