@@ -36,6 +36,8 @@ export interface ShapeReading {
   /** The object's share of the picture, and of its bounding box. */
   readonly area: number;
   readonly fill?: number;
+  /** The object's bounding box in pixels, inclusive. */
+  readonly box?: { readonly x0: number; readonly y0: number; readonly x1: number; readonly y1: number };
 }
 
 export interface ShapeCheck {
@@ -114,7 +116,7 @@ export function readShapes(img: RawImage): ShapeReading {
   }
   const fill = all[fg] / ((x1 - x0 + 1) * (y1 - y0 + 1));
   const shape: Shape | undefined = fill >= FILL_SQUARE ? "square" : fill >= FILL_CIRCLE ? "circle" : fill >= FILL_TRIANGLE ? "triangle" : undefined;
-  return { background: NAMES[bg], colour: NAMES[fg], ...(shape !== undefined ? { shape } : {}), area, fill };
+  return { background: NAMES[bg], colour: NAMES[fg], ...(shape !== undefined ? { shape } : {}), area, fill, box: { x0, y0, x1, y1 } };
 }
 
 /** Checks a picture against its prompt; undefined when the prompt is not a demo-shapes prompt. */
