@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import sharp from "sharp";
 import { checkShapes, readShapes, type ShapeReading } from "../src/tools/accuracy/demo-shapes.js";
-import { decodeRgb } from "../src/tools/accuracy/run.js";
+import { decodeRgb, runAccuracy } from "../src/tools/accuracy/run.js";
 import { startDemoServer, type GraphserveProcess } from "./helpers/demo-server.js";
 
 let server: GraphserveProcess;
@@ -108,6 +108,18 @@ cases.push(["inpainting repaints only the masked object", async () => {
     }
   }
   assert.ok(changed / outside < 0.02, `${changed} of ${outside} pixels outside the mask changed visibly`);
+}]);
+
+cases.push(["graphserve accuracy --check demo-shapes reads every image it asked for, deterministically", async () => {
+  const prompts = ["a black circle on a blue background", "a green triangle on a black background"];
+  const report = await runAccuracy({ url: server.url, model: "demo", prompts, check: "demo-shapes" });
+  assert.equal(report.summary.passed, true, "seed S twice gives the same bytes, S+1 others");
+  assert.equal(report.summary.checked, 2);
+  assert.deepEqual(report.results.map((r) => r.shapes?.expected), [
+    { shape: "circle", colour: "black", background: "blue" },
+    { shape: "triangle", colour: "green", background: "black" },
+  ]);
+  assert.equal(report.summary.drawnRight, report.results.filter((r) => r.shapes?.ok).length);
 }]);
 
 test("the demo model draws what it is asked", { timeout: 600_000 }, async (t) => {
