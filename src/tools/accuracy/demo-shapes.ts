@@ -83,6 +83,46 @@ function mostCommon(counts: number[], skip = -1): number {
   return best;
 }
 
+interface Patch {
+  count: number;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** The largest 4-connected patch of class `c`: its pixel count and bounding box. */
+function largestPatch(cls: Uint8Array, width: number, height: number, c: number): Patch {
+  const seen = new Uint8Array(cls.length);
+  const stack = new Int32Array(cls.length);
+  let best: Patch = { count: 0, x0: 0, y0: 0, x1: -1, y1: -1 };
+  for (let start = 0; start < cls.length; start++) {
+    if (cls[start] !== c || seen[start]) continue;
+    const p: Patch = { count: 0, x0: width, y0: height, x1: -1, y1: -1 };
+    let top = 0;
+    stack[top++] = start;
+    seen[start] = 1;
+    while (top > 0) {
+      const i = stack[--top];
+      const x = i % width;
+      const y = (i - x) / width;
+      p.count++;
+      p.x0 = Math.min(p.x0, x);
+      p.x1 = Math.max(p.x1, x);
+      p.y0 = Math.min(p.y0, y);
+      p.y1 = Math.max(p.y1, y);
+      for (const j of [x > 0 ? i - 1 : -1, x < width - 1 ? i + 1 : -1, y > 0 ? i - width : -1, y < height - 1 ? i + width : -1]) {
+        if (j >= 0 && !seen[j] && cls[j] === c) {
+          seen[j] = 1;
+          stack[top++] = j;
+        }
+      }
+    }
+    if (p.count > best.count) best = p;
+  }
+  return best;
+}
+
 /** Reads one picture (RGB, any size). */
 export function readShapes(img: RawImage): ShapeReading {
   const { width, height, data, channels } = img;
@@ -101,20 +141,13 @@ export function readShapes(img: RawImage): ShapeReading {
   }
   const bg = mostCommon(edge);
   const fg = mostCommon(all, bg);
-  const area = all[fg] / cls.length;
+  // The object: the largest connected patch of its colour (specks, and blended edge pixels that fall
+  // nearer a third colour, are left out).
+  const patch = largestPatch(cls, width, height, fg);
+  const area = patch.count / cls.length;
   if (area < MIN_OBJECT_AREA) return { background: NAMES[bg], area };
-  // The object: its colour's pixels (blended edge pixels that fall nearer a third colour are left out).
-  let [x0, y0, x1, y1] = [width, height, -1, -1];
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (cls[y * width + x] !== fg) continue;
-      x0 = Math.min(x0, x);
-      x1 = Math.max(x1, x);
-      y0 = Math.min(y0, y);
-      y1 = Math.max(y1, y);
-    }
-  }
-  const fill = all[fg] / ((x1 - x0 + 1) * (y1 - y0 + 1));
+  const { x0, y0, x1, y1 } = patch;
+  const fill = patch.count / ((x1 - x0 + 1) * (y1 - y0 + 1));
   const shape: Shape | undefined = fill >= FILL_SQUARE ? "square" : fill >= FILL_CIRCLE ? "circle" : fill >= FILL_TRIANGLE ? "triangle" : undefined;
   return { background: NAMES[bg], colour: NAMES[fg], ...(shape !== undefined ? { shape } : {}), area, fill, box: { x0, y0, x1, y1 } };
 }
