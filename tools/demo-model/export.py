@@ -92,11 +92,11 @@ def main() -> None:
     (out / "graph.pbtxt").write_text(GRAPH % {"steps": DEFAULT_STEPS})
     shapes.write_prompts(out / "held-out-prompts.txt")
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    run = json.loads((CACHE / "train-run.json").read_text()) if (CACHE / "train-run.json").exists() else {}
+    runs = json.loads((CACHE / "train-runs.json").read_text()) if (CACHE / "train-runs.json").exists() else []
     manifest = {
         "made_by": "tools/demo-model (python tools/demo-model/make.py)",
         "export": "optimum.exporters.onnx.main_export(<pipeline>, <out>, task='text-to-image', do_validation=False), fp32",
-        "training": {**info, "last_run": run, "held_out": [shapes.caption(*c) for c in shapes.held_out()]},
+        "training": {**info, "runs": runs, "wall_seconds": sum(r["seconds"] for r in runs), "held_out": [shapes.caption(*c) for c in shapes.held_out()]},
         "scheduler": SCHEDULER[0],
         "versions": {p: version(p) for p in ("torch", "diffusers", "transformers", "optimum-onnx", "onnx", "onnxruntime")},
         "python": platform.python_version(),

@@ -66,8 +66,8 @@ def train_vae(steps: int, batch: int, save_every: int, deadline: float) -> None:
         step += 1
         if step % 50 == 0:
             log(f"vae step {step} mse {F.mse_loss(rec, x).item():.5f} kl {kl.item():.1f}")
-        if step % save_every == 0 or step == steps:
-            save(path, dict(model=vae.state_dict(), opt=opt.state_dict(), step=step, done=step >= steps))
+        if step % save_every == 0:
+            save(path, dict(model=vae.state_dict(), opt=opt.state_dict(), step=step, done=False))
     save(path, dict(model=vae.state_dict(), opt=opt.state_dict(), step=step, done=step >= steps))
 
 
@@ -91,12 +91,12 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
     path = CKPT / "unet.pt"
     step = 0
     scale = latent_scale(vae, np.random.default_rng(5))
-    ema = None
+    ema, loss_so_far = None, None
     if path.exists():
         st = torch.load(path, weights_only=False)
         text.load_state_dict(st["text"]), unet.load_state_dict(st["unet"]), opt.load_state_dict(st["opt"])
         step, scale = st["step"], st["scale"]
-        ema = st["ema"]
+        ema, loss_so_far = st["ema"], st.get("loss")
     if ema is None:
         ema = {"text": copy.deepcopy(text.state_dict()), "unet": copy.deepcopy(unet.state_dict())}
     sched = noise_schedule()
@@ -106,6 +106,10 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
     combos = shapes.train_combos()
     text.train(), unet.train()
     t0, losses = time.time(), []
+
+    def checkpoint() -> None:
+        save(path, dict(text=text.state_dict(), unet=unet.state_dict(), opt=opt.state_dict(), ema=ema, step=step, scale=scale,
+                        loss=float(np.mean(losses[-200:])) if losses else loss_so_far))
     while step < steps and time.time() < deadline:
         picked = [combos[i] for i in rng.integers(len(combos), size=batch)]
         x = torch.from_numpy(shapes.draw(picked, rng))
@@ -136,10 +140,8 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
         if step % 50 == 0:
             log(f"unet step {step} loss {np.mean(losses[-50:]):.4f} ({(time.time() - t0) / len(losses):.2f} s/step)")
         if step % save_every == 0:
-            save(path, dict(text=text.state_dict(), unet=unet.state_dict(), opt=opt.state_dict(), ema=ema, step=step, scale=scale,
-                            loss=float(np.mean(losses[-200:]))))
-    save(path, dict(text=text.state_dict(), unet=unet.state_dict(), opt=opt.state_dict(), ema=ema, step=step, scale=scale,
-                    loss=float(np.mean(losses[-200:])) if losses else None))
+            checkpoint()
+    checkpoint()
     log(f"unet stopped at step {step}")
 
 
@@ -161,7 +163,11 @@ def main() -> None:
     log(f"vae done ({time.time() - start:.0f} s)")
     train_unet(args.unet_steps, args.batch, args.save_every, deadline)
     log(f"training wall time this run: {time.time() - start:.0f} s")
-    (CACHE / "train-run.json").write_text(json.dumps({"seconds": time.time() - start, **vars(args)}))
+    # Every run of this command, appended: a resumed training's wall time is their sum.
+    runs_file = CACHE / "train-runs.json"
+    runs = json.loads(runs_file.read_text()) if runs_file.exists() else []
+    runs.append({"seconds": round(time.time() - start), **vars(args)})
+    runs_file.write_text(json.dumps(runs, indent=2))
 
 
 if __name__ == "__main__":
