@@ -93,19 +93,22 @@ cases.push(["inpainting repaints only the masked object", async () => {
   const edited = await edit({ prompt: "a blue circle on a yellow background", rng_seed: "7" }, source, maskPng);
   const afterEdit = await expectDrawn("a blue circle on a yellow background", edited);
   assert.ok(iou(before.box!, afterEdit.box!) > 0.5, `in place: ${JSON.stringify(before.box)} → ${JSON.stringify(afterEdit.box)}`);
-  // Outside the mask the picture is the original: the background reads the same colour everywhere there.
+  // Away from the mask the picture is the original. The pipeline masks latents, and one latent of this
+  // model covers 64×64 pixels (1/8 of the side), so pixels within one latent of the mask may change.
   const out = await decodeRgb(edited);
+  const cell = img.width / 8;
+  const nearMask = (x: number, y: number) => x >= box.x0 - cell && x <= box.x1 + cell && y >= box.y0 - cell && y <= box.y1 + cell;
   let changed = 0;
   let outside = 0;
   for (let y = 0; y < img.height; y++) {
     for (let x = 0; x < img.width; x++) {
-      if (inMask(x, y)) continue;
+      if (nearMask(x, y)) continue;
       outside++;
       const i = (y * img.width + x) * 3;
       if (Math.abs(out.data[i] - img.data[i]) + Math.abs(out.data[i + 1] - img.data[i + 1]) + Math.abs(out.data[i + 2] - img.data[i + 2]) > 48) changed++;
     }
   }
-  assert.ok(changed / outside < 0.02, `${changed} of ${outside} pixels outside the mask changed visibly`);
+  assert.ok(outside > 0 && changed / outside < 0.01, `${changed} of ${outside} pixels away from the mask changed visibly`);
 }]);
 
 cases.push(["graphserve accuracy --check demo-shapes reads every image it asked for, deterministically", async () => {
