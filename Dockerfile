@@ -40,6 +40,8 @@ COPY --from=build /app/dist/calculators dist/calculators
 COPY --from=build /app/dist/web dist/web
 COPY proto proto
 COPY graphs graphs
+# The built-in demo model (`graphserve demo`), served in place.
+COPY models/demo models/demo
 # Models are mounted here (read-only is enough: graphserve never writes a served model).
 RUN mkdir -p /models && chown node:node /models
 VOLUME /models
@@ -47,8 +49,8 @@ USER node
 EXPOSE 8000
 # node is PID 1 (no init): the kernel drops signals PID 1 has no handler for, so
 # graphserve handles SIGTERM/SIGINT on every path: the server drains for
-# --shutdown_grace_seconds (default 30); a --pull or the demo model's build stops
-# at once (exit 143/130), keeping what was downloaded for the next run.
+# --shutdown_grace_seconds (default 30); a --pull stops at once (exit 143/130),
+# keeping what was downloaded for the next run.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
 CMD ["--rest_port", "8000", "--config_path", "/models/config.json"]

@@ -380,6 +380,8 @@ describe("graphserve accuracy", () => {
       [[...ok, "--clip", notClip], /preprocessor_config\.json/],
       [[...ok, "--timeout", "3000000"], /--timeout must be at most 2147483 s/],
       [[...ok, "--reference", join(notClip, "nope")], /--reference .*not a directory/],
+      [[...ok, "--check", "clip"], /--check must be one of demo-shapes, not "clip"/],
+      [[...ok, "--check", "demo-shapes"], /--check demo-shapes: prompt 0 is not "a <colour> <shape> on a <colour> background"/],
     ];
     const n0 = fake.seen.length;
     for (const [argv, msg] of cases) {

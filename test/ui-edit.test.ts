@@ -12,8 +12,9 @@ import { browserSkip, openBrowser, waitUntil } from "./helpers/browser.js";
 import { startDemoServer } from "./helpers/demo-server.js";
 import { alertText, playground } from "./helpers/ui.js";
 
-// Not square, so a mask with width and height swapped would show.
-const SOURCE = { width: 320, height: 256 };
+// Not square, so a mask with width and height swapped would show. Multiples of 128: the demo model's
+// VAE scales by 64 and its UNet halves the latents once, so its sizes are multiples of 128.
+const SOURCE = { width: 384, height: 256 };
 const EDITS = "**/v3/images/edits";
 
 test("ui-edit: a mask painted on the canvas is sent with the edit and the result lands in the gallery", { skip: browserSkip, timeout: 60_000 }, async (t) => {

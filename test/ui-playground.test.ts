@@ -38,7 +38,7 @@ test("ui-playground: generate shows partial previews and progress, then the resu
   assert.equal(hint.italicPlaceholder, true, "placeholders are set in italics");
   assert.equal(hint.typed, "normal", "typed text is not");
 
-  const prompt = "a lighthouse at dusk, oil on canvas";
+  const prompt = "a yellow circle on a blue background";
   await ui.fill({ prompt, negativePrompt: "blurry", width: 512, height: 512, steps: 60, seed: 1234, images: 1 });
   await ui.generate.click();
 

@@ -123,7 +123,7 @@ test("--no_ui: parsed, documented, and honoured by the server and by graphserve 
   assert.equal(serveOptionsFrom(base, {}).webUi, undefined, "on by default");
   assert.match(SERVER_USAGE, /--no_ui/);
   const server = await spawnCli(t, ["--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--model_name", "echo", "--model_path", ECHO_GRAPH_DIR, "--no_ui"]);
-  const demo = await spawnCli(t, ["demo", "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--no_ui"], { GRAPHSERVE_DEMO_DIR: join(tempDir(), "demo") });
+  const demo = await spawnCli(t, ["demo", "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--no_ui"]);
   for (const { url, proc } of [server, demo]) {
     const r = await call(url, "GET", "/");
     assert.equal(r.status, 404);

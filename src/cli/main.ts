@@ -3,9 +3,9 @@
 import { packageVersion } from "./version.js";
 import { graphCheck, graphDot } from "./graph-command.js";
 import { makeTinyModelCommand, TINY_MODEL_USAGE } from "./tiny-model-command.js";
-import { DEMO_MODEL_NAME, prepareDemoModel } from "./demo-command.js";
+import { DEMO_MODEL_NAME, demoModelDir } from "./demo-command.js";
 import { PULL_USAGE, pullStep } from "./pull-command.js";
-import { Interrupted, interruptible, stopWhenNpmExits } from "./signals.js";
+import { interruptible, stopWhenNpmExits } from "./signals.js";
 import { FlagError, parseFlags } from "./flags.js";
 import { SERVER_FLAGS, SERVER_USAGE, serveOptionsFrom } from "../server/flags.js";
 
@@ -13,8 +13,8 @@ const USAGE = `Usage:
   graphserve [server options]        serve graphs over HTTP, as OpenVINO Model Server does
   graphserve graph check FILE...     load and validate graph files, print what they resolve to
   graphserve graph dot FILE          print the graph as Graphviz DOT
-  graphserve demo [server options]   serve a tiny built-in image model as "demo" (port 8000 by default;
-                                     built once into ~/.cache/graphserve, or $GRAPHSERVE_DEMO_DIR)
+  graphserve demo [server options]   serve the built-in shapes model as "demo" (port 8000 by default;
+                                     models/demo, trained by tools/demo-model; no build, no download)
 ${TINY_MODEL_USAGE}
   graphserve bench --url URL --model NAME [...]
                                      load-test a server speaking the OpenAI Images API (--help)
@@ -72,11 +72,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     let dir: string;
     try {
-      dir = await interruptible((signal) => prepareDemoModel(io.err, signal));
+      dir = demoModelDir();
     } catch (e) {
-      if (!(e instanceof Interrupted)) throw e;
-      io.err(`graphserve: ${e.signal}: stopped while building the demo model`);
-      return e.exitCode;
+      io.err(`graphserve demo: ${(e as Error).message}`);
+      return 1;
     }
     return serve({ rest_port: "8000", ...values, model_path: dir, model_name: values.model_name ?? DEMO_MODEL_NAME }, io);
   }

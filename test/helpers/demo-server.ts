@@ -2,7 +2,7 @@
  * A real graphserve for the browser tests: the compiled CLI in a child
  * process (`graphserve demo`, or any flags), on an ephemeral loopback port,
  * waited on until /v2/health/ready, stopped with SIGTERM when the test ends.
- * The demo model is built once per test process, in a temporary folder.
+ * The demo model is the committed one (models/demo), served in place.
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { prepareDemoModel } from "../../src/cli/demo-command.js";
+import { demoModelDir } from "../../src/cli/demo-command.js";
 import type { GraphStats, GraphView } from "../../src/server/graph-view-types.js";
 import { onCleanup } from "./cleanup.js";
 
@@ -22,18 +22,6 @@ export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.ur
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
-
-let demoDir: string | undefined;
-/** One demo model folder for the whole test process, removed when it exits. */
-export function sharedDemoDir(): string {
-  if (demoDir === undefined) {
-    const parent = mkdtempSync(join(tmpdir(), "graphserve-ui-demo-"));
-    process.once("exit", () => rmSync(parent, { recursive: true, force: true }));
-    // The CLI builds the model here on first use (beside it, then renamed), so the folder itself must not exist yet.
-    demoDir = join(parent, "model");
-  }
-  return demoDir;
-}
 
 export interface GraphserveProcess {
   /** e.g. http://127.0.0.1:41234 */
@@ -90,17 +78,16 @@ export async function writePipelineConfig(pipelineName: string): Promise<string>
   return file;
 }
 
-/** Builds the shared demo model in this process, as `graphserve demo` would (it reads the folder from the environment). */
+/** The demo model's folder, as `graphserve demo` serves it. */
 export async function demoModel(): Promise<string> {
-  process.env.GRAPHSERVE_DEMO_DIR = sharedDemoDir();
-  return prepareDemoModel(() => {});
+  return demoModelDir();
 }
 
 async function startGraphserve(t: TestContext, args: readonly string[], apiKey: string | undefined): Promise<GraphserveProcess> {
   const fullArgs = [CLI, ...args, "--rest_port", "0", "--rest_bind_address", "127.0.0.1", "--shutdown_grace_seconds", "5"];
   const proc = spawn(process.execPath, fullArgs, {
     cwd: ROOT,
-    env: { ...process.env, API_KEY: apiKey ?? "", GRAPHSERVE_DEMO_DIR: sharedDemoDir() },
+    env: { ...process.env, API_KEY: apiKey ?? "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

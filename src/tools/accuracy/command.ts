@@ -12,13 +12,16 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { FlagError, parseFlags } from "../../cli/flags.js";
 import { boundedTimeout, positiveInt } from "../flags.js";
-import { MAX_PROMPTS, parsePrompts, runAccuracy, type AccuracyReport, type PromptResult } from "./run.js";
+import { ACCURACY_CHECKS, MAX_PROMPTS, parsePrompts, runAccuracy, type AccuracyCheck, type AccuracyReport, type PromptResult } from "./run.js";
+import type { ShapeCheck } from "./demo-shapes.js";
 
-export const ACCURACY_USAGE = `  graphserve accuracy --url URL --model NAME --prompts FILE [--clip DIR] [--reference DIR]
+export const ACCURACY_USAGE = `  graphserve accuracy --url URL --model NAME --prompts FILE [--clip DIR] [--reference DIR] [--check demo-shapes]
           [--size WxH] [--steps K] [--seed S] [--api-key KEY] [--path PATH] [--timeout SEC] [--json] [--out DIR]
                                      check a server speaking the OpenAI Images API: determinism (seed S twice
                                      gives identical bytes, S+1 differs), CLIP score with a CLIP ONNX folder
-                                     (transformers.js layout), PSNR/SSIM against DIR/<index>.png|jpg|webp;
+                                     (transformers.js layout), PSNR/SSIM against DIR/<index>.png|jpg|webp,
+                                     what the picture shows against the prompt (--check demo-shapes: the demo
+                                     model's "a red circle on a blue background", the share drawn right);
                                      prompts: one per line, # comments; exit 1 when a determinism check fails`;
 
 export interface AccuracyIo {
@@ -47,6 +50,13 @@ function determinismCell(r: PromptResult): string {
   return "ERROR";
 }
 
+/** "ok", or what was drawn instead ("blue square on white", "nothing on white"). */
+function shapesCell(c: ShapeCheck): string {
+  if (c.ok) return "ok";
+  const s = c.seen;
+  return `${s.colour === undefined ? "nothing" : `${s.colour} ${s.shape ?? "blob"}`} on ${s.background}`;
+}
+
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
@@ -56,14 +66,17 @@ export function formatReport(report: AccuracyReport): string[] {
   const lines: string[] = [];
   const hasClip = report.clipDir !== undefined;
   const hasRef = report.referenceDir !== undefined;
+  const hasCheck = report.check !== undefined;
   const head = [pad("#", 4, true), pad("determinism", 22)];
   if (hasClip) head.push(pad("CLIP", 7, true));
+  if (hasCheck) head.push(pad("drawn", 28));
   if (hasRef) head.push(pad("PSNR dB", 8, true), pad("SSIM", 7, true));
   head.push("prompt");
   lines.push(head.join("  "));
   for (const r of report.results) {
     const row = [pad(String(r.index), 4, true), pad(determinismCell(r), 22)];
     if (hasClip) row.push(pad(fmt(r.clipScore, 2), 7, true));
+    if (hasCheck) row.push(pad(r.shapes ? shapesCell(r.shapes) : "-", 28));
     if (hasRef) row.push(pad(r.referenceMissing ? "no ref" : fmt(r.reference?.psnr, 2), 8, true), pad(fmt(r.reference?.ssim, 4), 7, true));
     const p = r.prompt.length > 60 ? r.prompt.slice(0, 57) + "..." : r.prompt;
     row.push(p + (r.reference?.resized ? " (resized to reference)" : ""));
@@ -81,6 +94,10 @@ export function formatReport(report: AccuracyReport): string[] {
     lines.push(
       `reference: ${s.references}/${s.prompts} compared; ${s.identicalToReference} identical (PSNR inf)${s.meanPsnr === undefined ? "" : `, mean PSNR of the others ${fmt(s.meanPsnr, 2)} dB`}; mean SSIM ${fmt(s.meanSsim, 4)}${resized}`,
     );
+  }
+  if (hasCheck && s.checked !== undefined && s.drawnRight !== undefined) {
+    const share = s.checked === 0 ? "-" : `${((100 * s.drawnRight) / s.checked).toFixed(1)}%`;
+    lines.push(`${report.check}: ${s.drawnRight}/${s.checked} drawn right (${share}): background colour, object colour and shape as the prompt asked`);
   }
   lines.push(`elapsed: ${(report.elapsedMs / 1000).toFixed(1)} s`);
   return lines;
@@ -108,6 +125,7 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
         timeout: { type: "string" },
         json: { type: "boolean", default: false },
         out: { type: "string" },
+        check: { type: "string" },
         help: { type: "boolean", default: false },
       },
     });
@@ -130,6 +148,9 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
     if (values.seed !== undefined) {
       seed = Number(values.seed);
       if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed + 1)) throw new FlagError(`--seed must be an integer in [0, 2^53 − 1), not "${values.seed}"`);
+    }
+    if (values.check !== undefined && !(ACCURACY_CHECKS as readonly string[]).includes(values.check)) {
+      throw new FlagError(`--check must be one of ${ACCURACY_CHECKS.join(", ")}, not "${values.check}"`);
     }
     const timeoutMs = values.timeout === undefined ? undefined : boundedTimeout(positiveInt("timeout", values.timeout)) * 1000;
     const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -156,6 +177,7 @@ export async function accuracyCommand(argv: readonly string[], io: AccuracyIo): 
       ...(values.clip !== undefined ? { clipDir: resolve(values.clip) } : {}),
       ...(values.reference !== undefined ? { referenceDir: resolve(values.reference) } : {}),
       ...(values.out !== undefined ? { outDir: resolve(values.out) } : {}),
+      ...(values.check !== undefined ? { check: values.check as AccuracyCheck } : {}),
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     };
   } catch (e) {

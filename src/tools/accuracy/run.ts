@@ -11,7 +11,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { ClipScorer } from "./clip.js";
+import { checkShapes, parseShapePrompt, type ShapeCheck } from "./demo-shapes.js";
 import { psnr, ssim, type RawImage } from "./metrics.js";
+
+/** The prompt-adherence checkers `--check` names. */
+export const ACCURACY_CHECKS = ["demo-shapes"] as const;
+export type AccuracyCheck = (typeof ACCURACY_CHECKS)[number];
 
 /** Most prompts one run accepts. */
 export const MAX_PROMPTS = 1000;
@@ -35,6 +40,8 @@ export interface AccuracyOptions {
   readonly clipDir?: string;
   /** A folder of `<index>.png|jpg|jpeg|webp` reference images (or an earlier run's --out folder). */
   readonly referenceDir?: string;
+  /** Checks what each seed-S image shows against its prompt ("demo-shapes": the demo model's colours and shapes). */
+  readonly check?: AccuracyCheck;
   /** Saves the generated images as `<index>-seed<S>.png`. */
   readonly outDir?: string;
   /** Per-request timeout (default 600 s). */
@@ -77,6 +84,8 @@ export interface PromptResult {
   readonly referenceMissing?: boolean;
   /** Where the seed-S image was saved. */
   readonly saved?: string;
+  /** What the seed-S image shows, against the prompt (with --check). */
+  readonly shapes?: ShapeCheck;
 }
 
 export interface AccuracySummary {
@@ -95,6 +104,9 @@ export interface AccuracySummary {
   readonly meanSsim?: number;
   readonly references?: number;
   readonly resizedForReference?: number;
+  /** With --check: prompts whose seed-S image shows what they asked, out of those checked. */
+  readonly drawnRight?: number;
+  readonly checked?: number;
 }
 
 export interface AccuracyReport {
@@ -106,6 +118,7 @@ export interface AccuracyReport {
   readonly steps?: number;
   readonly clipDir?: string;
   readonly referenceDir?: string;
+  readonly check?: AccuracyCheck;
   readonly results: PromptResult[];
   readonly summary: AccuracySummary;
   readonly elapsedMs: number;
@@ -205,6 +218,10 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
   if (!Number.isSafeInteger(seed) || seed < 0 || seed + 1 >= 2 ** 53) throw new Error(`seed must be an integer in [0, 2^53 − 1), got ${seed}`);
   if (opts.prompts.length === 0) throw new Error("no prompts");
   if (opts.prompts.length > MAX_PROMPTS) throw new Error(`at most ${MAX_PROMPTS} prompts, got ${opts.prompts.length}`);
+  if (opts.check === "demo-shapes") {
+    const bad = opts.prompts.findIndex((p) => parseShapePrompt(p) === undefined);
+    if (bad >= 0) throw new Error(`--check demo-shapes: prompt ${bad} is not "a <colour> <shape> on a <colour> background": ${JSON.stringify(opts.prompts[bad])}`);
+  }
   const path = opts.path ?? "/v3/images/generations";
   const endpoint = opts.url.replace(/\/+$/, "") + (path.startsWith("/") ? path : `/${path}`);
   const clip = opts.clipDir !== undefined ? await ClipScorer.load(opts.clipDir) : undefined;
@@ -231,6 +248,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
         let reference: ReferenceResult | undefined;
         let referenceMissing: boolean | undefined;
         let saved: string | undefined;
+        let shapes: ShapeCheck | undefined;
         // Only a server image that does not decode fails the prompt; a bad local reference is a local error (exit 2).
         try {
           const meta = await sharp(a.bytes).metadata();
@@ -241,6 +259,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
         }
         if (error === undefined) {
           if (clip) clipScore = await clip.score(prompt, a.bytes);
+          if (opts.check === "demo-shapes") shapes = checkShapes(prompt, await decodeRgb(a.bytes));
           if (opts.referenceDir !== undefined) {
             const file = referenceFile(opts.referenceDir, index, seed);
             if (file === undefined) referenceMissing = true;
@@ -273,6 +292,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
           ...(reference !== undefined ? { reference } : {}),
           ...(referenceMissing ? { referenceMissing } : {}),
           ...(saved !== undefined ? { saved } : {}),
+          ...(shapes !== undefined ? { shapes } : {}),
         };
       } catch (e) {
         if (!(e instanceof RequestError)) throw e;
@@ -287,6 +307,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
   const deterministic = results.filter((r) => r.ok).length;
   const clipScores = results.flatMap((r) => (r.clipScore !== undefined ? [r.clipScore] : []));
   const refs = results.flatMap((r) => (r.reference ? [r.reference] : []));
+  const checks = results.flatMap((r) => (r.shapes ? [r.shapes] : []));
   const summary: AccuracySummary = {
     prompts: results.length,
     requests: counter.sent,
@@ -304,6 +325,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
           resizedForReference: refs.filter((x) => x.resized).length,
         }
       : {}),
+    ...(opts.check !== undefined ? { checked: checks.length, drawnRight: checks.filter((c) => c.ok).length } : {}),
   };
   return {
     url: opts.url,
@@ -314,6 +336,7 @@ export async function runAccuracy(opts: AccuracyOptions): Promise<AccuracyReport
     ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
     ...(opts.clipDir !== undefined ? { clipDir: opts.clipDir } : {}),
     ...(opts.referenceDir !== undefined ? { referenceDir: opts.referenceDir } : {}),
+    ...(opts.check !== undefined ? { check: opts.check } : {}),
     results,
     summary,
     elapsedMs: performance.now() - t0,
