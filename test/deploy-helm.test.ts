@@ -174,7 +174,7 @@ test("default values: the demo, valid objects, probes on real endpoints, scrape 
   const metrics = await call(s.url, "GET", annotations["prometheus.io/path"]);
   assert.equal(metrics.status, 200);
   assert.match(metrics.text, /^graphserve_image_queue_depth\{servable="demo",node="[^"]+"\} 0$/m);
-  const r = await call(s.url, "POST", "/v3/images/generations", { json: { model: "demo", prompt: "three cats", size: "64x64", num_inference_steps: 1 } });
+  const r = await call(s.url, "POST", "/v3/images/generations", { json: { model: "demo", prompt: "a red circle on a blue background", size: "128x128", num_inference_steps: 1 } });
   assert.equal(r.status, 200, r.text);
   s.proc.kill("SIGTERM");
   assert.equal(await s.exit, 0, s.stderr());

@@ -78,7 +78,7 @@ async function runAndProbe(t: TestContext, c: RuntimeContainer, mounts: Record<s
     await eventually(async () => (await call(s.url, "GET", p.httpGet.path)).status === 200, `${p.httpGet.path} to answer 200`, 30_000);
   }
   assert.equal((await call(s.url, "GET", `/v2/models/${modelName}/ready`)).status, 200);
-  const r = await call(s.url, "POST", "/v3/images/generations", { json: { model: modelName, prompt: "three cats", size: "64x64", num_inference_steps: 1 } });
+  const r = await call(s.url, "POST", "/v3/images/generations", { json: { model: modelName, prompt: "three cats", size: "128x128", num_inference_steps: 1 } });
   assert.equal(r.status, 200, r.text);
   const metrics = await call(s.url, "GET", "/metrics");
   assert.match(metrics.text, new RegExp(`^graphserve_image_queue_depth\\{servable="${modelName}",node="[^"]+"\\} 0$`, "m"));

@@ -251,7 +251,7 @@ test("a client that half-closes after sending still gets its answer; one that cl
 });
 
 test("a stream nobody reads holds one partial image, not all of them: later previews are skipped while one waits", async () => {
-  const dir = await imageServable();
+  const dir = await imageServable({ options: `default_resolution: "64x64"\n      max_resolution: "1024x1024"\n      max_num_inference_steps: 2000` });
   const registry = await testRegistry();
   const graph = buildGraph(readFileSync(join(dir, "graph.pbtxt"), "utf8"), registry, join(dir, "graph.pbtxt"));
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -259,9 +259,10 @@ test("a stream nobody reads holds one partial image, not all of them: later prev
   const stats = new NodeStatsCollector(graph.nodes.length);
   const runner = new GraphRunner(graph, registry, { sidePackets: resources.sidePackets, stats });
   try {
-    // Three previews spread over a generation of seconds (4 images, 999 steps at 512×512): the second comes
-    // well past a second after the stream began, with the first still waiting.
-    const json = { model: "tiny", prompt: "unread", size: "512x512", n: 4, stream: true, partial_images: 3, num_inference_steps: 999 };
+    // Three previews spread over a generation of seconds (4 images, 999 steps at 1024×1024: about 7 s on an
+    // idle 2-core machine, longer under load): the second comes well past a second after the stream began
+    // (at 512×512 an idle machine brought it in under a second and nothing was skipped), the first still waiting.
+    const json = { model: "tiny", prompt: "unread", size: "1024x1024", n: 4, stream: true, partial_images: 3, num_inference_steps: 999 };
     const payload = new HttpRequest(
       { method: "POST", uri: "/v3/images/generations", path: "/v3/images/generations", headers: {}, body: Buffer.alloc(0), json, model: "tiny", servable: "tiny", stream: true, requestId: "r", receivedAt: performance.now() },
       new AbortController().signal,
