@@ -111,6 +111,19 @@ cases.push(["inpainting repaints only the masked object", async () => {
   assert.ok(outside > 0 && changed / outside < 0.01, `${changed} of ${outside} pixels away from the mask changed visibly`);
 }]);
 
+cases.push(["a size its UNet cannot take (a multiple of 64, not of 128) is a 400 naming the multiple, before any step", async () => {
+  const res = await fetch(`${server.url}/v3/images/generations`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "demo", prompt: "a red circle on a blue background", size: "320x320" }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 400, text);
+  const message = (JSON.parse(text) as { error: { message: string } }).error.message;
+  assert.match(message.split("\n")[0], /size 320x320 is not supported by this model: width and height must be multiples of 128/);
+  assert.doesNotMatch(message, /Concat/, "refused before ONNX Runtime runs");
+}]);
+
 cases.push(["graphserve accuracy --check demo-shapes reads every image it asked for, deterministically", async () => {
   const prompts = ["a black circle on a blue background", "a green triangle on a black background"];
   const report = await runAccuracy({ url: server.url, model: "demo", prompts, check: "demo-shapes" });

@@ -36,6 +36,11 @@ export interface ModelFolderInfo {
   /** Latent sample size (unet sample_size); native image size = sampleSize · vaeScaleFactor. */
   readonly sampleSize: number;
   readonly vaeScaleFactor: number;
+  /**
+   * What width and height must be multiples of: the VAE's factor times the UNet's downsampling. A traced UNet
+   * (every ONNX export) fixes at export that its skip connections line up, so other sizes fail inside it.
+   */
+  readonly sizeMultiple: number;
   readonly vaeScalingFactor: number;
   readonly vaeShiftFactor: number;
   /** SDXL: `text_embeds` width (text_encoder_2 projection_dim). */
@@ -110,6 +115,10 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   const vaeScalingFactor = numberField(vaeCfg, "scaling_factor", vae.path, family.defaultVaeScalingFactor);
   const vaeShiftFactor = numberField(vaeCfg, "shift_factor", vae.path, 0);
   const vaeScaleFactor = vaeScaleFactorOf(vae.config);
+  // Each UNet block but the last halves the latent (diffusers' UNet2DConditionModel). Without a config
+  // (legacy layout) nothing says how many there are: only the VAE's factor is checked, as before.
+  const unetBlocks = Array.isArray(unetCfg?.block_out_channels) ? unetCfg.block_out_channels.length : 1;
+  const sizeMultiple = vaeScaleFactor * 2 ** Math.max(0, unetBlocks - 1);
 
   const inpainting = unetInChannels === 2 * latentChannels + 1;
   if (!inpainting && unetInChannels !== latentChannels) {
@@ -146,6 +155,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
     crossAttentionDim,
     sampleSize,
     vaeScaleFactor,
+    sizeMultiple,
     vaeScalingFactor,
     vaeShiftFactor,
     textEmbedsDim: facts.textEmbedsDim,

@@ -113,7 +113,7 @@ export class OnnxBackend implements DiffusionBackend {
       schedulers: [...SUPPORTED_SCHEDULERS],
       lora: false,
       staticResolutions: staticSize ? [staticSize] : [],
-      sizeMultiple: info.vaeScaleFactor,
+      sizeMultiple: info.sizeMultiple,
       defaultWidth: staticSize?.width ?? info.sampleSize * info.vaeScaleFactor,
       defaultHeight: staticSize?.height ?? info.sampleSize * info.vaeScaleFactor,
       guidance: info.timeCondProjDim === undefined,

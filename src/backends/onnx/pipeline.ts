@@ -187,8 +187,9 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   const width = req.width ?? req.image?.width ?? native;
   const height = req.height ?? req.image?.height ?? native;
   const m = info.vaeScaleFactor;
+  const multiple = info.sizeMultiple;
   for (const [what, v] of [["width", width], ["height", height]] as const) {
-    if (!Number.isInteger(v) || v <= 0 || v % m !== 0) throw new BackendError(`${what} must be a positive multiple of ${m}, got ${v}`);
+    if (!Number.isInteger(v) || v <= 0 || v % multiple !== 0) throw new BackendError(`${what} must be a positive multiple of ${multiple} for this model, got ${v}`);
   }
   const fixed = rules.staticLatentSize;
   if (fixed && (width !== fixed.width * m || height !== fixed.height * m)) {

@@ -428,10 +428,11 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
     addition_embed_type: xl ? "text_time" : null,
     addition_time_embed_dim: xl ? TINY_DIMS.additionTimeEmbedDim : null,
     attention_head_dim: 8,
-    block_out_channels: [32, 64],
+    // One block, no downsampling: the tiny UNet is a single convolution (so any multiple of the VAE's 8 fits).
+    block_out_channels: [32],
     center_input_sample: false,
     cross_attention_dim: crossDim,
-    down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D"],
+    down_block_types: ["CrossAttnDownBlock2D"],
     flip_sin_to_cos: true,
     freq_shift: 0,
     in_channels: inChannels,
@@ -443,7 +444,7 @@ export function tinyModelFiles(opts: TinyModelOptions): Map<string, string | Uin
     projection_class_embeddings_input_dim: xl ? TINY_DIMS.additionTimeEmbedDim * TINY_DIMS.timeIds + TINY_DIMS.te2Projection : null,
     sample_size: TINY_DIMS.sampleSize,
     time_cond_proj_dim: opts.lcm ? TINY_DIMS.timeCondProjDim : null,
-    up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D"],
+    up_block_types: ["CrossAttnUpBlock2D"],
     use_linear_projection: xl,
   };
   files.set("unet/config.json", json(unetConfig));
