@@ -22,38 +22,19 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "reference"))
 import shapes  # noqa: E402
+from export_onnx import write_graph  # noqa: E402  (tools/reference)
 from model import CACHE, SCHEDULER, build_text_encoder, build_tokenizer, build_unet, build_vae, expand_vae, noise_schedule  # noqa: E402
 
 REPO = HERE.parents[1]
 CKPT = CACHE / "checkpoints"
 
-# The demo's servable: 512×512 by default (the UNet's native 8×8 latents), up to 1024×1024;
-# enough steps allowed for a run long enough to watch in the web UI and cancel.
-GRAPH = """# OVMS_GRAPH_QUEUE_MAX_SIZE: AUTO
-# graphserve's built-in demo model (tools/demo-model): served as OVMS serves an image-generation model.
-input_stream: "HTTP_REQUEST_PAYLOAD:input"
-output_stream: "HTTP_RESPONSE_PAYLOAD:output"
-
-node: {
-  name: "ImageGenExecutor"
-  calculator: "ImageGenCalculator"
-  input_stream: "HTTP_REQUEST_PAYLOAD:input"
-  input_side_packet: "IMAGE_GEN_NODE_RESOURCES:pipes"
-  output_stream: "HTTP_RESPONSE_PAYLOAD:output"
-  node_options: {
-    [type.googleapis.com / mediapipe.ImageGenCalculatorOptions]: {
-      models_path: "./",
-      device: "CPU",
-      default_resolution: "512x512",
-      max_resolution: "1024x1024",
-      default_num_inference_steps: %(steps)d,
-      max_num_inference_steps: 500,
-    }
-  }
-}
-"""
-DEFAULT_STEPS = 20
+# The demo's servable, written by graphserve's own --configure (as the reference tool writes its exports'):
+# 512×512 by default (the UNet's native 8×8 latents), up to 1024×1024; enough steps allowed for a run long
+# enough to watch in the web UI and cancel.
+GRAPH_SETTINGS = ["--default_resolution", "512x512", "--max_resolution", "1024x1024",
+                  "--default_num_inference_steps", "20", "--max_num_inference_steps", "500"]
 
 
 def pipeline_folder() -> tuple[Path, dict]:
@@ -89,7 +70,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     from optimum.exporters.onnx import main_export
     main_export(str(folder), out, task="text-to-image", do_validation=False)
-    (out / "graph.pbtxt").write_text(GRAPH % {"steps": DEFAULT_STEPS})
+    write_graph(out, GRAPH_SETTINGS)
     shapes.write_prompts(out / "held-out-prompts.txt")
     files = sorted(p for p in out.rglob("*") if p.is_file())
     runs = json.loads((CACHE / "train-runs.json").read_text()) if (CACHE / "train-runs.json").exists() else []

@@ -11,6 +11,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,11 +33,12 @@ def export_command(name: str, dtype: str, out: Path) -> list[str]:
     return cmd + [str(out)]
 
 
-def write_graph(folder: Path) -> None:
+def write_graph(folder: Path, settings: Sequence[str] = ()) -> None:
+    """folder/graph.pbtxt as graphserve's `--configure` writes it; `settings` are its graph flags (e.g. --default_resolution 512x512)."""
     main_js = REPO / "dist" / "src" / "cli" / "main.js"
     if not main_js.exists():
         raise SystemExit(f"{main_js} missing: run `npm run build` first (graph.pbtxt is written by graphserve itself)")
-    subprocess.run(["node", str(main_js), "--configure", "--model_path", str(folder)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["node", str(main_js), "--configure", "--model_path", str(folder), *settings], check=True, stdout=subprocess.DEVNULL)
 
 
 def export(name: str, dtype: str) -> tuple[Path, list[str]]:
