@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pipelines  # noqa: E402
-from pipelines import CACHE, PIPELINES_DIR, text_config, write_tokenizer  # noqa: E402
+from pipelines import CACHE, PIPELINES_DIR, seeded_component, text_config, write_tokenizer  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # T5 tokenizer: <pad>=0, </s>=1, <unk>=2 (T5's ids), then SentencePiece pieces.
@@ -128,27 +128,23 @@ def build(name: str):
     tok_root = CACHE / "tokenizers-src" / name
     shutil.rmtree(tok_root, ignore_errors=True)
 
-    def component(k: int, make):
-        torch.manual_seed(seed * 100 + k)
-        return make().eval()
-
-    vae = component(2, lambda: AutoencoderKL(**VAE16, scaling_factor=spec["vae_scale"], shift_factor=spec["vae_shift"]))
+    vae = seeded_component(seed, 2, lambda: AutoencoderKL(**VAE16, scaling_factor=spec["vae_scale"], shift_factor=spec["vae_shift"]))
     cls_name, sched_cfg = spec["scheduler"]
     scheduler = getattr(diffusers, cls_name).from_config(sched_cfg)
-    t5 = component(5, lambda: T5EncoderModel(T5Config(**spec["t5"])))
+    t5 = seeded_component(seed, 5, lambda: T5EncoderModel(T5Config(**spec["t5"])))
     write_t5_tokenizer(tok_root / "t5")
     t5_tok = T5TokenizerFast.from_pretrained(tok_root / "t5")
     write_tokenizer(tok_root / "tokenizer", "sd1")
     clip_l_tok = CLIPTokenizer.from_pretrained(tok_root / "tokenizer")
     if spec["kind"] == "flux":
-        transformer = component(1, lambda: FluxTransformer2DModel(**spec["transformer"]))
-        clip_l = component(3, lambda: CLIPTextModel(CLIPTextConfig(**spec["text"])))
+        transformer = seeded_component(seed, 1, lambda: FluxTransformer2DModel(**spec["transformer"]))
+        clip_l = seeded_component(seed, 3, lambda: CLIPTextModel(CLIPTextConfig(**spec["text"])))
         (tok_root / "t5").rename(tok_root / "tokenizer_2")
         return diffusers.FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip_l, tokenizer=clip_l_tok, text_encoder_2=t5,
                                       tokenizer_2=t5_tok, transformer=transformer)
-    transformer = component(1, lambda: SD3Transformer2DModel(**spec["transformer"]))
-    clip_l = component(3, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text"])))
-    clip_g = component(4, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text2"])))
+    transformer = seeded_component(seed, 1, lambda: SD3Transformer2DModel(**spec["transformer"]))
+    clip_l = seeded_component(seed, 3, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text"])))
+    clip_g = seeded_component(seed, 4, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text2"])))
     write_tokenizer(tok_root / "tokenizer_2", "sdxl2")  # CLIP-G pads with "!" (id 0), as SDXL's/SD3's tokenizer_2
     clip_g_tok = CLIPTokenizer.from_pretrained(tok_root / "tokenizer_2")
     (tok_root / "t5").rename(tok_root / "tokenizer_3")

@@ -152,6 +152,12 @@ PIPELINES: dict[str, dict] = {
 }
 
 
+def seeded_component(seed: int, k: int, make):
+    """Component k of the pipeline seeded `seed`: torch's RNG seeded per component, so each one's weights are fixed on their own."""
+    torch.manual_seed(seed * 100 + k)
+    return make().eval()
+
+
 def build(name: str):
     """The diffusers pipeline `name`, with seeded random weights (not saved)."""
     import diffusers
@@ -163,20 +169,16 @@ def build(name: str):
     tok_root = CACHE / "tokenizers-src" / name
     shutil.rmtree(tok_root, ignore_errors=True)
 
-    def component(k: int, make):
-        torch.manual_seed(seed * 100 + k)
-        return make().eval()
-
-    unet = component(1, lambda: UNet2DConditionModel(**spec["unet"]))
-    vae = component(2, lambda: AutoencoderKL(**VAE, scaling_factor=spec["vae_scale"]))
-    text_encoder = component(3, lambda: CLIPTextModel(CLIPTextConfig(**spec["text"])))
+    unet = seeded_component(seed, 1, lambda: UNet2DConditionModel(**spec["unet"]))
+    vae = seeded_component(seed, 2, lambda: AutoencoderKL(**VAE, scaling_factor=spec["vae_scale"]))
+    text_encoder = seeded_component(seed, 3, lambda: CLIPTextModel(CLIPTextConfig(**spec["text"])))
     write_tokenizer(tok_root / "tokenizer", spec["tokenizer"])
     tokenizer = CLIPTokenizer.from_pretrained(tok_root / "tokenizer")
     cls_name, sched_cfg = spec["scheduler"]
     scheduler = getattr(diffusers, cls_name).from_config(sched_cfg)
     kind = spec["kind"]
     if kind == "sdxl":
-        text_encoder_2 = component(4, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text2"])))
+        text_encoder_2 = seeded_component(seed, 4, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**spec["text2"])))
         write_tokenizer(tok_root / "tokenizer_2", spec["tokenizer2"])
         tokenizer_2 = CLIPTokenizer.from_pretrained(tok_root / "tokenizer_2")
         return diffusers.StableDiffusionXLPipeline(
