@@ -2,7 +2,8 @@
  * OnnxBackend: the SD / SDXL pipeline on onnxruntime-node, run on a piscina
  * pool so the event loop stays free (ORT's `session.run` blocks its thread).
  *
- * - `parallelism` workers (default 1 below 8 cores, else 2), minThreads =
+ * - `parallelism` workers (default 1 below 8 cores, else 2, fewer when they
+ *   would not fit in memory: memory-budget.ts), minThreads =
  *   maxThreads, idleTimeout Infinity; each loads every session once (ORT
  *   intraOpNumThreads = max(1, ⌊cores / workers⌋)) and keeps them.
  * - generate() sends the request with a SharedArrayBuffer control block and a
@@ -33,6 +34,8 @@ import {
   type RgbImage,
   requestLimits,
 } from "../types.js";
+import { readAvailableMemory } from "../host-memory.js";
+import { planWorkers, readMemoryFacts } from "./memory-budget.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
 import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
 import { NOISE_KINDS, isNoiseKind } from "../noise/index.js";
@@ -46,6 +49,8 @@ export interface OnnxLoadOptions extends BackendLoadOptions {
   readonly intraOpNumThreads?: number;
   /** Let ORT intra-op threads spin between runs (default false; `properties.allowSpinning` also sets it). */
   readonly allowSpinning?: boolean;
+  /** Receives load warnings (fewer workers than the default, to fit in memory). */
+  readonly onWarning?: (message: string) => void;
 }
 
 export class OnnxBackend implements DiffusionBackend {
@@ -75,8 +80,16 @@ export class OnnxBackend implements DiffusionBackend {
     }
     if (opts.noise !== undefined && !isNoiseKind(opts.noise)) throw new BackendError(`noise generator "${opts.noise}" is not one of ${NOISE_KINDS.join(", ")}`);
     const cores = availableParallelism();
-    const workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
+    let workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
     if (!Number.isInteger(workers) || workers < 1) throw new BackendError(`parallelism must be a positive integer, got ${workers}`);
+    // Before any worker starts: every worker loads every component, so a model that does not fit is refused here, not OOM-killed later.
+    if (opts.memoryCheck?.skip !== true) {
+      const facts = await readMemoryFacts(modelDir);
+      const available = (opts.memoryCheck?.readAvailable ?? readAvailableMemory)();
+      const plan = planWorkers(facts, available, { workers, explicit: opts.parallelism !== undefined, ...opts.memoryCheck?.imageSize });
+      if (plan.lowered !== undefined) opts.onWarning?.(plan.lowered);
+      workers = plan.workers;
+    }
     const props = opts.properties ?? {};
     const propThreads = typeof props.intraOpNumThreads === "number" ? props.intraOpNumThreads : undefined;
     const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
