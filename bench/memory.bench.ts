@@ -7,7 +7,8 @@
  * - weights: one ORT session of a synthetic model with 400 MiB of float32
  *   weights (16 3×3 convolutions of 512 channels, 16 MatMuls of 2048²), fp32
  *   or fp16, data inline in model.onnx or in model.onnx_data, loaded through
- *   createSession (the fp16 rewrite included) after a warm-up session.
+ *   createSession (the fp16 rewrite included) after a warm-up session; and
+ *   one with 6 convolutions of 1280 channels (59 MB kernels).
  * - backend: OnnxBackend on the committed fixtures and the demo model, 1 and
  *   2 workers: RSS after loading, then after text-to-image and
  *   image-to-image at the given size (one request per worker at once).
@@ -49,8 +50,8 @@ const node = (op: string, inputs: string[], output: string, attrs: Buffer[] = []
 const valueInfo = (name: string, elem: number, dims: (number | string)[]) =>
   Buffer.concat([text(1, name), bytes(2, bytes(1, Buffer.concat([num(1, elem), bytes(2, Buffer.concat(dims.map((d) => bytes(1, typeof d === "number" ? num(1, d) : text(2, d)))))])))]);
 
-/** Writes the synthetic model; returns its model.onnx path. */
-function writeSynthetic(dir: string, half: boolean, external: boolean): string {
+/** Writes the synthetic model (`big`: 6 convolutions of 1280 channels, 59 MB kernels, instead); returns its model.onnx path. */
+function writeSynthetic(dir: string, half: boolean, external: boolean, big = false): string {
   const elem = half ? 10 : 1;
   const width = half ? 2 : 4;
   const inits: Buffer[] = [];
@@ -75,14 +76,15 @@ function writeSynthetic(dir: string, half: boolean, external: boolean): string {
     const entry = (k: string, v: string) => bytes(13, Buffer.concat([text(1, k), text(2, v)]));
     inits.push(Buffer.concat([...head, entry("location", "model.onnx_data"), entry("offset", String(offset)), entry("length", String(raw.length)), num(14, 1)]));
   };
+  const channels = big ? 1280 : 512;
   let x = "x";
-  for (let i = 0; i < 16; i++) {
-    weight(`conv${i}`, [512, 512, 3, 3]);
+  for (let i = 0; i < (big ? 6 : 16); i++) {
+    weight(`conv${i}`, [channels, channels, 3, 3]);
     nodes.push(node("Conv", [x, `conv${i}`], `c${i}`, [ints("pads", [1, 1, 1, 1]), ints("kernel_shape", [3, 3])]));
     x = `c${i}`;
   }
   let y = "y";
-  for (let i = 0; i < 16; i++) {
+  for (let i = 0; i < (big ? 0 : 16); i++) {
     weight(`mm${i}`, [2048, 2048]);
     nodes.push(node("MatMul", [y, `mm${i}`], `m${i}`));
     y = `m${i}`;
@@ -92,9 +94,9 @@ function writeSynthetic(dir: string, half: boolean, external: boolean): string {
     ...nodes.map((n) => bytes(1, n)),
     text(2, "synthetic"),
     ...inits.map((t) => bytes(5, t)),
-    bytes(11, valueInfo("x", elem, [1, 512, "h", "w"])),
+    bytes(11, valueInfo("x", elem, [1, channels, "h", "w"])),
     bytes(11, valueInfo("y", elem, [1, "t", 2048])),
-    bytes(12, valueInfo(x, elem, [1, 512, "h", "w"])),
+    bytes(12, valueInfo(x, elem, [1, channels, "h", "w"])),
     bytes(12, valueInfo(y, elem, [1, "t", 2048])),
   ]);
   const path = join(dir, "model.onnx");
@@ -115,11 +117,11 @@ async function weightsCase(kind: string, path: string): Promise<Result> {
   await createSession(join(FIXTURES, "sd1", "optimum-onnx-fp32", "text_encoder", "model.onnx"), { intraOpNumThreads: 1 });
   const before = rss();
   const session = await createSession(path, { intraOpNumThreads: 1 });
-  const measured = rss() - before;
+  const measured = [rss() - before, memoryMb(process.pid, "VmHWM") - before];
   await session.release();
   const weights = await readWeightCensus(path);
   const e = estimateMemory({ dir: path, components: [{ name: "unet", weights }], defaultWidth: 8, defaultHeight: 8, tmpInMemory: false }, { workers: 1 });
-  return { name: `weights ${kind} (400 MiB as float32)`, measured: [measured], estimated: [(e.weights + e.loading) / MiB] };
+  return { name: `weights ${kind} (${(weights.loadedBytes / MiB).toFixed(0)} MiB as float32)`, measured, estimated: [e.weights / MiB, (e.weights + e.loading) / MiB] };
 }
 
 async function backendCase(dir: string, workers: number, size: number): Promise<Result> {
@@ -149,17 +151,17 @@ if (values.child !== undefined) {
   // Written here, so the measuring process holds none of the writer's buffers.
   const synthetic = mkdtempSync(join(tmpdir(), "graphserve-memory-bench-"));
   process.on("exit", () => rmSync(synthetic, { recursive: true, force: true }));
-  const models = ["fp32-external", "fp32-inline", "fp16-external", "fp16-inline"].map((kind) => {
+  const models = ["fp32-external", "fp32-inline", "fp16-external", "fp16-inline", "fp32-external-59MB-kernels"].map((kind) => {
     const dir = join(synthetic, kind);
     mkdirSync(dir);
-    return ["weights", kind, writeSynthetic(dir, kind.startsWith("fp16"), kind.endsWith("external"))];
+    return ["weights", kind, writeSynthetic(dir, kind.startsWith("fp16"), kind.includes("external"), kind.includes("59MB"))];
   });
   const cases: string[][] = [
     ...models,
     ...["sd1/optimum-onnx-fp32", "sd1/optimum-onnx-fp16", "sdxl/optimum-onnx-fp32"].flatMap((d) => [1, 2].map((w) => ["backend", join(FIXTURES, d), String(w), String(size)])),
     ...[1, 2].map((w) => ["backend", join(ROOT, "models", "demo"), String(w), String(size)]),
   ];
-  console.log("case | measured MiB (load; after t2i+i2i) | estimated MiB");
+  console.log("case | measured MiB (weights: loaded; peak — backend: loaded; after t2i+i2i) | estimated MiB");
   for (const c of cases) {
     const out = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--child", JSON.stringify(c)], { encoding: "utf8" });
     const line = out.stdout.trim().split("\n").at(-1) ?? "";

@@ -77,6 +77,7 @@ describe("weight census: the initializers of a model.onnx, from their headers", 
     assert.equal(c.inlineBytes, c.storedBytes);
     assert.equal(c.float16Bytes, 0);
     assert.ok(c.convBytes > 0 && c.convBytes < c.loadedBytes, "convolution kernels are part of a UNet");
+    assert.equal(c.smallConvBytes, c.convBytes, "tiny kernels, all under 32 MiB");
     assert.deepEqual(c.externalFiles, []);
   });
 
@@ -98,21 +99,24 @@ describe("weight census: the initializers of a model.onnx, from their headers", 
     assert.equal(c.storedBytes - c.inlineBytes, statSync(join(SD1_LEGACY, "unet", "weights.pb")).size);
   });
 
-  it("reads headers only: a 40 GB fp32 tensor and a 10 GB fp16 one in external files that do not exist", async () => {
+  it("reads headers only: a 40 GB fp32 tensor, a 10 GB fp16 one and a 118 MB kernel in external files that do not exist", async () => {
     const path = join(tempDir(), "model.onnx");
     const inline = new Uint8Array(4 * 6);
     writeModel(path, [
       tensorProto("w", 1, [100_000, 100_000], { location: "model.onnx_data" }),
       tensorProto("h", 10, [50_000, 100_000], { location: "other.bin" }),
+      tensorProto("big_conv", 1, [1280, 2560, 3, 3], { location: "model.onnx_data" }),
       tensorProto("conv", 1, [1, 1, 2, 3], { raw: inline }),
     ]);
+    const big = 1280 * 2560 * 9 * 4;
     const c = await readWeightCensus(path);
-    assert.equal(c.tensors, 3);
-    assert.equal(c.storedBytes, 4e10 + 1e10 + 24);
-    assert.equal(c.loadedBytes, 4e10 + 2e10 + 24);
+    assert.equal(c.tensors, 4);
+    assert.equal(c.storedBytes, 4e10 + 1e10 + big + 24);
+    assert.equal(c.loadedBytes, 4e10 + 2e10 + big + 24);
     assert.equal(c.float16Bytes, 1e10);
     assert.equal(c.inlineBytes, 24);
-    assert.equal(c.convBytes, 24);
+    assert.equal(c.convBytes, big + 24);
+    assert.equal(c.smallConvBytes, 24);
     assert.equal(c.largestBytes, 4e10);
     assert.deepEqual(c.externalFiles, ["model.onnx_data", "other.bin"]);
   });
@@ -202,7 +206,7 @@ describe("the estimate", () => {
 
   it("FLUX.1 at 1024², from the reference's figures: 24 heads over 4096 + 512 tokens, ≈ 2.0 GB of probabilities per image", () => {
     const census = (params: number): WeightCensus => ({
-      storedBytes: 2 * params, loadedBytes: 4 * params, convBytes: 0, inlineBytes: 0, float16Bytes: 2 * params, largestBytes: 4 * 3072 * 12288, tensors: 1, fileBytes: 1e6, externalFiles: ["model.onnx_data"],
+      storedBytes: 2 * params, loadedBytes: 4 * params, convBytes: 0, smallConvBytes: 0, inlineBytes: 0, float16Bytes: 2 * params, largestBytes: 4 * 3072 * 12288, tensors: 1, fileBytes: 1e6, externalFiles: ["model.onnx_data"],
     });
     const transformer: ComponentFacts = { name: "transformer", weights: census(11.9e9), attention: { heads: 24, pixelsPerToken: 256, fixedTokens: 512, batch: 1 } };
     const facts: MemoryFacts = { dir: "flux", components: [transformer], defaultWidth: 1024, defaultHeight: 1024, tmpInMemory: false };

@@ -6,8 +6,9 @@
  * Where the memory goes (each figure measured on ORT 1.30, x86-64, see the README's "Memory"):
  * - Every worker loads every component present (onnx-backend.ts), so all of it
  *   is multiplied by the worker count.
- * - Weights: as loaded, float16 widened to float32 (upcast-fp16.ts); ORT keeps a
- *   re-laid-out copy of convolution kernels (4-D initializers) beside them.
+ * - Weights: as loaded, float16 widened to float32 (upcast-fp16.ts); ORT re-lays
+ *   out convolution kernels (4-D initializers), and the allocator keeps the
+ *   originals of those under 32 MiB.
  * - Loading: fp32 data inside model.onnx costs 1.4× its size more while ORT
  *   parses the file, which the worker's allocator keeps; an fp16 model is read
  *   whole and rewritten (in memory too when the temp folder is a tmpfs).
@@ -31,8 +32,13 @@ export type OnnxComponent = (typeof ONNX_COMPONENTS)[number];
 
 /** Runtime per worker: ORT's environment and thread pools, the worker's JS heap, tokenizers (measured 60–85 MB for the first worker, 10–50 MB for each further one). */
 export const WORKER_OVERHEAD_BYTES = 64 * 2 ** 20;
-/** Convolution kernels: the NCHWc copy ORT makes (measured 2.0× their bytes in a worker's first model with convolutions, 1.4× after). */
-const CONV_COPY = 1;
+/**
+ * Convolution kernels: ORT re-lays them out (NCHWc) and frees the originals, which the allocator keeps
+ * for kernels under 32 MiB (measured 2.0× their bytes for 14.7 MB kernels in a worker's first model, 1.3× after)
+ * and gives back for larger ones (1.0× once loaded, 1.5× while loading, measured with 59 MB kernels).
+ */
+const SMALL_CONV_COPY = 1;
+const LARGE_CONV_LOADING = 0.5;
 /** fp32 data inside model.onnx: the protobuf and its copies while the session builds (measured +1.4× the inline bytes). */
 const INLINE_EXTRA = 1.4;
 /** fp16 rewrite: besides reading model.onnx whole, a tensor's chunks, half bits and float32 copy waiting for GC (measured 2.7× the largest tensor's float32 bytes). */
@@ -118,8 +124,9 @@ export function estimateMemory(facts: MemoryFacts, run: { readonly workers: numb
   const components = facts.components.map((c): ComponentEstimate => {
     const w = c.weights;
     const graph = Math.max(0, w.fileBytes - w.inlineBytes);
-    const weights = w.loadedBytes + CONV_COPY * w.convBytes + graph;
-    const loading = w.float16Bytes > 0 ? w.fileBytes + UPCAST_LARGEST_EXTRA * w.largestBytes + (facts.tmpInMemory ? w.loadedBytes : 0) : INLINE_EXTRA * w.inlineBytes;
+    const weights = w.loadedBytes + SMALL_CONV_COPY * w.smallConvBytes + graph;
+    const reading = w.float16Bytes > 0 ? w.fileBytes + UPCAST_LARGEST_EXTRA * w.largestBytes + (facts.tmpInMemory ? w.loadedBytes : 0) : INLINE_EXTRA * w.inlineBytes;
+    const loading = reading + LARGE_CONV_LOADING * (w.convBytes - w.smallConvBytes);
     const live = Math.max(c.attention ? ATTENTION_LIVE * attentionBytes(c.attention, pixels) : 0, (c.featureChannels ?? 0) * 4 * pixels);
     const output = c.name === "vae_decoder" ? OUTPUT_BYTES_PER_PIXEL * pixels : 0;
     return { name: c.name, weights, loading, activations: ARENA_FACTOR * live + output };
@@ -193,7 +200,7 @@ async function census(path: string): Promise<WeightCensus> {
     return await readWeightCensus(path);
   } catch {
     const size = (await stat(path)).size;
-    return { storedBytes: size, loadedBytes: size, convBytes: 0, inlineBytes: size, float16Bytes: 0, largestBytes: size, tensors: 0, fileBytes: size, externalFiles: [] };
+    return { storedBytes: size, loadedBytes: size, convBytes: 0, smallConvBytes: 0, inlineBytes: size, float16Bytes: 0, largestBytes: size, tensors: 0, fileBytes: size, externalFiles: [] };
   }
 }
 

@@ -12,8 +12,10 @@ export interface WeightCensus {
   readonly storedBytes: number;
   /** Bytes they hold once loaded here: float16 is widened to float32 (upcast-fp16.ts), the rest as stored. */
   readonly loadedBytes: number;
-  /** Loaded bytes of 4-D initializers (convolution kernels: ORT keeps a reordered copy of them). */
+  /** Loaded bytes of 4-D initializers (convolution kernels, which ORT re-lays out for its CPU kernels). */
   readonly convBytes: number;
+  /** The part of `convBytes` in kernels under SMALL_TENSOR_BYTES each (their originals stay with the allocator). */
+  readonly smallConvBytes: number;
   /** Stored bytes of initializers whose data is inside model.onnx (ORT holds the file's protobuf while it builds the session). */
   readonly inlineBytes: number;
   /** Stored bytes of float16 initializers: non-zero means the model is rewritten to float32 when it loads. */
@@ -54,6 +56,11 @@ const ELEMENT_BYTES: Readonly<Record<number, number>> = {
   23: 0.5, // FLOAT4E2M1
 };
 const FLOAT16 = 10;
+/**
+ * glibc's largest mmap threshold (32 MiB on 64-bit): a block under it may come from the heap,
+ * which keeps it when freed; a larger one is mapped and given back to the system when freed.
+ */
+export const SMALL_TENSOR_BYTES = 32 * 2 ** 20;
 
 // ModelProto.graph, GraphProto.initializer, TensorProto fields.
 const MODEL_GRAPH = 7;
@@ -198,6 +205,7 @@ export async function readWeightCensus(path: string): Promise<WeightCensus> {
     let storedBytes = 0;
     let loadedBytes = 0;
     let convBytes = 0;
+    let smallConvBytes = 0;
     let inlineBytes = 0;
     let float16Bytes = 0;
     let largestBytes = 0;
@@ -217,7 +225,10 @@ export async function readWeightCensus(path: string): Promise<WeightCensus> {
             storedBytes += stored;
             loadedBytes += loaded;
             largestBytes = Math.max(largestBytes, loaded);
-            if (t.dims.length === 4) convBytes += loaded;
+            if (t.dims.length === 4) {
+              convBytes += loaded;
+              if (loaded < SMALL_TENSOR_BYTES) smallConvBytes += loaded;
+            }
             if (t.dataType === FLOAT16) float16Bytes += stored;
             if (t.external) {
               if (t.location !== undefined) externalFiles.add(t.location);
@@ -229,7 +240,7 @@ export async function readWeightCensus(path: string): Promise<WeightCensus> {
       }
       pos = m.end;
     }
-    return { storedBytes, loadedBytes, convBytes, inlineBytes, float16Bytes, largestBytes, tensors, fileBytes, externalFiles: [...externalFiles] };
+    return { storedBytes, loadedBytes, convBytes, smallConvBytes, inlineBytes, float16Bytes, largestBytes, tensors, fileBytes, externalFiles: [...externalFiles] };
   } finally {
     await file.close();
   }
