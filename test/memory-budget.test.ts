@@ -6,7 +6,7 @@
  * the server with the memory there is injected, and --skip_memory_check.
  */
 import { strict as assert } from "node:assert";
-import { statSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type AvailableMemory, readAvailableMemory } from "../src/backends/host-memory.js";
@@ -361,6 +361,18 @@ describe("OnnxBackend.load", () => {
     } finally {
       await b.dispose();
     }
+  });
+
+  it("a model.onnx the census cannot read counts as its size; the load then reports ONNX Runtime's error, not the check's", async () => {
+    const dir = join(tempDir(), "sd1");
+    cpSync(SD1_FP32, dir, { recursive: true });
+    const unet = join(dir, "unet", "model.onnx");
+    writeFileSync(unet, readFileSync(unet).subarray(0, 1000));
+    const facts = await readMemoryFacts(dir);
+    assert.deepEqual(facts.components.find((c) => c.name === "unet")!.weights, {
+      storedBytes: 1000, loadedBytes: 1000, convBytes: 0, smallConvBytes: 0, inlineBytes: 1000, float16Bytes: 0, largestBytes: 1000, tensors: 0, fileBytes: 1000, externalFiles: [],
+    });
+    await assert.rejects(OnnxBackend.load(dir, { parallelism: 1 }), /unet\/model\.onnx: cannot load the ONNX model/);
   });
 
   it("budgets for the size it is told (the graph's default_resolution)", async () => {
