@@ -73,7 +73,7 @@ try {
       const res = await p.generate(req);
       const n = res.timings.stepMs.length;
       const stepSum = res.timings.stepMs.reduce((a, b) => a + b, 0);
-      const unetSum = p.stats.unetRunMs.reduce((a, b) => a + b, 0);
+      const unetSum = p.stats.denoiserRunMs.reduce((a, b) => a + b, 0);
       own.push((stepSum - unetSum) / n);
       unet.push(unetSum / n);
       step.push(stepSum / n);

@@ -40,6 +40,12 @@ export interface GenerationRequest {
   readonly strength?: number;
   /** T5 padding length for SD3/FLUX text encoders. */
   readonly maxSequenceLength?: number;
+  /**
+   * FLUX: true classifier-free guidance (diffusers' `true_cfg_scale`): above 1, with a negative prompt, a
+   * second transformer pass on the negative prompt is combined as neg + scale·(pos − neg). Other families
+   * guide with `guidanceScale`.
+   */
+  readonly trueCfgScale?: number;
   /** image2image/inpainting: the input image. */
   readonly image?: RgbImage;
   /** inpainting: white (255) repaints, black keeps; same size as `image`. */
