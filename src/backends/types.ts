@@ -199,9 +199,12 @@ export function checkSeed(seed: number | undefined): void {
 
 /** A request the backend refuses (unsupported mode, size, option) or a model that cannot load. */
 export class BackendError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** The request field at fault (e.g. `negative_prompt` on a family without one), when one is: the 400's `param`. */
+  declare readonly param?: string;
+  constructor(message: string, options?: ErrorOptions & { param?: string }) {
     super(message, options);
     this.name = "BackendError";
+    if (options?.param !== undefined) this.param = options.param;
   }
 }
 
