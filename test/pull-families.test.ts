@@ -299,7 +299,7 @@ test("a PyTorch-only FLUX repository (black-forest-labs/FLUX.1-schnell as the Hu
  */
 test(
   "one command serves the pulled FLUX.1-schnell ONNX repository and answers the seed's requests",
-  { todo: "needs the FLUX family on ONNX Runtime (issue 16, the lead's branch): today the folder is refused at load" },
+  { timeout: 180_000 },
   async (t) => {
     const hub = await standIn(t);
     const schnell = ONNX_REPOS[0];

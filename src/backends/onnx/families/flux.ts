@@ -40,7 +40,7 @@ export const MAX_T5_SEQUENCE_LENGTH = 512;
 export function checkMaxSequenceLength(req: GenerationRequest): void {
   const L = req.maxSequenceLength;
   if (L !== undefined && !(Number.isInteger(L) && L >= 1 && L <= MAX_T5_SEQUENCE_LENGTH)) {
-    throw new BackendError(`max_sequence_length must be an integer from 1 to ${MAX_T5_SEQUENCE_LENGTH}, got ${L}`);
+    throw new BackendError(`max_sequence_length must be an integer from 1 to ${MAX_T5_SEQUENCE_LENGTH}, got ${L}`, { param: "max_sequence_length" });
   }
 }
 
@@ -124,14 +124,18 @@ export class FluxFamily implements DiffusionFamily {
    */
   checkRequest(req: GenerationRequest): void {
     checkMaxSequenceLength(req);
-    if (req.prompt3 !== undefined || req.negativePrompt3 !== undefined) throw new BackendError(`${req.prompt3 !== undefined ? "prompt_3" : "negative_prompt_3"} is not used by FLUX, which has two text encoders (prompt, prompt_2)`);
-    const t = req.trueCfgScale;
-    if (t !== undefined && !Number.isFinite(t)) throw new BackendError(`true_cfg_scale must be a number, got ${t}`);
-    const trueCfg = t !== undefined && t > 1;
-    if (!trueCfg && (req.negativePrompt !== undefined || req.negativePrompt2 !== undefined)) {
-      throw new BackendError("FLUX uses a negative prompt only with true_cfg_scale above 1 (true classifier-free guidance, a second transformer pass per step)");
+    for (const [value, param] of [[req.prompt3, "prompt_3"], [req.negativePrompt3, "negative_prompt_3"]] as const) {
+      if (value !== undefined) throw new BackendError(`${param} is not used by FLUX, which has two text encoders (prompt, prompt_2)`, { param });
     }
-    if (trueCfg && req.negativePrompt === undefined) throw new BackendError("true_cfg_scale above 1 needs a negative_prompt");
+    const t = req.trueCfgScale;
+    if (t !== undefined && !Number.isFinite(t)) throw new BackendError(`true_cfg_scale must be a number, got ${t}`, { param: "true_cfg_scale" });
+    const trueCfg = t !== undefined && t > 1;
+    for (const [value, param] of [[req.negativePrompt, "negative_prompt"], [req.negativePrompt2, "negative_prompt_2"]] as const) {
+      if (!trueCfg && value !== undefined) {
+        throw new BackendError(`${param} is not used by FLUX unless true_cfg_scale is above 1 (true classifier-free guidance, a second transformer pass per step)`, { param });
+      }
+    }
+    if (trueCfg && req.negativePrompt === undefined) throw new BackendError("true_cfg_scale above 1 needs a negative_prompt", { param: "true_cfg_scale" });
   }
 
   guidance(req: GenerationRequest): Guidance {

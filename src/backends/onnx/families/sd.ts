@@ -110,7 +110,9 @@ export class StableDiffusionFamily implements DiffusionFamily {
     return lcmDefaults(pipelineClass, mode) ?? { steps: 50, guidance: 7.5, strength: mode === "image2image" ? 0.8 : 1 };
   }
 
-  checkRequest(_req: GenerationRequest, _info: ModelFolderInfo, _guidance: number): void {}
+  checkRequest(req: GenerationRequest, _info: ModelFolderInfo, _guidance: number): void {
+    if (req.trueCfgScale !== undefined) throw new BackendError("true_cfg_scale applies to FLUX; Stable Diffusion guides with guidance_scale", { param: "true_cfg_scale" });
+  }
 
   /** Classifier-free guidance above 1, except for LCM-style UNets, which take the guidance as an embedding. */
   guidance(_req: GenerationRequest, guidanceScale: number, timeCond: boolean): Guidance {

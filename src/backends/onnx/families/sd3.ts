@@ -116,9 +116,15 @@ export class StableDiffusion3Family implements DiffusionFamily {
     return mode === "text2image" ? { steps: 28, guidance: 7, strength: 1, maxSequenceLength: 256 } : { steps: 50, guidance: 7, strength: 0.6, maxSequenceLength: 256 };
   }
 
-  checkRequest(req: GenerationRequest): void {
+  /** Negative prompts need guidance above 1 (diffusers would ignore them silently; OpenVINO GenAI refuses them too). */
+  checkRequest(req: GenerationRequest, _info: ModelFolderInfo, guidance: number): void {
     checkMaxSequenceLength(req);
-    if (req.trueCfgScale !== undefined) throw new BackendError("true_cfg_scale applies to FLUX; Stable Diffusion 3 guides with guidance_scale");
+    if (req.trueCfgScale !== undefined) throw new BackendError("true_cfg_scale applies to FLUX; Stable Diffusion 3 guides with guidance_scale", { param: "true_cfg_scale" });
+    if (guidance <= 1) {
+      for (const [value, param] of [[req.negativePrompt, "negative_prompt"], [req.negativePrompt2, "negative_prompt_2"], [req.negativePrompt3, "negative_prompt_3"]] as const) {
+        if (value !== undefined) throw new BackendError(`${param} is not used when guidance_scale is 1 or below`, { param });
+      }
+    }
   }
 
   guidance(_req: GenerationRequest, guidanceScale: number): Guidance {
