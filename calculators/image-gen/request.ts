@@ -69,7 +69,7 @@ export interface ImageRequestInput {
 }
 
 /** The fields that pass to the backend unchanged (see GenerationRequest). */
-type PassedThrough = "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3" | "width" | "height" | "strength" | "maxSequenceLength";
+type PassedThrough = "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3" | "width" | "height" | "strength" | "maxSequenceLength" | "trueCfgScale";
 
 /**
  * A validated request: what the backend needs plus how to answer. `width`
@@ -158,6 +158,8 @@ const FIELD_TYPES: Readonly<Record<string, FieldType>> = {
   input_fidelity: "string",
   // graphserve's own.
   stream_progress: "boolean",
+  /** diffusers' FLUX true classifier-free guidance (with a negative_prompt). */
+  true_cfg_scale: "float",
 };
 
 const ENUMS: Readonly<Record<string, readonly string[]>> = {
@@ -527,6 +529,7 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     ["rngSeed", body.rng_seed === undefined ? undefined : (body.rng_seed as number) + 0], // -0 → 0
     ["strength", body.strength],
     ["maxSequenceLength", body.max_sequence_length],
+    ["trueCfgScale", num("true_cfg_scale")],
     ["loraAlphas", loraAlphas === undefined ? undefined : { ...loraAlphas }],
     ["outputCompression", outputCompression],
     ["user", body.user],
@@ -560,5 +563,6 @@ export function toGenerationRequest(req: ImageRequest, mode: GenerationMode, rng
     rngSeed,
     strength: req.strength,
     maxSequenceLength: req.maxSequenceLength,
+    trueCfgScale: req.trueCfgScale,
   };
 }

@@ -467,6 +467,9 @@ export class OpenVinoBackend implements DiffusionBackend {
       const reason = this.failures.get(request.mode);
       throw new BackendError(`this model has no ${request.mode} pipeline${reason ? ` (it failed to load: ${reason})` : ""}`);
     }
+    if (request.trueCfgScale !== undefined) {
+      throw new BackendError("true_cfg_scale is not supported by OpenVINO GenAI (it has no true classifier-free guidance for FLUX); use the onnxruntime backend", { param: "true_cfg_scale" });
+    }
     this.validate(request);
   }
 
