@@ -272,7 +272,8 @@ interface DenoiseState {
   readonly feeds: Record<string, ort.Tensor>;
   readonly sampleBuf: Float32Array;
   readonly tsData: Float32Array | BigInt64Array;
-  readonly scaled: Float32Array;
+  /** The scaled latents of a 9-channel UNet's run, before they go into the sample's first channels. */
+  readonly scaled?: Float32Array;
   readonly noisePred: Float32Array;
   /** 4-channel inpainting: the re-noised original of the next step. */
   readonly blend?: Float32Array;
@@ -483,7 +484,7 @@ export class OnnxPipeline {
       feeds,
       sampleBuf,
       tsData,
-      scaled: new Float32Array(n * per),
+      scaled: samplePer === per ? undefined : new Float32Array(n * per),
       noisePred: new Float32Array(n * per),
       blend: prepared.blendMask ? new Float32Array(n * per) : undefined,
     };
@@ -494,10 +495,16 @@ export class OnnxPipeline {
     const { n, cfg } = st.layout;
     const { per, samplePer } = st;
     const spec = this.family.denoiser;
-    const x = scheduler.scaleModelInput(latents, i, st.scaled);
-    // Copy the scaled latents into each batch item's first C channels (twice under CFG).
-    for (let half = 0; half < (cfg ? 2 : 1); half++) {
-      for (let k = 0; k < n; k++) st.sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * samplePer);
+    if (samplePer === per) {
+      // The sample is the scaled latents themselves: scale straight into the first half, copy it to the second under CFG.
+      scheduler.scaleModelInput(latents, i, st.sampleBuf.subarray(0, n * per));
+      if (cfg) st.sampleBuf.copyWithin(n * per, 0, n * per);
+    } else {
+      // 9-channel UNet: the scaled latents go into each batch item's first C channels (twice under CFG).
+      const x = scheduler.scaleModelInput(latents, i, st.scaled!);
+      for (let half = 0; half < (cfg ? 2 : 1); half++) {
+        for (let k = 0; k < n; k++) st.sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * samplePer);
+      }
     }
     const t = scheduler.timesteps[i];
     if (st.tsData instanceof BigInt64Array) st.tsData.fill(BigInt(Math.round(t)));

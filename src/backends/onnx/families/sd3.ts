@@ -117,9 +117,14 @@ export class StableDiffusion3Family implements DiffusionFamily {
   }
 
   /** Negative prompts need guidance above 1 (diffusers would ignore them silently; OpenVINO GenAI refuses them too). */
-  checkRequest(req: GenerationRequest, _info: ModelFolderInfo, guidance: number): void {
+  checkRequest(req: GenerationRequest, info: ModelFolderInfo, guidance: number): void {
     checkMaxSequenceLength(req);
     if (req.trueCfgScale !== undefined) throw new BackendError("true_cfg_scale applies to FLUX; Stable Diffusion 3 guides with guidance_scale", { param: "true_cfg_scale" });
+    if (info.paths.textEncoders[2] === undefined) {
+      for (const [value, param] of [[req.prompt3, "prompt_3"], [req.negativePrompt3, "negative_prompt_3"]] as const) {
+        if (value !== undefined) throw new BackendError(`${param} needs text_encoder_3 (T5), which this model leaves out`, { param });
+      }
+    }
     if (guidance <= 1) {
       for (const [value, param] of [[req.negativePrompt, "negative_prompt"], [req.negativePrompt2, "negative_prompt_2"], [req.negativePrompt3, "negative_prompt_3"]] as const) {
         if (value !== undefined) throw new BackendError(`${param} is not used when guidance_scale is 1 or below`, { param });
