@@ -10,12 +10,13 @@
  * latent blending with the re-noised original outside the mask each step).
  * Guidance runs the negative and positive halves in one denoiser batch of 2N.
  * Latents live in the family's layout (FLUX: 2×2-packed tokens) from the first
- * draw to the decode, as in diffusers, so per-step latents compare directly. Every random draw of a request goes through one
- * NoiseGenerator in diffusers' order and shapes: the VAE encoder's sample
- * ([1, C, h, w] per encode), the initial latents ([N, C, h, w] in one call),
- * then each ancestral scheduler step ([N, C, h, w]); draws are made in NCHW and
- * packed afterwards. The request's seed starts
- * the servable's generator (src/backends/noise: OVMS's by default).
+ * draw to the decode, as in diffusers, so per-step latents compare directly.
+ * Every random draw of a request goes through one NoiseGenerator in diffusers'
+ * order and shapes: the VAE encoder's sample ([1, C, h, w] per encode), the
+ * initial latents ([N, C, h, w] in one call), then each ancestral scheduler
+ * step ([N, C, h, w]); draws are made in NCHW and packed afterwards. The
+ * request's seed starts the servable's generator (src/backends/noise: OVMS's
+ * by default).
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
@@ -266,7 +267,6 @@ interface DenoiseState {
   readonly latentShape: readonly number[];
   /** C·h·w of one image. */
   readonly per: number;
-  readonly plane: number;
   /** Values of one batch item's sample input (per, or the 9-channel UNet's (2C + 1)·h·w). */
   readonly samplePer: number;
   readonly feeds: Record<string, ort.Tensor>;
@@ -275,7 +275,7 @@ interface DenoiseState {
   /** The scaled latents of a 9-channel UNet's run, before they go into the sample's first channels. */
   readonly scaled?: Float32Array;
   readonly noisePred: Float32Array;
-  /** 4-channel inpainting: the re-noised original of the next step. */
+  /** Inpainting by blending: the re-noised original of the next step. */
   readonly blend?: Float32Array;
 }
 
@@ -479,7 +479,6 @@ export class OnnxPipeline {
       guidanceScale,
       latentShape: [n, C, lh, lw],
       per,
-      plane,
       samplePer,
       feeds,
       sampleBuf,
@@ -529,15 +528,13 @@ export class OnnxPipeline {
     latents = scheduler.step(eps, i, latents, stepRng(noise, st.latentShape), latents);
     if (st.blend) {
       // Inpainting by blending: outside the mask, keep the original re-noised to the next step's level.
+      // diffusers computes m·latents + (1 − m)·original; the mask is binary, so that is a choice per value.
       const imageLatents = prepared.imageLatents!;
       const mask = prepared.blendMask!;
       const orig = i + 1 < scheduler.timesteps.length ? scheduler.addNoise(imageLatents, prepared.initialNoise, i + 1, st.blend) : imageLatents;
       for (let k = 0; k < n; k++) {
         const o = k * per;
-        for (let j = 0; j < per; j++) {
-          const m = mask[j];
-          latents[o + j] = m * latents[o + j] + (1 - m) * orig[o + j];
-        }
+        for (let j = 0; j < per; j++) if (mask[j] === 0) latents[o + j] = orig[o + j];
       }
     }
     return latents;

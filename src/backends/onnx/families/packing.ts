@@ -5,43 +5,31 @@
  * (diffusers' FluxPipeline._pack_latents / _unpack_latents).
  */
 
-/** [n, C, h, w] → [n, (h/2)(w/2), 4C]. */
-export function packLatents(src: Float32Array, n: number, C: number, h: number, w: number): Float32Array {
-  const out = new Float32Array(src.length);
+/** For each NCHW index of one image, its index in the packed layout. */
+function packedIndex(C: number, h: number, w: number): Uint32Array {
+  const index = new Uint32Array(C * h * w);
   const ww = w / 2;
-  for (let b = 0; b < n; b++) {
-    const base = b * C * h * w;
-    for (let c = 0; c < C; c++) {
-      for (let y = 0; y < h; y++) {
-        const i = y >> 1;
-        const di = y & 1;
-        for (let x = 0; x < w; x++) {
-          const token = i * ww + (x >> 1);
-          out[base + token * 4 * C + c * 4 + di * 2 + (x & 1)] = src[base + (c * h + y) * w + x];
-        }
-      }
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) index[(c * h + y) * w + x] = ((y >> 1) * ww + (x >> 1)) * 4 * C + c * 4 + (y & 1) * 2 + (x & 1);
     }
   }
+  return index;
+}
+
+/** [n, C, h, w] → [n, (h/2)(w/2), 4C]. */
+export function packLatents(src: Float32Array, n: number, C: number, h: number, w: number): Float32Array {
+  const index = packedIndex(C, h, w);
+  const out = new Float32Array(src.length);
+  for (let b = 0, base = 0; b < n; b++, base += index.length) for (let i = 0; i < index.length; i++) out[base + index[i]] = src[base + i];
   return out;
 }
 
 /** [n, (h/2)(w/2), 4C] → [n, C, h, w], the inverse of packLatents. */
 export function unpackLatents(src: Float32Array, n: number, C: number, h: number, w: number): Float32Array {
+  const index = packedIndex(C, h, w);
   const out = new Float32Array(src.length);
-  const ww = w / 2;
-  for (let b = 0; b < n; b++) {
-    const base = b * C * h * w;
-    for (let c = 0; c < C; c++) {
-      for (let y = 0; y < h; y++) {
-        const i = y >> 1;
-        const di = y & 1;
-        for (let x = 0; x < w; x++) {
-          const token = i * ww + (x >> 1);
-          out[base + (c * h + y) * w + x] = src[base + token * 4 * C + c * 4 + di * 2 + (x & 1)];
-        }
-      }
-    }
-  }
+  for (let b = 0, base = 0; b < n; b++, base += index.length) for (let i = 0; i < index.length; i++) out[base + i] = src[base + index[i]];
   return out;
 }
 
