@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import { decodeImage, encodeImage } from "../calculators/image-gen/codec.js";
 import type { RgbImage } from "../src/backends/types.js";
 import { ROOT, startConfiguredServer } from "./helpers/demo-server.js";
+import { sseEvents } from "./image-server.js";
 
 const MODEL = "black-forest-labs/FLUX.1-schnell";
 const FLUX_SCHNELL = join(ROOT, "test/fixtures/conformance/flux-schnell/optimum-onnx-fp32");
@@ -111,6 +112,21 @@ describe("the OVMS demo's FLUX.1-schnell requests", () => {
 
     const small = { model: "flux", prompt: "three cats", size: "64x64", num_inference_steps: 2, rng_seed: 5 };
     const plain = await generate(server.url, small);
+    // Streaming: a progress event per step and partial images decoded from the packed latents, then the final image.
+    const stream = await fetch(`${server.url}/v3/images/generations`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...small, num_inference_steps: 3, stream: true, stream_progress: true, partial_images: 2 }),
+    });
+    const events = sseEvents(await stream.text());
+    const types = events.map((e) => e.data.type);
+    assert.equal(types.filter((x) => x === "image_generation.progress").length, 3);
+    assert.equal(types.filter((x) => x === "image_generation.partial_image").length, 2);
+    assert.equal(types.at(-1), "image_generation.completed");
+    for (const e of events.filter((x) => x.data.type !== "image_generation.progress")) {
+      const image = await decodeImage(Buffer.from(e.data.b64_json as string, "base64"), "b64_json", { maxPixels: 1 << 24 });
+      assert.equal(`${image.width}x${image.height}`, "64x64");
+    }
     const trueCfg = await generate(server.url, { ...small, negative_prompt: "blurry", true_cfg_scale: 3.0 });
     assert.equal(trueCfg.status, 200, trueCfg.text);
     assert.ok((await changed(plain.png!, trueCfg.png!)) > 0, "true CFG with a negative prompt changes the picture");
