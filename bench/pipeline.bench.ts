@@ -1,7 +1,8 @@
 /**
- * ONNX pipeline overhead bench: on a tiny SD/SDXL model with 64×64 latents
- * (512×512 requests), how much time per denoising step is our own work
- * (scheduler, CFG, buffer copies: step time minus the UNet `run`), and the
+ * ONNX pipeline overhead bench: on tiny SD/SDXL models and the committed tiny
+ * FLUX.1-schnell and SD3 exports, with 64×64 latents (512×512 requests), how
+ * much time per denoising step is our own work (scheduler, CFG, packing,
+ * buffer copies: step time minus the denoiser's `run`), and the
  * whole pipeline's time vs the sum of every `run` call. Goal: < 0.5 ms of our
  * own work per step.
  *
@@ -10,6 +11,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { OnnxBackend } from "../src/backends/onnx/onnx-backend.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
@@ -25,9 +27,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** The reference tool's exports (test/fixtures/conformance), from dist/bench or bench/. */
+const CONFORMANCE = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../test/fixtures/conformance/" : "../test/fixtures/conformance/", import.meta.url));
+
 interface Case {
   name: string;
-  model: TinyModelOptions;
+  /** A tiny model made here, or a committed export folder under test/fixtures/conformance. */
+  model: TinyModelOptions | { readonly export: string };
   scheduler?: string;
   request: Partial<GenerationRequest>;
 }
@@ -39,16 +45,21 @@ const cases: Case[] = [
   { name: "sd euler cfg 512² ×2 images", model: { family: "sd", scheduler: "euler" }, request: { guidanceScale: 7.5, numImagesPerPrompt: 2 } },
   { name: "sdxl euler cfg5 512²", model: { family: "sdxl" }, request: { guidanceScale: 5 } },
   { name: "sd 4ch inpainting cfg 512²", model: { family: "sd", scheduler: "euler" }, request: { guidanceScale: 7.5, mode: "inpainting" } },
+  { name: "flux-schnell packed 512²", model: { export: "flux-schnell/optimum-onnx-fp32" }, request: { maxSequenceLength: 256 } },
+  { name: "flux-dev guidance 512²", model: { export: "flux-dev/optimum-onnx-fp32" }, request: { guidanceScale: 3.5, maxSequenceLength: 256 } },
+  { name: "sd3 cfg7 512²", model: { export: "sd3/optimum-onnx-fp32" }, request: { guidanceScale: 7 } },
+  { name: "sd3 inpainting cfg7 512²", model: { export: "sd3/optimum-onnx-fp32" }, request: { guidanceScale: 7, mode: "inpainting" } },
 ];
 
 const root = await mkdtemp(join(tmpdir(), "pipeline-bench-"));
 try {
   console.log(`steps=${steps} reps=${reps} (median over reps; ms)`);
-  console.log(["case", "own/step", "unet run/step", "step", "total", "Σ run", "total−Σrun"].map((s, i) => (i === 0 ? s.padEnd(30) : s.padStart(14))).join(""));
+  console.log(["case", "own/step", "denoiser/step", "step", "total", "Σ run", "total−Σrun"].map((s, i) => (i === 0 ? s.padEnd(30) : s.padStart(14))).join(""));
   let k = 0;
   for (const c of cases) {
-    const dir = join(root, `m${k++}`);
-    await makeTinyModel(dir, c.model);
+    let dir = join(root, `m${k++}`);
+    if ("export" in c.model) dir = join(CONFORMANCE, c.model.export);
+    else await makeTinyModel(dir, c.model);
     const p = await OnnxPipeline.load(dir, { scheduler: c.scheduler });
     const size = 512;
     const image = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(100) };
@@ -73,7 +84,7 @@ try {
       const res = await p.generate(req);
       const n = res.timings.stepMs.length;
       const stepSum = res.timings.stepMs.reduce((a, b) => a + b, 0);
-      const unetSum = p.stats.unetRunMs.reduce((a, b) => a + b, 0);
+      const unetSum = p.stats.denoiserRunMs.reduce((a, b) => a + b, 0);
       own.push((stepSum - unetSum) / n);
       unet.push(unetSum / n);
       step.push(stepSum / n);

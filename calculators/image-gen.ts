@@ -420,7 +420,7 @@ class Job {
 
 /** What a backend refuses is the request's fault: a 400 with the backend's reason. */
 function asRequestError(e: unknown): unknown {
-  return e instanceof BackendError ? new HttpError(400, e.message) : e;
+  return e instanceof BackendError ? new HttpError(400, e.message, { param: e.param ?? null }) : e;
 }
 
 /** Joins the results of several edits (same size, by construction) into one batch. */

@@ -13,7 +13,7 @@ import { type TestContext, after, describe, it } from "node:test";
 import { createNoiseGenerator } from "../src/backends/noise/index.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
 import { decodeRgb } from "../src/tools/accuracy/run.js";
-import { CONFORMANCE_ROOT as ROOT, GOLDENS, type GoldenCase, goldenImage, goldenNames, goldenRequest, PENDING_PIPELINES, readGolden } from "./helpers/conformance.js";
+import { CONFORMANCE_ROOT as ROOT, GOLDENS, type GoldenCase, goldenImage, goldenNames, goldenRequest, readGolden } from "./helpers/conformance.js";
 import { call, eventually, spawnCli, tempDir } from "./server-helpers.js";
 
 /**
@@ -80,7 +80,7 @@ describe("conformance through the server (--model_path, the folder's graph.pbtxt
   const goldens = goldensPerFolder();
   it("has a served case per exporter folder", () => assert.ok(goldens.length > 0));
   for (const g of goldens) {
-    it(`${g.export} (${g.name}): the server's images are the pipeline's for the seed, bit for bit`, { todo: PENDING_PIPELINES.get(g.pipeline) }, async (t) => {
+    it(`${g.export} (${g.name}): the server's images are the pipeline's for the seed, bit for bit`, async (t) => {
       const folder = join(ROOT, g.export);
       const p = await OnnxPipeline.load(folder, { intraOpNumThreads: 1 });
       pipelines.push(p);

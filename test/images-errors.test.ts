@@ -78,10 +78,11 @@ function noise(length: number): Uint8Array {
   return out;
 }
 
-/** A multipart edit: text fields plus file parts (field, bytes, type). */
-function form(fields: Record<string, string>, files: [field: string, bytes: Uint8Array, type: string][]): FormData {
+/** A multipart edit: text fields plus file parts (field, bytes, type), and text fields appended again (sent twice). */
+function form(fields: Record<string, string>, files: [field: string, bytes: Uint8Array, type: string][], repeated: [field: string, value: string][] = []): FormData {
   const f = new FormData();
   for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  for (const [k, v] of repeated) f.append(k, v);
   for (const [i, [field, bytes, type]] of files.entries()) f.append(field, new Blob([bytes], { type }), `upload-${i}.${type.split("/")[1] ?? "bin"}`);
   return f;
 }
@@ -108,6 +109,14 @@ const rows: Row[] = [
   { name: "rng_seed 1.5", path: GEN, json: gen({ rng_seed: 1.5 }), status: 400, message: "rng_seed field is not a size_t", param: "rng_seed" },
   { name: "rng_seed a string", path: GEN, json: gen({ rng_seed: "42" }), status: 400, message: "rng_seed field is not a size_t", param: "rng_seed" },
   { name: "guidance_scale a string", path: GEN, json: gen({ guidance_scale: "7.5" }), status: 400, message: "guidance_scale field is not a float", param: "guidance_scale" },
+  // The fields FLUX and SD3 requests carry (OVMS's accept-list), wrong on both transports.
+  { name: "prompt_3 a number", path: GEN, json: gen({ prompt_3: 3 }), status: 400, message: "prompt_3 field is not a string", param: "prompt_3" },
+  { name: "negative_prompt_2 null", path: GEN, json: gen({ negative_prompt_2: null }), status: 400, message: "negative_prompt_2 field is not a string", param: "negative_prompt_2" },
+  { name: "max_sequence_length a string (JSON)", path: GEN, json: gen({ max_sequence_length: "256" }), status: 400, message: "max_sequence_length field is not a int", param: "max_sequence_length" },
+  { name: "max_sequence_length 0", path: GEN, json: gen({ max_sequence_length: 0 }), status: 400, message: "max_sequence_length must be higher than 0", param: "max_sequence_length" },
+  { name: "max_sequence_length not a number (multipart)", path: EDIT, body: () => form({ ...editFields, max_sequence_length: "long" }, [["image", image64, "image/png"]]), status: 400, message: "max_sequence_length field is not a int32", param: "max_sequence_length" },
+  { name: "max_sequence_length past int32 (multipart)", path: EDIT, body: () => form({ ...editFields, max_sequence_length: "4294967296" }, [["image", image64, "image/png"]]), status: 400, message: "max_sequence_length field is not a int32", param: "max_sequence_length" },
+  { name: "prompt_3 twice (multipart)", path: EDIT, body: () => form({ ...editFields, prompt_3: "a" }, [["image", image64, "image/png"]], [["prompt_3", "b"]]), status: 400, message: "prompt_3 field must be given only once", param: "prompt_3" },
   { name: "strength 1.5", path: GEN, json: gen({ strength: 1.5 }), status: 400, message: "strength is greater than maxStrength: 1", param: "strength" },
   { name: "strength -0.1", path: GEN, json: gen({ strength: -0.1 }), status: 400, message: "strength is less than minStrength: 0", param: "strength" },
   { name: "size abc", path: GEN, json: gen({ size: "abc" }), status: 400, message: "size field is not in correct format - WxH", param: "size" },

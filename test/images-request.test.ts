@@ -198,7 +198,14 @@ const bad: Bad[] = [
   // Wrong types (multipart text).
   { input: edit({ prompt: "a", strength: "  123.45 " }), message: "strength field is not a float", param: "strength" },
   { input: edit({ prompt: "a", strength: "1.2.3" }), message: "strength field is not a float", param: "strength" },
-  { input: edit({ prompt: "a", n: "2.0" }), message: "n field is not a int", param: "n" },
+  // OVMS's multipart reader parses int fields with stoi32 and names that type.
+  { input: edit({ prompt: "a", n: "2.0" }), message: "n field is not a int32", param: "n" },
+  { input: edit({ prompt: "a", num_images_per_prompt: "two" }), message: "num_images_per_prompt field is not a int32", param: "num_images_per_prompt" },
+  { input: edit({ prompt: "a", max_sequence_length: "256.0" }), message: "max_sequence_length field is not a int32", param: "max_sequence_length" },
+  { input: edit({ prompt: "a", max_sequence_length: " 256" }), message: "max_sequence_length field is not a int32", param: "max_sequence_length" },
+  { input: edit({ prompt: "a", max_sequence_length: "2147483648" }), message: "max_sequence_length field is not a int32", param: "max_sequence_length" },
+  { input: edit({ prompt: "a", n: "2147483648" }), message: "n field is not a int32", param: "n" },
+  { input: edit({ prompt: "a", width: "64.5", height: "64" }), message: "width field is not a int64", param: "width" },
   { input: edit({ prompt: "a", num_inference_steps: "ten" }), message: "num_inference_steps field is not a size_t", param: "num_inference_steps" },
   { input: edit({ prompt: "a", stream: "yes" }), message: "stream field is not a boolean", param: "stream" },
   { input: edit({ prompt: "a", lora_alphas: "{bad" }), message: "lora_alphas must be an object", param: "lora_alphas" },
@@ -222,6 +229,17 @@ const bad: Bad[] = [
   { input: gen({ prompt: "a", strength: 1.5 }), message: "strength is greater than maxStrength: 1", param: "strength" },
   { input: edit({ prompt: "a", strength: "-0.1" }), message: "strength is less than minStrength: 0", param: "strength" },
   { input: gen({ prompt: "a", max_sequence_length: 0 }), message: "max_sequence_length must be higher than 0", param: "max_sequence_length" },
+  { input: gen({ prompt: "a", max_sequence_length: -1 }), message: "max_sequence_length must be higher than 0", param: "max_sequence_length" },
+  { input: edit({ prompt: "a", max_sequence_length: "-5" }), message: "max_sequence_length must be higher than 0", param: "max_sequence_length" },
+  { input: gen({ prompt: "a", max_sequence_length: 2 ** 31 }), message: "max_sequence_length field is not a int", param: "max_sequence_length" },
+  { input: gen({ prompt: "a", max_sequence_length: "512" }), message: "max_sequence_length field is not a int", param: "max_sequence_length" },
+  { input: gen({ prompt: "a", max_sequence_length: null }), message: "max_sequence_length field is not a int", param: "max_sequence_length" },
+  { input: gen({ prompt: "a", prompt_3: 3 }), message: "prompt_3 field is not a string", param: "prompt_3" },
+  { input: gen({ prompt: "a", negative_prompt_3: ["x"] }), message: "negative_prompt_3 field is not a string", param: "negative_prompt_3" },
+  { input: gen({ prompt: "a", prompt_2: { text: "x" } }), message: "prompt_2 field is not a string", param: "prompt_2" },
+  { input: gen({ prompt: "a", guidance_scale: null }), message: "guidance_scale field is not a float", param: "guidance_scale" },
+  { input: edit({ prompt: "a", guidance_scale: "3.5f" }), message: "guidance_scale field is not a float", param: "guidance_scale" },
+  { input: edit({ prompt: "a", prompt_3: ["x", "y"] }), message: "prompt_3 field must be given only once", param: "prompt_3" },
   { input: gen({ prompt: "a", output_format: "jpeg", output_compression: 101 }), message: "output_compression must be between 0 and 100, got 101", param: "output_compression" },
   { input: gen({ prompt: "a", partial_images: 4 }), message: "partial_images must be between 0 and 3, got 4", param: "partial_images" },
   { input: gen({ prompt: "a", response_format: "b64" }), message: "Unsupported response_format: b64. Only b64_json is supported.", param: "response_format" },
@@ -297,4 +315,59 @@ test("toGenerationRequest maps to the backend request", () => {
   assert.equal(g.numInferenceSteps, 4);
   assert.equal(g.guidanceScale, 3.5);
   assert.equal(g.rngSeed, 7);
+});
+
+/** What FLUX and SD3 requests carry besides SD's fields, as OVMS's accept-list names them. */
+const FAMILY_FIELDS = {
+  prompt: "  a cat, 猫 🐈  ",
+  prompt_2: "T5 text for FLUX, CLIP-G text for SD3\nsecond line",
+  prompt_3: "T5 text for SD3",
+  negative_prompt: "blurry",
+  negative_prompt_2: "",
+  negative_prompt_3: "low quality",
+  max_sequence_length: 512,
+  guidance_scale: 0,
+};
+
+test("FLUX/SD3 fields reach GenerationRequest unchanged (JSON): texts byte for byte, max_sequence_length and guidance as sent", () => {
+  for (const mode of ["text2image", "image2image", "inpainting"] as const) {
+    const g = toGenerationRequest(parseImageRequest(gen(FAMILY_FIELDS), settings), mode, 1);
+    assert.deepEqual(
+      { prompt: g.prompt, prompt2: g.prompt2, prompt3: g.prompt3, negativePrompt: g.negativePrompt, negativePrompt2: g.negativePrompt2, negativePrompt3: g.negativePrompt3 },
+      { prompt: FAMILY_FIELDS.prompt, prompt2: FAMILY_FIELDS.prompt_2, prompt3: FAMILY_FIELDS.prompt_3, negativePrompt: "blurry", negativePrompt2: "", negativePrompt3: "low quality" },
+    );
+    assert.equal(g.maxSequenceLength, 512);
+    // 0 (FLUX.1-schnell's recommended value) is a value, not an absent field.
+    assert.equal(g.guidanceScale, 0);
+    assert.equal(g.mode, mode);
+  }
+  // Family limits (FLUX/SD3: at most 512 T5 tokens) are the backend's to apply: the request layer passes 513 on.
+  assert.equal(toGenerationRequest(parseImageRequest(gen({ prompt: "a", max_sequence_length: 513 }), settings), "text2image", 1).maxSequenceLength, 513);
+  // Absent fields stay absent, so the backend's family defaults apply (FLUX 512, SD3 256 T5 tokens; each pipeline's guidance).
+  const bare = toGenerationRequest(parseImageRequest(gen({ prompt: "a" }), settings), "text2image", 1);
+  for (const key of ["prompt2", "prompt3", "negativePrompt", "negativePrompt2", "negativePrompt3", "maxSequenceLength", "guidanceScale"] as const) {
+    assert.equal(bare[key], undefined, key);
+  }
+});
+
+test("FLUX/SD3 fields reach GenerationRequest unchanged (multipart text fields); an empty part counts as absent, as in OVMS", () => {
+  const fields = {
+    prompt: FAMILY_FIELDS.prompt,
+    prompt_2: FAMILY_FIELDS.prompt_2,
+    prompt_3: FAMILY_FIELDS.prompt_3,
+    negative_prompt: "blurry",
+    negative_prompt_2: "",
+    negative_prompt_3: "low quality",
+    max_sequence_length: "256",
+    guidance_scale: "3.5",
+  };
+  const g = toGenerationRequest(parseImageRequest(edit(fields), settings), "image2image", 1);
+  assert.equal(g.prompt, FAMILY_FIELDS.prompt);
+  assert.equal(g.prompt2, FAMILY_FIELDS.prompt_2);
+  assert.equal(g.prompt3, FAMILY_FIELDS.prompt_3);
+  assert.equal(g.negativePrompt, "blurry");
+  assert.equal(g.negativePrompt2, undefined);
+  assert.equal(g.negativePrompt3, "low quality");
+  assert.equal(g.maxSequenceLength, 256);
+  assert.equal(g.guidanceScale, 3.5);
 });

@@ -46,14 +46,14 @@ describe("readModelFolder", () => {
     const sd = await readModelFolder(await folder());
     assert.equal(sd.family, "sd");
     assert.equal(sd.inpainting, false);
-    assert.equal(sd.crossAttentionDim, TINY_DIMS.te1Hidden);
+    assert.equal(sd.contextDim, TINY_DIMS.te1Hidden);
     assert.equal(sd.vaeScalingFactor, 0.18215);
     assert.equal(sd.vaeScaleFactor, 8);
     assert.equal(sd.schedulerConfig._class_name, "PNDMScheduler");
     const xl = await readModelFolder(await folder({ family: "sdxl", inpainting: true }));
     assert.equal(xl.family, "sdxl");
     assert.equal(xl.inpainting, true);
-    assert.equal(xl.textEmbedsDim, TINY_DIMS.te2Projection);
+    assert.equal(xl.pooledDim, TINY_DIMS.te2Projection);
     assert.equal(xl.vaeScalingFactor, 0.13025);
   });
 
@@ -61,7 +61,7 @@ describe("readModelFolder", () => {
     const info = await readModelFolder(await folder({ family: "sd", timestepDtype: "int64", vaeEncoderOutput: "latent_parameters" }));
     const s = await loadModelSessions(info);
     assert.deepEqual(s.timestep, { type: "int64", length: "batch" });
-    assert.equal(s.inputIdsDtype, "int32");
+    assert.equal(s.textEncoders[0]?.idsDtype, "int32");
     assert.equal(s.vaeEncoderOutput, "latent_parameters");
     await releaseSessions(s);
   });

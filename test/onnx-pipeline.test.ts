@@ -210,7 +210,7 @@ describe("OnnxPipeline SD variants", () => {
   it("int64 input_ids and timestep, Euler, latent_parameters VAE encoder", async () => {
     const p = await tiny("sd-int64", { family: "sd", timestepDtype: "int64", inputIdsDtype: "int64", vaeEncoderOutput: "latent_parameters", scheduler: "euler" });
     assert.deepEqual(p.sessions.timestep, { type: "int64", length: "batch" });
-    assert.equal(p.sessions.inputIdsDtype, "int64");
+    assert.equal(p.sessions.textEncoders[0]?.idsDtype, "int64");
     const r = await p.generate({ mode: "text2image", prompt: "a cat", numInferenceSteps: 3, rngSeed: 1 });
     assert.equal(r.timings.stepMs.length, 3);
     const i = await p.generate({ mode: "image2image", prompt: "a cat", image: gradient(64, 64), numInferenceSteps: 4, strength: 0.5, rngSeed: 1 });
@@ -306,7 +306,7 @@ describe("OnnxPipeline SD inpainting (9-channel UNet)", () => {
 
   it("detects inpainting and generates deterministically", async () => {
     assert.equal(p.info.inpainting, true);
-    assert.equal(p.info.unetInChannels, 9);
+    assert.equal(p.info.denoiserInChannels, 9);
     const req: GenerationRequest = { mode: "inpainting", prompt: "a cat", image: gradient(64, 64), mask: halfMask(64, 64), numInferenceSteps: 4, numImagesPerPrompt: 2, rngSeed: 9 };
     const a = await p.generate(req);
     const b = await p.generate(req);
@@ -331,8 +331,10 @@ describe("OnnxPipeline SDXL", () => {
 
   it("detects SDXL and its penultimate hidden states", () => {
     assert.equal(p.info.family, "sdxl");
-    assert.equal(p.sessions.penultimate1, "hidden_states.1");
-    assert.equal(p.sessions.penultimate2, "hidden_states.1");
+    assert.deepEqual(
+      p.sessions.textEncoders.map((e) => e?.hiddenOutput),
+      ["hidden_states.1", "hidden_states.1"],
+    );
   });
 
   it("text2image: shape, determinism, prompt_2 and size reach the UNet", async () => {

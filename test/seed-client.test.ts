@@ -15,13 +15,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { decodeImage } from "../calculators/image-gen/codec.js";
-import { ROOT, demoModel, startConfiguredServer } from "./helpers/demo-server.js";
+import { ROOT, startConfiguredServer } from "./helpers/demo-server.js";
 import { runProcess } from "./helpers/run-process.js";
 
 const IN_CI = process.env.CI === "true";
 const PYTHON = process.env.GRAPHSERVE_CLIENT_PYTHON ?? join(ROOT, ".ci/venv/bin/python");
-/** The model name the snippet asks for: graphserve serves the demo model under it. */
+/** The model name the snippet asks for: graphserve serves a real FLUX.1-schnell export (tiny random weights) under it. */
 const MODEL = "black-forest-labs/FLUX.1-schnell";
+const FLUX_SCHNELL = join(ROOT, "test/fixtures/conformance/flux-schnell/optimum-onnx-fp32");
 const SNIPPET = readFileSync(join(ROOT, "test/fixtures/seed-client/ovms_demo_client.py"), "utf8");
 const OVMS_URL = "http://localhost:8000/v3";
 
@@ -38,7 +39,7 @@ test("the OVMS demo's Python client (openai + Pillow, rng_seed 42, 3 steps) gets
   }
   t.diagnostic(`openai, pillow: ${probe.stdout.trim()}`);
 
-  const server = await startConfiguredServer(t, ["--model_name", MODEL, "--model_path", await demoModel()]);
+  const server = await startConfiguredServer(t, ["--model_name", MODEL, "--model_path", FLUX_SCHNELL]);
   const dir = mkdtempSync(join(tmpdir(), "graphserve-seed-client-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   assert.equal(SNIPPET.split(OVMS_URL).length, 2, "the snippet names localhost:8000 once");
@@ -58,6 +59,6 @@ test("the OVMS demo's Python client (openai + Pillow, rng_seed 42, 3 steps) gets
   const limits = { maxPixels: 4096 * 4096 };
   const saved = await decodeImage(readFileSync(join(dir, "out.png")), "out.png", limits);
   const expected = await decodeImage(Buffer.from(body.data[0].b64_json, "base64"), "b64_json", limits);
-  assert.equal(`${saved.width}x${saved.height}`, "512x512", "the demo graph's default size");
+  assert.equal(`${saved.width}x${saved.height}`, "1024x1024", "FLUX.1's default size");
   assert.deepEqual(saved, expected);
 });

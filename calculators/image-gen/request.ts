@@ -69,7 +69,7 @@ export interface ImageRequestInput {
 }
 
 /** The fields that pass to the backend unchanged (see GenerationRequest). */
-type PassedThrough = "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3" | "width" | "height" | "strength" | "maxSequenceLength";
+type PassedThrough = "prompt" | "prompt2" | "prompt3" | "negativePrompt" | "negativePrompt2" | "negativePrompt3" | "width" | "height" | "strength" | "maxSequenceLength" | "trueCfgScale";
 
 /**
  * A validated request: what the backend needs plus how to answer. `width`
@@ -158,6 +158,8 @@ const FIELD_TYPES: Readonly<Record<string, FieldType>> = {
   input_fidelity: "string",
   // graphserve's own.
   stream_progress: "boolean",
+  /** diffusers' FLUX true classifier-free guidance (with a negative_prompt). */
+  true_cfg_scale: "float",
 };
 
 const ENUMS: Readonly<Record<string, readonly string[]>> = {
@@ -259,7 +261,7 @@ function errorFromAjv(e: ErrorObject, kind: ImageRequestKind, body: Record<strin
     if (path.length === 1) return bad("lora_alphas must be an object", field);
     return bad(`lora_alphas value for '${path[1]}' must be a number`, field);
   }
-  if (e.keyword === "type") return bad(`${field} field is not a ${FIELD_TYPES[field] ?? e.params.type}`, field);
+  if (e.keyword === "type") return bad(`${field} field is not a ${Object.hasOwn(FIELD_TYPES, field) ? typeName(FIELD_TYPES[field], kind) : String(e.params.type)}`, field);
   // OpenAI's texts and codes for string lengths (only prompt fields have bounds).
   if (e.keyword === "minLength") {
     return bad(`Invalid '${field}': empty string. Expected a string with minimum length 1, but got an empty string instead.`, field, "empty_string");
@@ -284,13 +286,13 @@ function errorFromAjv(e: ErrorObject, kind: ImageRequestKind, body: Record<strin
     case "height": return bad(`${field} must be higher than 0`, field);
     case "n":
     case "num_images_per_prompt":
-      return bad(e.keyword === "minimum" ? "num_images_per_prompt/n must be higher than 0" : `${field} field is not a int`, field);
+      return bad(e.keyword === "minimum" ? "num_images_per_prompt/n must be higher than 0" : `${field} field is not a ${typeName("int", kind)}`, field);
     case "num_inference_steps": return bad("num_inference_steps must be higher than 0", field);
     case "rng_seed": return bad(`rng_seed must be an integer in [0, 2^53), got ${String(value)}`, field);
     case "strength":
       return bad(e.keyword === "maximum" ? "strength is greater than maxStrength: 1" : "strength is less than minStrength: 0", field);
     case "max_sequence_length":
-      return bad(e.keyword === "minimum" ? "max_sequence_length must be higher than 0" : `max_sequence_length field is not a int`, field);
+      return bad(e.keyword === "minimum" ? "max_sequence_length must be higher than 0" : `max_sequence_length field is not a ${typeName("int", kind)}`, field);
     case "output_compression": return bad(`output_compression must be between 0 and 100, got ${String(value)}`, field);
     case "partial_images": return bad(`partial_images must be between 0 and 3, got ${String(value)}`, field);
   }
@@ -305,9 +307,18 @@ const INT_TEXT = /^[+-]?[0-9]+$/;
 const FLOAT_TEXT = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 const LORA_PART = /^lora_alphas\[([^\]]*)\]$/;
 
+/**
+ * The type name OVMS's message gives for `type` on `kind`: its multipart
+ * reader parses `int` fields as 32-bit (`stoi32`) and says so ("int32"),
+ * its JSON reader says "int".
+ */
+function typeName(type: FieldType, kind: ImageRequestKind): string {
+  return type === "int" && kind === "edits" ? "int32" : type;
+}
+
 function typeError(field: string, type: FieldType): HttpError {
   if (field === "lora_alphas") return bad("lora_alphas must be an object", field);
-  return bad(`${field} field is not a ${type}`, field);
+  return bad(`${field} field is not a ${typeName(type, "edits")}`, field);
 }
 
 /** Multipart text fields → a JSON-like object the schema can check. Empty values count as absent. */
@@ -518,6 +529,7 @@ export function parseImageRequest(input: ImageRequestInput, settings: ImageGenSe
     ["rngSeed", body.rng_seed === undefined ? undefined : (body.rng_seed as number) + 0], // -0 → 0
     ["strength", body.strength],
     ["maxSequenceLength", body.max_sequence_length],
+    ["trueCfgScale", num("true_cfg_scale")],
     ["loraAlphas", loraAlphas === undefined ? undefined : { ...loraAlphas }],
     ["outputCompression", outputCompression],
     ["user", body.user],
@@ -551,5 +563,6 @@ export function toGenerationRequest(req: ImageRequest, mode: GenerationMode, rng
     rngSeed,
     strength: req.strength,
     maxSequenceLength: req.maxSequenceLength,
+    trueCfgScale: req.trueCfgScale,
   };
 }

@@ -41,6 +41,12 @@ export interface GenerationRequest {
   readonly strength?: number;
   /** T5 padding length for SD3/FLUX text encoders. */
   readonly maxSequenceLength?: number;
+  /**
+   * FLUX: true classifier-free guidance (diffusers' `true_cfg_scale`): above 1, with a negative prompt, a
+   * second transformer pass on the negative prompt is combined as neg + scale·(pos − neg). Other families
+   * guide with `guidanceScale`.
+   */
+  readonly trueCfgScale?: number;
   /** image2image/inpainting: the input image. */
   readonly image?: RgbImage;
   /** inpainting: white (255) repaints, black keeps; same size as `image`. */
@@ -199,9 +205,12 @@ export function checkSeed(seed: number | undefined): void {
 
 /** A request the backend refuses (unsupported mode, size, option) or a model that cannot load. */
 export class BackendError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** The request field at fault (e.g. `negative_prompt` on a family without one), when one is: the 400's `param`. */
+  declare readonly param?: string;
+  constructor(message: string, options?: ErrorOptions & { param?: string }) {
     super(message, options);
     this.name = "BackendError";
+    if (options?.param !== undefined) this.param = options.param;
   }
 }
 

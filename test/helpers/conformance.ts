@@ -11,6 +11,8 @@ export const GOLDENS = join(CONFORMANCE_ROOT, "goldens");
 export interface GoldenCase {
   readonly name: string;
   readonly pipeline: string;
+  /** The diffusers class that ran. */
+  readonly pipeline_class: string;
   readonly request: {
     readonly mode: "text-to-image" | "image-to-image" | "inpainting";
     readonly prompt: string;
@@ -23,6 +25,15 @@ export interface GoldenCase {
     readonly width: number;
     readonly height: number;
     readonly scheduler: string | null;
+    /** Further diffusers call arguments (FLUX/SD3: prompt_2/3, negative_prompt_2/3, max_sequence_length, true_cfg_scale). */
+    readonly extra?: {
+      readonly prompt_2?: string;
+      readonly prompt_3?: string;
+      readonly negative_prompt_2?: string;
+      readonly negative_prompt_3?: string;
+      readonly max_sequence_length?: number;
+      readonly true_cfg_scale?: number;
+    };
   };
   /** The exported folder (relative to CONFORMANCE_ROOT) holding the same weights. */
   readonly export: string;
@@ -36,14 +47,20 @@ export interface GoldenCase {
 }
 
 /**
- * Fixture pipelines whose family the ONNX backend does not serve yet. Their goldens and exports are
- * committed (tools/reference/flux_sd3*.py) and their conformance tests run, reported as `todo` until
- * the family lands; then the entry goes and the tests count.
+ * Pipeline classes whose diffusers output is wrong in a known, reported way, and how: graphserve does
+ * the right thing, and the test checks it against the golden with the reference's mistake applied to
+ * graphserve's own final latents. Named in the README.
  */
-export const PENDING_PIPELINES: ReadonlyMap<string, string> = new Map([
-  ["flux-schnell", "FLUX.1 on ONNX Runtime: not implemented yet (issue 16)"],
-  ["flux-dev", "FLUX.1 on ONNX Runtime: not implemented yet (issue 16)"],
-  ["sd3", "Stable Diffusion 3 on ONNX Runtime: not implemented yet (issue 16)"],
+export const DIFFUSERS_QUIRKS: ReadonlyMap<string, { readonly what: string; readonly decodeWithoutShift: true }> = new Map([
+  [
+    "StableDiffusion3InpaintPipeline",
+    {
+      what:
+        "diffusers' StableDiffusion3InpaintPipeline decodes latents / scaling_factor without + shift_factor, unlike its own encode and every other SD3 pipeline " +
+        "(huggingface/diffusers#13611, issue 1; the fix, #14671, was closed unmerged); graphserve, like OpenVINO GenAI, decodes with the shift",
+      decodeWithoutShift: true,
+    },
+  ],
 ]);
 
 export function goldenNames(): string[] {
@@ -79,6 +96,12 @@ export async function goldenRequest(g: GoldenCase): Promise<GenerationRequest> {
     numImagesPerPrompt: r.n,
     width: r.width,
     height: r.height,
+    ...(r.extra?.prompt_2 !== undefined ? { prompt2: r.extra.prompt_2 } : {}),
+    ...(r.extra?.prompt_3 !== undefined ? { prompt3: r.extra.prompt_3 } : {}),
+    ...(r.extra?.negative_prompt_2 !== undefined ? { negativePrompt2: r.extra.negative_prompt_2 } : {}),
+    ...(r.extra?.negative_prompt_3 !== undefined ? { negativePrompt3: r.extra.negative_prompt_3 } : {}),
+    ...(r.extra?.max_sequence_length !== undefined ? { maxSequenceLength: r.extra.max_sequence_length } : {}),
+    ...(r.extra?.true_cfg_scale !== undefined ? { trueCfgScale: r.extra.true_cfg_scale } : {}),
     ...(g.image ? { image: await goldenImage(g, g.image) } : {}),
     ...(g.mask ? { mask: await goldenImage(g, g.mask) } : {}),
   };

@@ -11,11 +11,11 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type * as ort from "onnxruntime-node";
-import { numberField, readComponentConfig, readModelIndex, readSchedulerConfig, readVaeConfig, vaeScaleFactorOf } from "../model-index.js";
+import { type ModelFamily, numberField, readComponentConfig, readModelIndex, readSchedulerConfig, readVaeConfig, vaeScaleFactorOf } from "../model-index.js";
 import { BackendError } from "../types.js";
 import { familyModule, type OnnxFamily, type TextEncoderSessions } from "./families/index.js";
 import { createSession, requireNames, type SessionLoadOptions, staticDim, tensorMeta } from "./sessions.js";
-import { createScheduler } from "./schedulers/index.js";
+import { schedulerFor } from "./schedulers/index.js";
 
 export type { OnnxFamily } from "./families/index.js";
 export type { SessionLoadOptions } from "./sessions.js";
@@ -30,23 +30,29 @@ export interface ModelFolderInfo {
   /** Parsed scheduler/scheduler_config.json. */
   readonly schedulerConfig: Record<string, unknown>;
   readonly latentChannels: number;
-  readonly unetInChannels: number;
-  /** unet/config.json cross_attention_dim; undefined in the legacy layout (then taken from the UNet graph). */
-  readonly crossAttentionDim?: number;
-  /** Latent sample size (unet sample_size); native image size = sampleSize · vaeScaleFactor. */
+  /** Channels of the denoiser's sample input (per packed token for FLUX). */
+  readonly denoiserInChannels: number;
+  /** Width of the denoiser's encoder_hidden_states from its config; undefined in the legacy layout (then taken from the graph). */
+  readonly contextDim?: number;
+  /** Latent sample size; native image size = sampleSize · vaeScaleFactor. */
   readonly sampleSize: number;
   readonly vaeScaleFactor: number;
   /**
-   * What width and height must be multiples of: the VAE's factor times the UNet's downsampling. A traced UNet
-   * (every ONNX export) fixes at export that its skip connections line up, so other sizes fail inside it.
+   * What width and height must be multiples of: the VAE's factor times the denoiser's own (a UNet's
+   * downsampling, a transformer's patch, FLUX's 2×2 packing). A traced UNet (every ONNX export) fixes
+   * at export that its skip connections line up, so other sizes fail inside it.
    */
   readonly sizeMultiple: number;
   readonly vaeScalingFactor: number;
   readonly vaeShiftFactor: number;
-  /** SDXL: `text_embeds` width (text_encoder_2 projection_dim). */
-  readonly textEmbedsDim?: number;
+  /** Pooled-embedding width of the denoiser (SDXL text_embeds, SD3/FLUX pooled_projections), when the configs say it. */
+  readonly pooledDim?: number;
   /** LCM-style `timestep_cond` width, when the UNet has one. */
   readonly timeCondProjDim?: number;
+  /** Latent pixels per side of one transformer token (SD3 patch_size, FLUX's 2×2 packing); 1 for a UNet. */
+  readonly patchSize: number;
+  /** FLUX.1-dev: the transformer takes the guidance scale as an input (`guidance`). */
+  readonly guidanceEmbeds: boolean;
   readonly hasVaeEncoder: boolean;
   /** The legacy diffusers ONNX layout: no per-component config.json. */
   readonly legacyLayout: boolean;
@@ -56,13 +62,14 @@ export interface ModelFolderInfo {
   readonly requiresAestheticsScore: boolean;
   /** Component → model.onnx path. */
   readonly paths: {
-    readonly textEncoder: string;
-    readonly textEncoder2?: string;
-    readonly unet: string;
+    /** In the family's order; undefined for an optional encoder the folder leaves out. */
+    readonly textEncoders: readonly (string | undefined)[];
+    readonly denoiser: string;
     readonly vaeDecoder: string;
     readonly vaeEncoder?: string;
   };
-  readonly tokenizerDirs: readonly string[];
+  /** One per text encoder (undefined where the encoder is left out). */
+  readonly tokenizerDirs: readonly (string | undefined)[];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -74,39 +81,31 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** The ONNX family module for a detected family: LCM runs an SD UNet; a folder naming no family is taken as SD. */
+function onnxFamilyOf(family: ModelFamily | undefined): OnnxFamily {
+  return family === "sdxl" || family === "sd3" || family === "flux" ? family : "sd";
+}
+
 /** Reads and cross-checks the folder's JSON files and that every model.onnx exists. */
 export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   const index = await readModelIndex(dir);
   const { pipelineClass } = index;
-  if (index.family === "sd3" || index.family === "flux") {
-    throw new BackendError(`${index.path}: ${pipelineClass} is not supported by the ONNX Runtime backend (SD and SDXL only)`);
+  const family = familyModule(onnxFamilyOf(index.family));
+  const denoiserComponent = family.denoiser.component;
+  if (denoiserComponent === "unet" && index.json.transformer !== undefined && !index.has("unet")) {
+    throw new BackendError(`${index.path}: ${pipelineClass || "this pipeline"} is transformer-based, which is not supported here (no unet)`);
   }
-  if (index.json.transformer !== undefined && !index.has("unet")) {
-    throw new BackendError(`${index.path}: transformer-based pipelines are not supported (no unet)`);
-  }
-  // LCM pipelines run an SD UNet; a folder naming no family is taken as SD.
-  const family = familyModule(index.family === "sdxl" ? "sdxl" : "sd");
 
   const sched = await readSchedulerConfig(dir);
   try {
-    createScheduler(sched.config);
+    schedulerFor(sched.config);
   } catch (e) {
     throw new BackendError(`${sched.path}: ${(e as Error).message}`, { cause: e });
   }
 
-  // The legacy diffusers ONNX layout (scripts/convert_stable_diffusion_checkpoint_to_onnx.py, the
-  // Onnx*Pipeline classes) saves no per-component config.json; those pipelines assume SD 1.x values
-  // (4 latent channels, 512×512, VAE factor 8, scaling 0.18215), and widths are checked against the
-  // ONNX graphs when the sessions load.
-  const unet = await readComponentConfig(dir, "unet");
-  const unetCfg = unet.config;
-  const legacy = unetCfg === undefined;
-  const legacyInpainting = pipelineClass === "OnnxStableDiffusionInpaintPipeline";
-  const unetInChannels = unetCfg ? numberField(unetCfg, "in_channels", unet.path) : legacyInpainting ? 9 : 4;
-  const crossAttentionDim = unetCfg ? numberField(unetCfg, "cross_attention_dim", unet.path) : undefined;
-  const sampleSize = unetCfg ? numberField(unetCfg, "sample_size", unet.path, 64) : 64;
-  const timeCondProjDim = typeof unetCfg?.time_cond_proj_dim === "number" ? unetCfg.time_cond_proj_dim : undefined;
-  const denoiser = { path: unet.path, config: unetCfg, crossAttentionDim };
+  const den = await readComponentConfig(dir, denoiserComponent);
+  const legacy = den.config === undefined;
+  if (legacy && denoiserComponent !== "unet") throw new BackendError(`${den.path}: missing`);
 
   const vae = await readVaeConfig(dir);
   if (!vae.config && !legacy) throw new BackendError(`${vae.path}: missing`);
@@ -115,51 +114,53 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   const vaeScalingFactor = numberField(vaeCfg, "scaling_factor", vae.path, family.defaultVaeScalingFactor);
   const vaeShiftFactor = numberField(vaeCfg, "shift_factor", vae.path, 0);
   const vaeScaleFactor = vaeScaleFactorOf(vae.config);
-  // Each UNet block but the last halves the latent (diffusers' UNet2DConditionModel). Without a config
-  // (legacy layout) nothing says how many there are: only the VAE's factor is checked, as before.
-  const unetBlocks = Array.isArray(unetCfg?.block_out_channels) ? unetCfg.block_out_channels.length : 1;
-  const sizeMultiple = vaeScaleFactor * 2 ** Math.max(0, unetBlocks - 1);
+  const geometry = family.denoiserGeometry(den.config, den.path, latentChannels, vaeScaleFactor, pipelineClass);
+  const facts = await family.readConfigs(index, { path: den.path, config: den.config, contextDim: geometry.contextDim }, legacy);
 
-  const inpainting = unetInChannels === 2 * latentChannels + 1;
-  if (!inpainting && unetInChannels !== latentChannels) {
-    throw new BackendError(`${unet.path}: in_channels ${unetInChannels} matches neither the VAE's latent_channels ${latentChannels} nor an inpainting UNet (${2 * latentChannels + 1})`);
+  const textEncoders: (string | undefined)[] = [];
+  const tokenizerDirs: (string | undefined)[] = [];
+  for (const c of family.textEncoders) {
+    const path = join(dir, c.encoder, "model.onnx");
+    // An optional encoder (SD3's T5) may be left out: listed as [null, null], or its folder absent.
+    const present = !c.optional || (index.has(c.encoder) && (await exists(path)));
+    textEncoders.push(present ? path : undefined);
+    tokenizerDirs.push(present ? join(dir, c.tokenizer) : undefined);
   }
-  const facts = await family.readConfigs(index, denoiser, legacy);
-
-  const [textEncoder, textEncoder2] = family.textEncoderComponents.map((c) => join(dir, c, "model.onnx"));
   const paths = {
-    textEncoder,
-    textEncoder2,
-    unet: join(dir, "unet", "model.onnx"),
+    textEncoders,
+    denoiser: join(dir, denoiserComponent, "model.onnx"),
     vaeDecoder: join(dir, "vae_decoder", "model.onnx"),
     vaeEncoder: join(dir, "vae_encoder", "model.onnx"),
   };
-  for (const p of [paths.textEncoder, paths.textEncoder2, paths.unet, paths.vaeDecoder]) {
+  for (const p of [...paths.textEncoders, paths.denoiser, paths.vaeDecoder]) {
     if (p !== undefined && !(await exists(p))) throw new BackendError(`${p}: missing`);
   }
   const hasVaeEncoder = await exists(paths.vaeEncoder);
-  const tokenizerDirs = family.tokenizerComponents.map((c) => join(dir, c));
-  for (const t of tokenizerDirs) {
-    if (!(await exists(join(t, "tokenizer.json"))) && !(await exists(join(t, "vocab.json")))) {
-      throw new BackendError(`${t}: missing tokenizer files (tokenizer.json or vocab.json + merges.txt)`);
+  for (const [i, t] of tokenizerDirs.entries()) {
+    if (t === undefined) continue;
+    const files = family.textEncoders[i].tokenizerKind === "t5" ? ["tokenizer.json"] : ["tokenizer.json", "vocab.json"];
+    if (!(await Promise.all(files.map((f) => exists(join(t, f))))).some(Boolean)) {
+      throw new BackendError(`${t}: missing tokenizer files (${family.textEncoders[i].tokenizerKind === "t5" ? "tokenizer.json" : "tokenizer.json or vocab.json + merges.txt"})`);
     }
   }
   return {
     dir,
     family: family.name,
-    inpainting,
+    inpainting: geometry.inpainting,
     pipelineClass,
     schedulerConfig: sched.config,
     latentChannels,
-    unetInChannels,
-    crossAttentionDim,
-    sampleSize,
+    denoiserInChannels: geometry.inChannels,
+    contextDim: geometry.contextDim,
+    sampleSize: geometry.sampleSize,
     vaeScaleFactor,
-    sizeMultiple,
+    sizeMultiple: geometry.sizeMultiple,
     vaeScalingFactor,
     vaeShiftFactor,
-    textEmbedsDim: facts.textEmbedsDim,
-    timeCondProjDim,
+    pooledDim: facts.pooledDim,
+    timeCondProjDim: geometry.timeCondProjDim,
+    patchSize: geometry.patchSize,
+    guidanceEmbeds: facts.guidanceEmbeds,
     hasVaeEncoder,
     legacyLayout: legacy,
     forceZerosForEmptyPrompt: facts.forceZerosForEmptyPrompt,
@@ -169,22 +170,22 @@ export async function readModelFolder(dir: string): Promise<ModelFolderInfo> {
   };
 }
 
-/** The text encoders (see the family module), the UNet and the VAE. */
+/** The text encoders (see the family module), the denoiser and the VAE. */
 export interface ModelSessions extends TextEncoderSessions {
-  readonly unet: ort.InferenceSession;
+  readonly denoiser: ort.InferenceSession;
   readonly vaeDecoder: ort.InferenceSession;
   readonly vaeEncoder?: ort.InferenceSession;
   /**
-   * The UNet `timestep` input as declared: a float scalar in optimum ≥ 1.24 / optimum-onnx exports,
-   * int64 `[batch]` in older ones, float `[1]` in the legacy diffusers layout. `length` is the static
-   * length of a rank-1 input, "batch" when symbolic, 0 for a scalar.
+   * The denoiser's `timestep` input as declared: a float scalar in optimum ≥ 1.24 / optimum-onnx UNet exports,
+   * float `[batch]` in transformer exports, int64 `[batch]` in older UNet ones, float `[1]` in the legacy diffusers
+   * layout. `length` is the static length of a rank-1 input, "batch" when symbolic, 0 for a scalar.
    */
   readonly timestep: { readonly type: "float32" | "int64"; readonly length: number | "batch" };
   /** vae_encoder output name: `latent_sample` or `latent_parameters` (mean ‖ logvar). */
   readonly vaeEncoderOutput?: "latent_sample" | "latent_parameters";
-  /** Latent size the UNet was exported for, when its `sample` height and width are static. */
+  /** Latent size the denoiser was exported for, when its sample height and width are static. */
   readonly staticLatentSize?: { readonly height: number; readonly width: number };
-  /** Batch size the UNet was exported for, when static. */
+  /** Batch size the denoiser was exported for, when static. */
   readonly staticBatch?: number;
 }
 
@@ -192,27 +193,30 @@ export interface ModelSessions extends TextEncoderSessions {
 export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoadOptions = {}): Promise<ModelSessions> {
   const p = info.paths;
   const family = familyModule(info.family);
+  const spec = family.denoiser;
   const encoders = await family.loadTextEncoders(info, opts);
 
-  const unet = await createSession(p.unet, opts);
-  requireNames(unet, p.unet, ["sample", "timestep", ...family.denoiserInputs], ["out_sample"]);
-  const tsMeta = tensorMeta(unet, "timestep", "input");
+  const denoiser = await createSession(p.denoiser, opts);
+  requireNames(denoiser, p.denoiser, [spec.sampleInput, "timestep", ...spec.conditioningInputs], [spec.output]);
+  const tsMeta = tensorMeta(denoiser, "timestep", "input");
   const tsType = tsMeta?.type;
-  if (tsType !== "float32" && tsType !== "int64") throw new BackendError(`${p.unet}: input "timestep" must be float32 or int64, got ${tsType}`);
+  if (tsType !== "float32" && tsType !== "int64") throw new BackendError(`${p.denoiser}: input "timestep" must be float32 or int64, got ${tsType}`);
   const tsShape = tsMeta!.shape as readonly (number | string)[];
-  if (tsShape.length > 1) throw new BackendError(`${p.unet}: input "timestep" must be a scalar or a vector, got shape [${tsShape.join(", ")}]`);
-  const tsLength = tsShape.length === 0 ? 0 : staticDim(unet, "timestep", "input", 0) ?? "batch";
-  const ehsWidth = staticDim(unet, "encoder_hidden_states", "input", -1);
-  if (ehsWidth !== undefined && info.crossAttentionDim !== undefined && ehsWidth !== info.crossAttentionDim) {
-    throw new BackendError(`${p.unet}: input "encoder_hidden_states" has width ${ehsWidth}, but unet/config.json cross_attention_dim is ${info.crossAttentionDim}`);
+  if (tsShape.length > 1) throw new BackendError(`${p.denoiser}: input "timestep" must be a scalar or a vector, got shape [${tsShape.join(", ")}]`);
+  const tsLength = tsShape.length === 0 ? 0 : staticDim(denoiser, "timestep", "input", 0) ?? "batch";
+  const ehsWidth = staticDim(denoiser, "encoder_hidden_states", "input", -1);
+  if (ehsWidth !== undefined && info.contextDim !== undefined && ehsWidth !== info.contextDim) {
+    throw new BackendError(`${p.denoiser}: input "encoder_hidden_states" has width ${ehsWidth}, but its config's ${spec.component === "unet" ? "cross_attention_dim" : "joint_attention_dim"} is ${info.contextDim}`);
   }
-  const sh = staticDim(unet, "sample", "input", 2);
-  const sw = staticDim(unet, "sample", "input", 3);
-  const ch = staticDim(unet, "sample", "input", 1);
-  if (ch !== undefined && ch !== info.unetInChannels) {
-    throw new BackendError(`${p.unet}: input "sample" has ${ch} channels, but unet/config.json in_channels is ${info.unetInChannels}`);
+  // The sample's channels: NCHW axis 1, or the last axis of FLUX's packed tokens.
+  const spatial = spec.layout === "spatial";
+  const ch = staticDim(denoiser, spec.sampleInput, "input", spatial ? 1 : -1);
+  if (ch !== undefined && ch !== info.denoiserInChannels) {
+    throw new BackendError(`${p.denoiser}: input "${spec.sampleInput}" has ${ch} channels, but its config's in_channels is ${info.denoiserInChannels}`);
   }
-  family.checkDenoiser(unet, info, encoders, ehsWidth ?? info.crossAttentionDim);
+  const sh = spatial ? staticDim(denoiser, spec.sampleInput, "input", 2) : undefined;
+  const sw = spatial ? staticDim(denoiser, spec.sampleInput, "input", 3) : undefined;
+  family.checkDenoiser(denoiser, info, encoders, ehsWidth ?? info.contextDim);
 
   const vaeDecoder = await createSession(p.vaeDecoder, opts);
   requireNames(vaeDecoder, p.vaeDecoder, ["latent_sample"], ["sample"]);
@@ -232,16 +236,16 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
   }
   return {
     ...encoders,
-    unet,
+    denoiser,
     vaeDecoder,
     vaeEncoder,
     timestep: { type: tsType, length: tsLength },
     vaeEncoderOutput,
     staticLatentSize: sh !== undefined && sw !== undefined ? { height: sh, width: sw } : undefined,
-    staticBatch: staticDim(unet, "sample", "input", 0),
+    staticBatch: staticDim(denoiser, spec.sampleInput, "input", 0),
   };
 }
 
 export async function releaseSessions(s: ModelSessions): Promise<void> {
-  for (const x of [s.textEncoder, s.textEncoder2, s.unet, s.vaeDecoder, s.vaeEncoder]) await x?.release();
+  for (const x of [...s.textEncoders.map((e) => e?.session), s.denoiser, s.vaeDecoder, s.vaeEncoder]) await x?.release();
 }

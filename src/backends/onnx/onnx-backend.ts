@@ -1,5 +1,5 @@
 /**
- * OnnxBackend: the SD / SDXL pipeline on onnxruntime-node, run on a piscina
+ * OnnxBackend: the diffusion pipeline (SD, SDXL, SD3, FLUX) on onnxruntime-node, run on a piscina
  * pool so the event loop stays free (ORT's `session.run` blocks its thread).
  *
  * - `parallelism` workers (default 1 below 8 cores, else 2, fewer when they
@@ -19,7 +19,8 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { MessageChannel } from "node:worker_threads";
-import { checkGenerationRequest, type RequestRules } from "./pipeline.js";
+import { checkGenerationRequest, familyScheduler, type RequestRules } from "./pipeline.js";
+import { familyModule } from "./families/index.js";
 import { Piscina } from "piscina";
 import {
   BackendError,
@@ -39,7 +40,7 @@ import { planWorkers, readMemoryFacts } from "./memory-budget.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
 import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
 import { NOISE_KINDS, isNoiseKind } from "../noise/index.js";
-import { SUPPORTED_SCHEDULERS, createScheduler } from "./schedulers/index.js";
+import { SUPPORTED_SCHEDULERS } from "./schedulers/index.js";
 
 // Compiled: onnx-worker.js beside this file. From source (tsx), the .ts one; workers inherit the parent's loader flags.
 const WORKER = [".js", ".ts"].map((ext) => fileURLToPath(new URL(`./onnx-worker${ext}`, import.meta.url))).find((p) => existsSync(p)) ?? fileURLToPath(new URL("./onnx-worker.js", import.meta.url));
@@ -71,9 +72,10 @@ export class OnnxBackend implements DiffusionBackend {
     if (opts.device !== undefined && opts.device.toUpperCase() !== "CPU") throw new BackendError(`device ${opts.device} is not supported by the ONNX Runtime backend (CPU only)`);
     const limits = requestLimits(opts);
     const info = await readModelFolder(modelDir);
+    const family = familyModule(info.family);
     if (opts.scheduler !== undefined) {
       try {
-        createScheduler({ ...info.schedulerConfig, _class_name: opts.scheduler });
+        familyScheduler(family, { ...info.schedulerConfig, _class_name: opts.scheduler });
       } catch (e) {
         throw new BackendError(`scheduler ${opts.scheduler}: ${(e as Error).message}`, { cause: e });
       }
@@ -123,13 +125,14 @@ export class OnnxBackend implements DiffusionBackend {
       backend: "onnxruntime",
       family: info.family,
       modes,
-      schedulers: [...SUPPORTED_SCHEDULERS],
+      schedulers: family.scheduleKind === "flow-match" ? ["FlowMatchEulerDiscreteScheduler"] : [...SUPPORTED_SCHEDULERS],
       lora: false,
       staticResolutions: staticSize ? [staticSize] : [],
       sizeMultiple: info.sizeMultiple,
       defaultWidth: staticSize?.width ?? info.sampleSize * info.vaeScaleFactor,
       defaultHeight: staticSize?.height ?? info.sampleSize * info.vaeScaleFactor,
-      guidance: info.timeCondProjDim === undefined,
+      // LCM embeds the guidance; FLUX.1-schnell has none (dev embeds guidance_scale).
+      guidance: info.family === "flux" ? info.guidanceEmbeds : info.timeCondProjDim === undefined,
       parallelism: workers,
     };
     const rules: RequestRules = {

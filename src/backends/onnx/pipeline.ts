@@ -1,18 +1,22 @@
 /**
  * The diffusion pipeline on onnxruntime-node: one loop for every model family
- * (families/: SD, SDXL), which supplies encoders, conditioning and defaults.
+ * (families/: SD, SDXL, SD3, FLUX), which supplies encoders, conditioning,
+ * the denoiser's inputs, the latent layout, the schedule's options and defaults.
  * It runs wherever it is created: inside a piscina worker (onnx-worker.ts) in production, on the
  * calling thread in tests and benches. `session.run` blocks its thread.
  *
  * text2image, image2image (VAE encode, strength cut, addNoise) and inpainting
- * (9-channel UNet: [latents ‖ mask ‖ masked-image latents]; 4-channel UNet:
+ * (9-channel UNet: [latents ‖ mask ‖ masked-image latents]; any other denoiser:
  * latent blending with the re-noised original outside the mask each step).
- * Classifier-free guidance runs the unconditional and conditional halves in
- * one UNet batch of 2N. Every random draw of a request goes through one
- * NoiseGenerator in diffusers' order and shapes: the VAE encoder's sample
- * ([1, C, h, w] per encode), the initial latents ([N, C, h, w] in one call),
- * then each ancestral scheduler step ([N, C, h, w]). The request's seed starts
- * the servable's generator (src/backends/noise: OVMS's by default).
+ * Guidance runs the negative and positive halves in one denoiser batch of 2N.
+ * Latents live in the family's layout (FLUX: 2×2-packed tokens) from the first
+ * draw to the decode, as in diffusers, so per-step latents compare directly.
+ * Every random draw of a request goes through one NoiseGenerator in diffusers'
+ * order and shapes: the VAE encoder's sample ([1, C, h, w] per encode), the
+ * initial latents ([N, C, h, w] in one call), then each ancestral scheduler
+ * step ([N, C, h, w]); draws are made in NCHW and packed afterwards. The
+ * request's seed starts the servable's generator (src/backends/noise: OVMS's
+ * by default).
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
@@ -30,11 +34,12 @@ import {
   type StepProgress,
 } from "../types.js";
 import { type DiffusionFamily, familyModule } from "./families/index.js";
+import { packLatents, unpackLatents } from "./families/packing.js";
 import type { BatchLayout, Conditioning } from "./families/types.js";
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
 import { grayscaleL, resizeLanczos, resizeRgbLanczos } from "./pil-image.js";
-import { type NormalRng, type Scheduler, createScheduler } from "./schedulers/index.js";
-import { type ClipTokenizer, loadClipTokenizer } from "./tokenizer.js";
+import { type NormalRng, type Scheduler, schedulerFor } from "./schedulers/index.js";
+import { type PromptTokenizer, loadPromptTokenizer } from "./tokenizer.js";
 import { DEFAULT_NOISE_KIND, type NoiseGenerator, type NoiseKind, createNoiseGenerator } from "../noise/index.js";
 
 export interface PipelineLoadOptions extends SessionLoadOptions {
@@ -63,8 +68,8 @@ export interface PipelineHooks {
 export interface RunStats {
   /** Total ms inside every run call. */
   runMs: number;
-  /** ms inside the UNet run of each step. */
-  unetRunMs: number[];
+  /** ms inside the denoiser run of each step. */
+  denoiserRunMs: number[];
 }
 
 // ---------------------------------------------------------------------------
@@ -78,6 +83,20 @@ function stepRng(noise: NoiseGenerator, shape: readonly number[]): NormalRng {
   let buf: Float32Array | undefined;
   let k = 0;
   return () => (buf ??= noise.randn(shape))[k++];
+}
+
+/** The scheduler a config describes, refused when it is not of the kind the family's denoiser was trained for. */
+export function familyScheduler(family: DiffusionFamily, config: Record<string, unknown>): Scheduler {
+  const scheduler = schedulerFor(config);
+  const flow = scheduler.className === "FlowMatchEulerDiscreteScheduler";
+  if (flow !== (family.scheduleKind === "flow-match")) {
+    throw new BackendError(
+      family.scheduleKind === "flow-match"
+        ? `${family.name} models need FlowMatchEulerDiscreteScheduler, not ${scheduler.className}`
+        : `FlowMatchEulerDiscreteScheduler is for flow-matching models (SD3, FLUX), not ${family.name}`,
+    );
+  }
+  return scheduler;
 }
 
 // ---------------------------------------------------------------------------
@@ -166,6 +185,8 @@ export interface CheckedRequest {
   readonly steps: number;
   readonly guidance: number;
   readonly strength: number;
+  /** T5 length (families with a T5 encoder; 0 otherwise). */
+  readonly maxSequenceLength: number;
 }
 
 /** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
@@ -199,20 +220,27 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   if (!Number.isInteger(n) || n < 1) throw new BackendError(`numImagesPerPrompt must be a positive integer, got ${n}`);
   checkRequestLimits(width, height, n, rules.limits);
   checkSeed(req.rngSeed);
-  const defaults = familyModule(info.family).defaults(info.pipelineClass, mode);
+  const family = familyModule(info.family);
+  const defaults = family.defaults(info.pipelineClass, mode);
   const steps = req.numInferenceSteps ?? defaults.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new BackendError(`numInferenceSteps must be a positive integer, got ${steps}`);
   const guidance = req.guidanceScale ?? defaults.guidance;
   if (!Number.isFinite(guidance)) throw new BackendError(`guidanceScale must be a number, got ${guidance}`);
   const strength = mode === "text2image" ? 1 : req.strength ?? defaults.strength;
   if (!(strength > 0 && strength <= 1)) throw new BackendError(`strength must be in (0, 1], got ${strength}`);
+  family.checkRequest(req, info, guidance);
   // The schedule itself can refuse (too many steps for the training schedule, a strength that leaves no step).
+  setSchedule(familyScheduler(family, rules.schedulerConfig), family, info, steps, strength, height / m, width / m);
+  return { width, height, n, steps, guidance, strength, maxSequenceLength: req.maxSequenceLength ?? defaults.maxSequenceLength ?? 0 };
+}
+
+/** setTimesteps with the family's options; its refusals as BackendErrors. */
+function setSchedule(scheduler: Scheduler, family: DiffusionFamily, info: ModelFolderInfo, steps: number, strength: number, lh: number, lw: number): void {
   try {
-    createScheduler(rules.schedulerConfig).setTimesteps(steps, { strength });
+    scheduler.setTimesteps(steps, { strength, ...family.scheduleOptions(steps, lh, lw, info) });
   } catch (e) {
     throw new BackendError((e as Error).message, { cause: e });
   }
-  return { width, height, n, steps, guidance, strength };
 }
 
 /** The latents a run starts from, and what inpainting keeps for every step. */
@@ -224,6 +252,8 @@ interface PreparedLatents {
   imageLatents?: Float32Array;
   /** [h·w], 1 = repaint (inpainting). */
   maskLatent?: Float32Array;
+  /** The latent mask for every value of one image's latents, in the family's layout (inpainting by blending). */
+  blendMask?: Float32Array;
   /** [C, h, w] (9-channel UNet). */
   maskedImageLatents?: Float32Array;
   vaeEncodeMs?: number;
@@ -232,17 +262,20 @@ interface PreparedLatents {
 /** A run's fixed shapes and the denoiser's feeds, allocated once and refilled every step. */
 interface DenoiseState {
   readonly layout: BatchLayout;
-  readonly guidance: number;
+  /** The scale combining the two guided halves. */
+  readonly guidanceScale: number;
   readonly latentShape: readonly number[];
   /** C·h·w of one image. */
   readonly per: number;
-  readonly plane: number;
+  /** Values of one batch item's sample input (per, or the 9-channel UNet's (2C + 1)·h·w). */
+  readonly samplePer: number;
   readonly feeds: Record<string, ort.Tensor>;
   readonly sampleBuf: Float32Array;
   readonly tsData: Float32Array | BigInt64Array;
-  readonly scaled: Float32Array;
+  /** The scaled latents of a 9-channel UNet's run, before they go into the sample's first channels. */
+  readonly scaled?: Float32Array;
   readonly noisePred: Float32Array;
-  /** 4-channel inpainting: the re-noised original of the next step. */
+  /** Inpainting by blending: the re-noised original of the next step. */
   readonly blend?: Float32Array;
 }
 
@@ -253,7 +286,7 @@ interface DenoiseState {
  */
 export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
-  readonly stats: RunStats = { runMs: 0, unetRunMs: [] };
+  readonly stats: RunStats = { runMs: 0, denoiserRunMs: [] };
   private limits: RequestLimits = requestLimits();
   private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
   private readonly family: DiffusionFamily;
@@ -261,7 +294,7 @@ export class OnnxPipeline {
   private constructor(
     readonly info: ModelFolderInfo,
     readonly sessions: ModelSessions,
-    private readonly tokenizers: readonly ClipTokenizer[],
+    private readonly tokenizers: readonly (PromptTokenizer | undefined)[],
     private readonly schedulerConfig: Record<string, unknown>,
   ) {
     this.family = familyModule(info.family);
@@ -270,16 +303,17 @@ export class OnnxPipeline {
   static async load(dir: string, opts: PipelineLoadOptions = {}): Promise<OnnxPipeline> {
     const limits = requestLimits(opts);
     const info = await readModelFolder(dir);
+    const family = familyModule(info.family);
     const schedulerConfig = opts.scheduler ? { ...info.schedulerConfig, _class_name: opts.scheduler } : info.schedulerConfig;
     try {
-      createScheduler(schedulerConfig);
+      familyScheduler(family, schedulerConfig);
     } catch (e) {
       throw new BackendError(`scheduler "${opts.scheduler}": ${(e as Error).message}`, { cause: e });
     }
-    const tokenizers: ClipTokenizer[] = [];
-    for (const t of info.tokenizerDirs) {
+    const tokenizers: (PromptTokenizer | undefined)[] = [];
+    for (const [i, t] of info.tokenizerDirs.entries()) {
       try {
-        tokenizers.push(await loadClipTokenizer(t));
+        tokenizers.push(t === undefined ? undefined : await loadPromptTokenizer(t, family.textEncoders[i].tokenizerKind));
       } catch (e) {
         throw new BackendError((e as Error).message, { cause: e });
       }
@@ -311,8 +345,14 @@ export class OnnxPipeline {
   }
 
   // 2. Encode the prompt (the family's encoders).
-  private encodePrompt(req: GenerationRequest, n: number, cfg: boolean): Promise<Conditioning> {
-    return this.family.encodePrompt({ encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, run: (s, f) => this.run(s, f) }, req, n, cfg);
+  private encodePrompt(req: GenerationRequest, checked: CheckedRequest, cfg: boolean): Promise<Conditioning> {
+    const ctx = { encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, maxSequenceLength: checked.maxSequenceLength, run: this.run.bind(this) };
+    return this.family.encodePrompt(ctx, req, checked.n, cfg);
+  }
+
+  /** [n, C, h, w] latents in the family's layout. */
+  private toLayout(latents: Float32Array, n: number, h: number, w: number): Float32Array {
+    return this.family.denoiser.layout === "packed" ? packLatents(latents, n, this.info.latentChannels, h, w) : latents;
   }
 
   /**
@@ -356,20 +396,26 @@ export class OnnxPipeline {
     const image = req.mode === "text2image" ? undefined : resizeRgbLanczos(req.image!, width, height);
     let keep: Uint8Array | undefined; // per pixel, 1 = keep (inpainting)
     let maskLatent: Float32Array | undefined;
+    let blendMask: Float32Array | undefined;
     if (req.mode === "inpainting") {
       const mask = inpaintingMask(req.mask!, width, height, info.vaeScaleFactor);
       keep = mask.keep;
       maskLatent = mask.latent;
+      if (!info.inpainting) {
+        const full = new Float32Array(per);
+        for (let c = 0; c < C; c++) full.set(maskLatent, c * lh * lw);
+        blendMask = this.toLayout(full, 1, lh, lw);
+      }
     }
     let imageLatents: Float32Array | undefined;
     // A 9-channel inpainting UNet at strength 1 starts from pure noise and needs no image latents.
     if (image && !(info.inpainting && strength === 1)) {
-      const lat = await this.vaeEncode(toNchw(image), height, width, noise);
+      const lat = this.toLayout(await this.vaeEncode(toNchw(image), height, width, noise), 1, lh, lw);
       imageLatents = new Float32Array(n * per);
       for (let k = 0; k < n; k++) imageLatents.set(lat, k * per);
     }
 
-    const initialNoise = noise.randn([n, C, lh, lw]);
+    const initialNoise = this.toLayout(noise.randn([n, C, lh, lw]), n, lh, lw);
     let latents: Float32Array;
     if (imageLatents && !(req.mode === "inpainting" && strength === 1)) latents = scheduler.addNoise(imageLatents, initialNoise, 0);
     else {
@@ -383,23 +429,25 @@ export class OnnxPipeline {
       if (info.inpainting) maskedImageLatents = await this.vaeEncode(toNchw(image!, keep), height, width, noise);
       else if (this.sessions.vaeEncoderOutput === "latent_parameters") noise.randn([1, C, lh, lw]);
     }
-    return { latents, initialNoise, imageLatents, maskLatent, maskedImageLatents, vaeEncodeMs: image ? performance.now() - tEnc : undefined };
+    return { latents, initialNoise, imageLatents, maskLatent, blendMask, maskedImageLatents, vaeEncodeMs: image ? performance.now() - tEnc : undefined };
   }
 
   /** The denoiser's feeds for the run: the sample buffer, the timestep as declared, and the family's conditioning. */
-  private denoiseState(req: GenerationRequest, checked: CheckedRequest, cond: Conditioning, prepared: PreparedLatents, cfg: boolean, timeCond: boolean): DenoiseState {
+  private denoiseState(req: GenerationRequest, checked: CheckedRequest, cond: Conditioning, prepared: PreparedLatents, guidanceScale: number, cfg: boolean, timeCond: boolean): DenoiseState {
     const { width, height, n, guidance } = checked;
     const info = this.info;
     const s = this.sessions;
+    const spec = this.family.denoiser;
     const C = info.latentChannels;
     const lh = height / info.vaeScaleFactor;
     const lw = width / info.vaeScaleFactor;
     const plane = lh * lw;
     const per = C * plane;
     const batch = cfg ? 2 * n : n;
-    const layout: BatchLayout = { n, batch, cfg, width, height };
-    const inC = info.unetInChannels;
-    const sampleBuf = new Float32Array(batch * inC * plane);
+    const layout: BatchLayout = { n, batch, cfg, width, height, lh, lw };
+    const inC = info.denoiserInChannels;
+    const samplePer = info.inpainting ? inC * plane : per;
+    const sampleBuf = new Float32Array(batch * samplePer);
     if (info.inpainting) {
       // Mask and masked-image latents are the same every step: write them once.
       for (let b = 0; b < batch; b++) {
@@ -408,8 +456,9 @@ export class OnnxPipeline {
         sampleBuf.set(prepared.maskedImageLatents!, base + (C + 1) * plane);
       }
     }
+    const sampleDims = spec.layout === "packed" ? [batch, per / inC, inC] : [batch, inC, lh, lw];
     const feeds: Record<string, ort.Tensor> = {
-      sample: new ort.Tensor("float32", sampleBuf, [batch, inC, lh, lw]),
+      [spec.sampleInput]: new ort.Tensor("float32", sampleBuf, sampleDims),
       encoder_hidden_states: new ort.Tensor("float32", cond.hidden, [batch, cond.seq, cond.dim]),
     };
     // The timestep as the UNet declares it: a scalar, or one value per batch item (or its static length).
@@ -417,7 +466,7 @@ export class OnnxPipeline {
     const tsLength = ts.length === 0 ? 1 : ts.length === "batch" ? batch : ts.length;
     const tsData = ts.type === "int64" ? new BigInt64Array(tsLength) : new Float32Array(tsLength);
     feeds.timestep = new ort.Tensor(ts.type === "int64" ? "int64" : "float32", tsData, ts.length === 0 ? [] : [tsLength]);
-    Object.assign(feeds, this.family.conditioningFeeds(cond, layout, info));
+    Object.assign(feeds, this.family.conditioningFeeds(cond, layout, info, guidance, s.denoiser));
     if (timeCond) {
       const dim = info.timeCondProjDim ?? 256;
       const emb = guidanceEmbedding(guidance - 1, dim);
@@ -427,42 +476,48 @@ export class OnnxPipeline {
     }
     return {
       layout,
-      guidance,
+      guidanceScale,
       latentShape: [n, C, lh, lw],
       per,
-      plane,
+      samplePer,
       feeds,
       sampleBuf,
       tsData,
-      scaled: new Float32Array(n * per),
+      scaled: samplePer === per ? undefined : new Float32Array(n * per),
       noisePred: new Float32Array(n * per),
-      blend: info.inpainting || req.mode !== "inpainting" ? undefined : new Float32Array(n * per),
+      blend: prepared.blendMask ? new Float32Array(n * per) : undefined,
     };
   }
 
-  /** 4. One denoising step: the UNet on the scaled latents (CFG batch), guidance, the scheduler update, inpainting's blend. */
+  /** 4. One denoising step: the denoiser on the scaled latents (guided batch), guidance, the scheduler update, inpainting's blend. */
   private async denoiseStep(i: number, latents: Float32Array, st: DenoiseState, prepared: PreparedLatents, scheduler: Scheduler, noise: NoiseGenerator): Promise<Float32Array> {
     const { n, cfg } = st.layout;
-    const { per, plane } = st;
-    const inC = this.info.unetInChannels;
-    const x = scheduler.scaleModelInput(latents, i, st.scaled);
-    // Copy the scaled latents into each batch item's first C channels (twice under CFG).
-    for (let half = 0; half < (cfg ? 2 : 1); half++) {
-      for (let k = 0; k < n; k++) st.sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * inC * plane);
+    const { per, samplePer } = st;
+    const spec = this.family.denoiser;
+    if (samplePer === per) {
+      // The sample is the scaled latents themselves: scale straight into the first half, copy it to the second under CFG.
+      scheduler.scaleModelInput(latents, i, st.sampleBuf.subarray(0, n * per));
+      if (cfg) st.sampleBuf.copyWithin(n * per, 0, n * per);
+    } else {
+      // 9-channel UNet: the scaled latents go into each batch item's first C channels (twice under CFG).
+      const x = scheduler.scaleModelInput(latents, i, st.scaled!);
+      for (let half = 0; half < (cfg ? 2 : 1); half++) {
+        for (let k = 0; k < n; k++) st.sampleBuf.set(x.subarray(k * per, (k + 1) * per), (half * n + k) * samplePer);
+      }
     }
     const t = scheduler.timesteps[i];
     if (st.tsData instanceof BigInt64Array) st.tsData.fill(BigInt(Math.round(t)));
-    else st.tsData.fill(t);
+    else st.tsData.fill(spec.timestepDivisor === 1 ? t : Math.fround(t / spec.timestepDivisor));
     const tRun = performance.now();
-    const out = await this.sessions.unet.run(st.feeds);
+    const out = await this.sessions.denoiser.run(st.feeds);
     const runMs = performance.now() - tRun;
     this.stats.runMs += runMs;
-    this.stats.unetRunMs.push(runMs);
-    const pred = (out.out_sample as ort.Tensor).data as Float32Array;
+    this.stats.denoiserRunMs.push(runMs);
+    const pred = (out[spec.output] as ort.Tensor).data as Float32Array;
     let eps: Float32Array;
     if (cfg) {
       const half = n * per;
-      const g = st.guidance;
+      const g = st.guidanceScale;
       const noisePred = st.noisePred;
       for (let j = 0; j < half; j++) {
         const u = pred[j];
@@ -472,32 +527,26 @@ export class OnnxPipeline {
     } else eps = pred;
     latents = scheduler.step(eps, i, latents, stepRng(noise, st.latentShape), latents);
     if (st.blend) {
-      // 4-channel inpainting: outside the mask, keep the original re-noised to the next step's level.
+      // Inpainting by blending: outside the mask, keep the original re-noised to the next step's level.
+      // diffusers computes m·latents + (1 − m)·original; the mask is binary, so that is a choice per value.
       const imageLatents = prepared.imageLatents!;
-      const maskLatent = prepared.maskLatent!;
-      const C = this.info.latentChannels;
+      const mask = prepared.blendMask!;
       const orig = i + 1 < scheduler.timesteps.length ? scheduler.addNoise(imageLatents, prepared.initialNoise, i + 1, st.blend) : imageLatents;
       for (let k = 0; k < n; k++) {
         const o = k * per;
-        for (let c = 0; c < C; c++) {
-          const p = o + c * plane;
-          for (let j = 0; j < plane; j++) {
-            const m = maskLatent[j];
-            latents[p + j] = m * latents[p + j] + (1 - m) * orig[p + j];
-          }
-        }
+        for (let j = 0; j < per; j++) if (mask[j] === 0) latents[o + j] = orig[o + j];
       }
     }
     return latents;
   }
 
-  /** 5. Decode: unscale (z / scaling_factor + shift_factor), VAE decoder, RGB u8. */
+  /** 5. Decode: back to NCHW, unscale (z / scaling_factor + shift_factor), VAE decoder, RGB u8. */
   private async vaeDecode(latents: Float32Array, n: number, h: number, w: number): Promise<Uint8Array> {
     const C = this.info.latentChannels;
     const sf = this.info.vaeScalingFactor;
     const shift = this.info.vaeShiftFactor;
-    const z = new Float32Array(latents.length);
-    for (let i = 0; i < z.length; i++) z[i] = latents[i] / sf + shift;
+    const z = this.family.denoiser.layout === "packed" ? unpackLatents(latents, n, C, h, w) : new Float32Array(latents);
+    for (let i = 0; i < z.length; i++) z[i] = z[i] / sf + shift;
     const out = await this.run(this.sessions.vaeDecoder, { latent_sample: new ort.Tensor("float32", z, [n, C, h, w]) });
     const t = out.sample as ort.Tensor;
     const [, , H, W] = t.dims as number[];
@@ -508,33 +557,30 @@ export class OnnxPipeline {
   async generate(req: GenerationRequest, hooks: PipelineHooks = {}, noise?: NoiseGenerator): Promise<GenerationResult> {
     const t0 = performance.now();
     this.stats.runMs = 0;
-    this.stats.unetRunMs = [];
+    this.stats.denoiserRunMs = [];
     const checked = this.checkInputs(req);
     const { width, height, n, steps, guidance, strength } = checked;
     const s = this.sessions;
     // LCM-style UNets take the guidance as an embedding (`timestep_cond`) instead of a CFG batch.
-    const timeCond = s.unet.inputNames.includes("timestep_cond");
-    const cfg = guidance > 1 && !timeCond;
+    const timeCond = s.denoiser.inputNames.includes("timestep_cond");
+    const { cfg, scale } = this.family.guidance(req, guidance, timeCond);
     const batch = cfg ? 2 * n : n;
     if (s.staticBatch !== undefined && s.staticBatch !== batch) {
-      throw new BackendError(`this model's UNet was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
+      throw new BackendError(`this model's ${this.family.denoiser.component} was exported for batch ${s.staticBatch}; the request needs ${batch} (numImagesPerPrompt ${n}${cfg ? ", doubled by guidance" : ""})`);
     }
     noise ??= createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
 
-    const scheduler: Scheduler = createScheduler(this.schedulerConfig);
-    try {
-      scheduler.setTimesteps(steps, { strength });
-    } catch (e) {
-      throw new BackendError((e as Error).message, { cause: e });
-    }
+    const scheduler = familyScheduler(this.family, this.schedulerConfig);
+    const m = this.info.vaeScaleFactor;
+    setSchedule(scheduler, this.family, this.info, steps, strength, height / m, width / m);
     if (hooks.isCancelled?.()) throw new GenerationCancelledError(-1);
 
     const tText = performance.now();
-    const cond = await this.encodePrompt(req, n, cfg);
+    const cond = await this.encodePrompt(req, checked, cfg);
     const textEncodingMs = performance.now() - tText;
 
     const prepared = await this.prepareLatents(req, checked, scheduler, noise);
-    const st = this.denoiseState(req, checked, cond, prepared, cfg, timeCond);
+    const st = this.denoiseState(req, checked, cond, prepared, scale, cfg, timeCond);
     const [, , lh, lw] = st.latentShape;
     let latents = prepared.latents;
 

@@ -1,21 +1,28 @@
 /**
- * CLIP tokenisation for Stable Diffusion text encoders, on
- * @huggingface/tokenizers (pure JS, works offline). A tokenizer folder holds
- * either a tokenizer.json or the slow tokenizer's vocab.json + merges.txt;
- * for the latter we assemble the equivalent tokenizer.json in memory.
+ * Prompt tokenisation for the text encoders, on @huggingface/tokenizers (pure
+ * JS, works offline): CLIP (a tokenizer folder holds either a tokenizer.json
+ * or the slow tokenizer's vocab.json + merges.txt; for the latter we assemble
+ * the equivalent tokenizer.json in memory) and T5 (SD3's and FLUX's, from the
+ * fast tokenizer's tokenizer.json).
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 
-export interface ClipTokenizer {
-  /** Sequence length the text encoder expects (model_max_length, 77 for CLIP). */
+/** What a text encoder's tokenizer gives the pipeline. */
+export interface PromptTokenizer {
+  /** The tokenizer's model_max_length (77 for CLIP, 512 for FLUX's and SD3's T5). */
   readonly maxLength: number;
-  readonly bosId: number;
   readonly eosId: number;
   readonly padId: number;
-  /** Token ids with start/end tokens, truncated and padded to `maxLength`. */
-  encode(text: string): Int32Array;
+  /** Token ids with the special tokens, truncated and padded to `length` (default `maxLength`). */
+  encode(text: string, length?: number): Int32Array;
+}
+
+export type TokenizerKind = "clip" | "t5";
+
+export interface ClipTokenizer extends PromptTokenizer {
+  readonly bosId: number;
 }
 
 const BOS = "<|startoftext|>";
@@ -144,17 +151,57 @@ export async function loadClipTokenizer(dir: string): Promise<ClipTokenizer> {
     bosId,
     eosId,
     padId,
-    encode(text: string): Int32Array {
+    encode(text: string, length = maxLength): Int32Array {
       // Cleaned first: the prefix cut must see the text the tokenizer reads (cleaning drops and adds whitespace).
-      const ids = encodeEnough(basicClean(text), maxLength, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids);
-      const out = new Int32Array(maxLength).fill(padId);
-      // Over-long prompts keep their start and still end with the end-of-text token, as CLIP was trained.
-      const n = Math.min(ids.length, maxLength);
-      for (let i = 0; i < n; i++) out[i] = ids[i];
-      if (ids.length > maxLength) out[maxLength - 1] = eosId;
-      return out;
+      const ids = encodeEnough(basicClean(text), length, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids);
+      return padOrCut(ids, length, padId, eosId);
     },
   };
+}
+
+/** `ids` padded with `padId` to `length`; an over-long sequence keeps its start and still ends with `eosId`, as the fast tokenizers truncate. */
+function padOrCut(ids: ArrayLike<number>, length: number, padId: number, eosId: number): Int32Array {
+  const out = new Int32Array(length).fill(padId);
+  const n = Math.min(ids.length, length);
+  for (let i = 0; i < n; i++) out[i] = ids[i];
+  if (ids.length > length) out[length - 1] = eosId;
+  return out;
+}
+
+/**
+ * A T5 tokenizer folder as transformers' T5TokenizerFast saves it (tokenizer.json: Unigram with
+ * the `</s>` post-processor; tokenizer_config.json: pad/eos tokens, model_max_length).
+ */
+export async function loadT5Tokenizer(dir: string): Promise<PromptTokenizer> {
+  const config = (await readJson<TokenizerFolderConfig & { eos_token?: TokenSpec }>(dir, "tokenizer_config.json", true)) ?? {};
+  const json = await readJson<{ model?: { type?: string; vocab?: [string, number][] }; added_tokens?: AddedToken[] }>(dir, "tokenizer.json");
+  if (json.model?.type !== "Unigram" || !Array.isArray(json.model.vocab)) {
+    throw new Error(`${join(dir, "tokenizer.json")}: expected a T5 (Unigram) tokenizer, got ${JSON.stringify(json.model?.type)}`);
+  }
+  const content = (t: TokenSpec | undefined) => (typeof t === "string" ? t : t?.content);
+  const idOf = (token: string): number => {
+    const special = json.added_tokens?.find((t) => t.content === token);
+    const index = special?.id ?? json.model!.vocab!.findIndex(([piece]) => piece === token);
+    if (index === undefined || index < 0) throw new Error(`${join(dir, "tokenizer.json")}: the vocabulary has no "${token}" token`);
+    return index;
+  };
+  const padId = idOf(content(config.pad_token) ?? "<pad>");
+  const eosId = idOf(content(config.eos_token) ?? "</s>");
+  const maxLength = config.model_max_length !== undefined && config.model_max_length > 0 && config.model_max_length < 1e6 ? config.model_max_length : 512;
+  const tokenizer = new Tokenizer(json, config);
+  return {
+    maxLength,
+    eosId,
+    padId,
+    encode(text: string, length = maxLength): Int32Array {
+      return padOrCut(encodeEnough(text, length, (t) => tokenizer.encode(t, { add_special_tokens: true }).ids), length, padId, eosId);
+    },
+  };
+}
+
+/** The tokenizer of `kind` in `dir`. */
+export function loadPromptTokenizer(dir: string, kind: TokenizerKind): Promise<PromptTokenizer> {
+  return kind === "t5" ? loadT5Tokenizer(dir) : loadClipTokenizer(dir);
 }
 
 /** The first prefix tried by encodeEnough, in characters: a 77-token prompt is a few hundred. */
@@ -172,8 +219,8 @@ const TOKENIZER_SPACE = /\p{White_Space}/u;
  * Token ids (with start/end tokens) of `text`, or of a prefix of it that
  * already gives the `needed` ids the encoder reads: a prompt of megabytes
  * costs the tokenisation of a few kilobytes. The prefix ends before a
- * whitespace character, which CLIP's normaliser and pre-tokeniser never join
- * across, so its ids are the whole text's first ids (then its end token);
+ * whitespace character, which neither CLIP's normaliser and pre-tokeniser nor
+ * T5's whitespace split join across, so its ids are the whole text's first ids (then its end token);
  * prefixes grow 4× while too short, and the whole text is tokenised when no
  * prefix is enough.
  */

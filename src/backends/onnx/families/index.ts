@@ -2,13 +2,17 @@
  * The ONNX pipeline's model families by name: adding a family is one module
  * plus one entry here.
  */
+import { FluxFamily } from "./flux.js";
 import { StableDiffusionFamily } from "./sd.js";
+import { StableDiffusion3Family } from "./sd3.js";
 import { StableDiffusionXLFamily } from "./sdxl.js";
 import type { DiffusionFamily, OnnxFamily } from "./types.js";
 
 export const FAMILIES: Readonly<Record<OnnxFamily, new () => DiffusionFamily>> = {
   sd: StableDiffusionFamily,
   sdxl: StableDiffusionXLFamily,
+  sd3: StableDiffusion3Family,
+  flux: FluxFamily,
 };
 
 export function familyModule(name: OnnxFamily): DiffusionFamily {

@@ -84,7 +84,7 @@ export function flowMatchMu(cfg: FlowMatchConfig, imageSeqLen: number): number {
 }
 
 /** n float64 values from a to b inclusive, as numpy.linspace computes them. */
-function linspace(a: number, b: number, n: number): Float64Array {
+export function linspace(a: number, b: number, n: number): Float64Array {
   const out = new Float64Array(n);
   if (n === 1) {
     out[0] = a;
