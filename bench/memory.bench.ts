@@ -158,7 +158,7 @@ if (values.child !== undefined) {
   });
   const cases: string[][] = [
     ...models,
-    ...["sd1/optimum-onnx-fp32", "sd1/optimum-onnx-fp16", "sdxl/optimum-onnx-fp32"].flatMap((d) => [1, 2].map((w) => ["backend", join(FIXTURES, d), String(w), String(size)])),
+    ...["sd1/optimum-onnx-fp32", "sd1/optimum-onnx-fp16", "sdxl/optimum-onnx-fp32", "flux-schnell/optimum-onnx-fp32", "sd3/optimum-onnx-fp32"].flatMap((d) => [1, 2].map((w) => ["backend", join(FIXTURES, d), String(w), String(size)])),
     ...[1, 2].map((w) => ["backend", join(ROOT, "models", "demo"), String(w), String(size)]),
   ];
   console.log("case | measured MiB (weights: loaded; peak — backend: loaded; after t2i+i2i) | estimated MiB");
