@@ -131,8 +131,7 @@ export class OnnxBackend implements DiffusionBackend {
       sizeMultiple: info.sizeMultiple,
       defaultWidth: staticSize?.width ?? info.sampleSize * info.vaeScaleFactor,
       defaultHeight: staticSize?.height ?? info.sampleSize * info.vaeScaleFactor,
-      // LCM embeds the guidance; FLUX.1-schnell has none (dev embeds guidance_scale).
-      guidance: info.family === "flux" ? info.guidanceEmbeds : info.timeCondProjDim === undefined,
+      guidance: family.takesGuidance(info),
       parallelism: workers,
     };
     const rules: RequestRules = {

@@ -12,7 +12,7 @@ import type { ModelFolderInfo } from "../model-folder.js";
 import type { FlowMatchTimestepsOptions } from "../schedulers/index.js";
 import { linspace } from "../schedulers/flow-match.js";
 import { checkWidth, idsTensor, type SessionLoadOptions, tensorMeta } from "../sessions.js";
-import { imagePositionIds } from "./packing.js";
+import { imagePositionIds, PACKED_2X2_LAYOUT } from "./packing.js";
 import { openTextEncoder } from "./sd.js";
 import {
   type BatchLayout,
@@ -66,7 +66,7 @@ export class FluxFamily implements DiffusionFamily {
     conditioningInputs: ["encoder_hidden_states", "pooled_projections", "img_ids", "txt_ids"],
     // The transformer multiplies the timestep (and the guidance) by 1000 inside.
     timestepDivisor: 1000,
-    layout: "packed",
+    layout: PACKED_2X2_LAYOUT,
   };
   readonly defaultVaeScalingFactor = 0.3611;
 
@@ -136,6 +136,11 @@ export class FluxFamily implements DiffusionFamily {
       }
     }
     if (trueCfg && req.negativePrompt === undefined) throw new BackendError("true_cfg_scale above 1 needs a negative_prompt", { param: "true_cfg_scale" });
+  }
+
+  /** FLUX.1-schnell is guidance-distilled; dev embeds guidance_scale. */
+  takesGuidance(info: ModelFolderInfo): boolean {
+    return info.guidanceEmbeds;
   }
 
   guidance(req: GenerationRequest): Guidance {

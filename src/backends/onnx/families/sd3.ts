@@ -30,6 +30,7 @@ import {
   type OnnxFamily,
   type TextEncoderComponent,
   type TextEncoderSessions,
+  NCHW_LAYOUT,
   orElse,
   promptPair,
   tileRows,
@@ -49,7 +50,7 @@ export class StableDiffusion3Family implements DiffusionFamily {
     output: "out_hidden_states",
     conditioningInputs: ["encoder_hidden_states", "pooled_projections"],
     timestepDivisor: 1,
-    layout: "spatial",
+    layout: NCHW_LAYOUT,
   };
   readonly defaultVaeScalingFactor = 1.5305;
 
@@ -130,6 +131,10 @@ export class StableDiffusion3Family implements DiffusionFamily {
         if (value !== undefined) throw new BackendError(`${param} is not used when guidance_scale is 1 or below`, { param });
       }
     }
+  }
+
+  takesGuidance(): boolean {
+    return true;
   }
 
   guidance(_req: GenerationRequest, guidanceScale: number): Guidance {
