@@ -12,9 +12,9 @@
  * - Loading: fp32 data inside model.onnx costs 1.4× its size more while ORT
  *   parses the file, which the worker's allocator keeps; an fp16 model is read
  *   whole and rewritten (in memory too when the temp folder is a tmpfs).
- * - Running: each session's CPU arena keeps its largest run's buffers, and from
- *   the second run a planned block as large again, ≈ 2× the largest live set:
- *   the attention probabilities (batch × heads × tokens² × 4 bytes) of the
+ * - Running: each session's CPU arena keeps its largest run's buffers (ORT's
+ *   memory pattern, which would add a planned block as large again from the
+ *   second run, is off: sessions.ts): the attention probabilities (batch × heads × tokens² × 4 bytes) of the
  *   denoiser and the text encoders, the full-resolution feature maps of the VAE.
  */
 import { existsSync, statfsSync } from "node:fs";
@@ -43,8 +43,8 @@ const LARGE_CONV_LOADING = 0.5;
 const INLINE_EXTRA = 1.4;
 /** fp16 rewrite: besides reading model.onnx whole, a tensor's chunks, half bits and float32 copy waiting for GC (measured 2.7× the largest tensor's float32 bytes). */
 const UPCAST_LARGEST_EXTRA = 4;
-/** A session's arena from its second run on: the first run's buffers plus ORT's planned block of the same size (measured 2.0–2.1×). */
-const ARENA_FACTOR = 2;
+/** A session's arena keeps its largest run's buffers; with ORT's memory pattern on it would add a planned block of the same size (measured 2.0–2.1×), but sessions.ts turns it off. */
+const ARENA_FACTOR = 1;
 /** Attention keeps the scaled scores and their softmax alive together (measured 2.0× the probabilities in one run of an exported UNet). */
 const ATTENTION_LIVE = 2;
 /** Decoded result buffers per output pixel (float32 RGB and its 8-bit copy). */

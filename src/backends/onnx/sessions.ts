@@ -30,6 +30,10 @@ export async function createSession(path: string, opts: SessionLoadOptions): Pro
       ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
       interOpNumThreads: 1,
       executionMode: "sequential",
+      // ORT's memory pattern keeps a second planned block as large as a run's buffers from the second run on:
+      // off, a 1024² FLUX.1-schnell (tiny fixture) run peaked at 2.7 GB instead of 5.3 GB and the demo at 231 MB
+      // instead of 289 MB, with no loss of speed (3.3 s vs 4.3 s, 548 ms vs 635 ms per generation, one thread).
+      enableMemPattern: false,
       graphOptimizationLevel: "all",
       extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? "1" : "0" } } },
     });
