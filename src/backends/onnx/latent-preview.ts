@@ -177,6 +177,7 @@ export function latentRgbPreview(map: LatentRgbMap, latents: Float32Array, n: nu
   const plane = h * w;
   if (latents.length !== n * C * plane) throw new Error(`latents hold ${latents.length} values, not ${n}×${C}×${h}×${w}`);
   const small = new Float32Array(plane * 3);
+  const row = new Float32Array(w * 3);
   const out = new Uint8Array(n * width * height * 3);
   const xs = taps(width, w);
   const ys = taps(height, h);
@@ -197,21 +198,19 @@ export function latentRgbPreview(map: LatentRgbMap, latents: Float32Array, n: nu
       small[p * 3 + 1] = (g + 1) * 127.5 + 0.5;
       small[p * 3 + 2] = (bl + 1) * 127.5 + 0.5;
     }
+    // Vertical blend into one latent-wide row, then horizontal: one lerp per output value.
     let o = b * width * height * 3;
     for (let y = 0; y < height; y++) {
-      const r0 = ys.i0[y] * w;
-      const r1 = ys.i1[y] * w;
+      const r0 = ys.i0[y] * w * 3;
+      const r1 = ys.i1[y] * w * 3;
       const ty = ys.t[y];
+      for (let j = 0; j < w * 3; j++) row[j] = small[r0 + j] + (small[r1 + j] - small[r0 + j]) * ty;
       for (let x = 0; x < width; x++) {
-        const a = (r0 + xs.i0[x]) * 3;
-        const bb = (r0 + xs.i1[x]) * 3;
-        const c0 = (r1 + xs.i0[x]) * 3;
-        const d = (r1 + xs.i1[x]) * 3;
+        const a = xs.i0[x] * 3;
+        const c = xs.i1[x] * 3;
         const tx = xs.t[x];
         for (let k = 0; k < 3; k++, o++) {
-          const top = small[a + k] + (small[bb + k] - small[a + k]) * tx;
-          const bottom = small[c0 + k] + (small[d + k] - small[c0 + k]) * tx;
-          const v = top + (bottom - top) * ty;
+          const v = row[a + k] + (row[c + k] - row[a + k]) * tx;
           out[o] = v >= 255 ? 255 : v > 0 ? v | 0 : 0;
         }
       }

@@ -372,6 +372,19 @@ export class OnnxPipeline {
   private async approxPreviews(): Promise<PreviewInfo> {
     const published = publishedLatentRgbMap((await readVaeConfig(this.info.dir)).config);
     if (published) return { mode: "approx", map: published };
+    let fitted: FittedLatentRgbMap;
+    try {
+      fitted = await this.fitPreviewMap();
+    } catch (e) {
+      // A VAE that refuses the probes still decodes requests: previews stay decodes, the model still loads.
+      return { mode: "vae", reason: "fit", error: (e as Error).message };
+    }
+    const { map, validationPsnr, ms: fitMs } = fitted;
+    return validationPsnr >= MIN_FITTED_PREVIEW_PSNR ? { mode: "approx", map, validationPsnr, fitMs } : { mode: "vae", reason: "fit", validationPsnr, fitMs };
+  }
+
+  /** A latent→RGB map fitted to this model's VAE (fitLatentRgbMap), whatever its quality (load uses it; benches compare it). */
+  fitPreviewMap(): Promise<FittedLatentRgbMap> {
     const s = this.sessions;
     const C = this.info.latentChannels;
     const f = this.info.vaeScaleFactor;
@@ -393,17 +406,8 @@ export class OnnxPipeline {
       }),
       staticLatentSize: h !== undefined && w !== undefined ? { height: h, width: w } : undefined,
     };
-    let fitted: FittedLatentRgbMap;
-    try {
-      fitted = await fitLatentRgbMap(vae);
-    } catch (e) {
-      // A VAE that refuses the probes still decodes requests: previews stay decodes, the model still loads.
-      return { mode: "vae", reason: "fit", error: (e as Error).message };
-    }
-    const { map, validationPsnr, ms: fitMs } = fitted;
-    return validationPsnr >= MIN_FITTED_PREVIEW_PSNR ? { mode: "approx", map, validationPsnr, fitMs } : { mode: "vae", reason: "fit", validationPsnr, fitMs };
+    return fitLatentRgbMap(vae);
   }
-
 
   async dispose(): Promise<void> {
     await releaseSessions(this.sessions);
