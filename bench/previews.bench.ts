@@ -12,14 +12,15 @@
  *     and box-downscaled to 64×64;
  *   - ms per preview: VAE decode (the "vae" option) against the map and its bilinear upscale;
  *   - the prompt cache: text encoding ms of a request that misses and of one that hits.
- * --real: a full-size folder's vae_decoder/ and text_encoder/ (e.g. issue 18's random-weight SD-Turbo export,
- *   tools/reference): one 512² decode against the map, and one guided text-encoder run (batch 2).
+ * --real: a full-size SD-layout folder's vae_decoder/, vae_encoder/ and text_encoder/ (e.g. issue 18's random-weight
+ *   SD-Turbo export, tools/reference): one 512² decode against the map, what fitting a map to that VAE would take
+ *   at load, and one guided text-encoder run (batch 2).
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { LatentRgbFit, latentRgbPreview, publishedLatentRgbMap, type LatentRgbMap } from "../src/backends/onnx/latent-preview.js";
+import { LatentRgbFit, fitLatentRgbMap, latentRgbPreview, publishedLatentRgbMap, type LatentRgbMap } from "../src/backends/onnx/latent-preview.js";
 import { OnnxPipeline, nchwToRgbU8 } from "../src/backends/onnx/pipeline.js";
 import { unpackLatents } from "../src/backends/onnx/families/packing.js";
 import type { GenerationRequest } from "../src/backends/types.js";
@@ -160,6 +161,18 @@ if (values.real) {
     nchwToRgbU8(out.data as Float32Array, 1, 512, 512);
     decMs.push(performance.now() - t0);
   }
+  // What fitting costs an unrecognised full-size VAE at load (random weights here: the score means nothing).
+  const enc = await ort.InferenceSession.create(join(values.real, "vae_encoder", "model.onnx"), opts);
+  const fit = await fitLatentRgbMap({
+    channels: 4,
+    factor: 8,
+    decode: async (zz, n, h, w) => ((await dec.run({ latent_sample: new ort.Tensor("float32", zz.map((v) => v / 0.18215), [n, 4, h, w]) })).sample as ort.Tensor).data as Float32Array,
+    encode: async (px, h, w) => {
+      const out = (await enc.run({ sample: new ort.Tensor("float32", px, [1, 3, h, w]) })).latent_parameters as ort.Tensor;
+      return (out.data as Float32Array).slice(0, 4 * (h / 8) * (w / 8)).map((v) => v * 0.18215);
+    },
+  });
+  await enc.release();
   await dec.release();
   const map = publishedLatentRgbMap({ block_out_channels: [128, 256, 512, 512], latent_channels: 4, scaling_factor: 0.18215 })!;
   const apMs: number[] = [];
@@ -178,5 +191,5 @@ if (values.real) {
     teMs.push(performance.now() - t0);
   }
   await te.release();
-  console.log(`\n${values.real}: 512² preview by VAE decode ${median(decMs).toFixed(0)} ms, by the sd1 map ${median(apMs).toFixed(2)} ms; one guided text-encoder run (2 × 77 tokens) ${median(teMs).toFixed(0)} ms`);
+  console.log(`\n${values.real}: 512² preview by VAE decode ${median(decMs).toFixed(0)} ms, by the sd1 map ${median(apMs).toFixed(2)} ms; a fit at load would take ${fit.ms.toFixed(0)} ms; one guided text-encoder run (2 × 77 tokens) ${median(teMs).toFixed(0)} ms`);
 }

@@ -430,14 +430,15 @@ function pooledError(map: LatentRgbMap, latents: Float32Array, decoded: Float32A
 /**
  * Fits a map to this VAE: probe images (see probeImage) through the encoder's means, decoded again, the map
  * least-squares from each latent pixel to its decoded footprint's mean colour; without an encoder, standard
- * normal latents (the scaled latents' prior) are decoded instead. Probes are max(128, 4f) pixels a side
- * (the decoder's own size when it has one): at least 4×4 latent pixels each.
+ * normal latents (the scaled latents' prior) are decoded instead. Probes are max(64, 4f) pixels a side
+ * (the decoder's own size when it has one): at least 4×4 latent pixels each, and small, so that six probes
+ * cost a full-size VAE about a tenth of one 512² decode.
  */
 export async function fitLatentRgbMap(vae: VaeAccess): Promise<FittedLatentRgbMap> {
   const t0 = performance.now();
   const f = vae.factor;
   const C = vae.channels;
-  const side = Math.max(128, 4 * f) / f;
+  const side = Math.max(64, 4 * f) / f;
   const h = vae.staticLatentSize?.height ?? side;
   const w = vae.staticLatentSize?.width ?? side;
   const rand = lcg(0x9e3779b9);
