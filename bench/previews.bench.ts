@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { LatentRgbFit, fitLatentRgbMap, latentRgbPreview, publishedLatentRgbMap, type LatentRgbMap } from "../src/backends/onnx/latent-preview.js";
 import { OnnxPipeline, nchwToRgbU8 } from "../src/backends/onnx/pipeline.js";
-import { unpackLatents } from "../src/backends/onnx/families/packing.js";
+import { familyModule } from "../src/backends/onnx/families/index.js";
 import type { GenerationRequest } from "../src/backends/types.js";
 import { downscale, psnr, ssim } from "./image-metrics.js";
 
@@ -69,7 +69,7 @@ console.log(
 
 const steps = 20;
 const shown = [4, 9, 14, 19]; // 0-based: partial_images 3 at 20 steps, and the last step
-const nchw = (l: Float32Array) => (info.family === "flux" ? unpackLatents(l, 1, C, lh, lw) : l);
+const nchw = (l: Float32Array) => familyModule(info.family).denoiser.layout.toNchw(l, 1, C, lh, lw);
 const trajectories: Float32Array[][] = [];
 const previewMs: number[] = [];
 for (const [i, prompt] of PROMPTS.entries()) {

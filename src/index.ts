@@ -31,6 +31,7 @@ export {
   type SidePacketWriter,
 } from "./engine/calculator.js";
 export { Timestamp } from "./engine/timestamp.js";
+export type { AvailableMemory, MemoryCheckOptions, MemoryFigure } from "./backends/host-memory.js";
 export { HttpError, type HttpErrorOptions, type OpenAIErrorBody } from "./server/errors.js";
 export type {
   HttpRequestPayload,

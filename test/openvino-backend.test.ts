@@ -212,6 +212,29 @@ describe("load", () => {
     assert.deepEqual(caps.schedulers, ["FlowMatchEulerDiscreteScheduler"]);
     await backend.dispose();
   });
+
+  test("FLUX.1-dev (guidance_embeds) has guidance; FLUX's size rule and native size ignore the config's patch_size 1 and sample_size", async () => {
+    const dev = join(root, "flux-dev");
+    await makeModel(dev, "FluxPipeline", "FlowMatchEulerDiscreteScheduler", "transformer", 64);
+    await writeJson(join(dev, "transformer", "config.json"), { patch_size: 1, in_channels: 64, guidance_embeds: true, sample_size: 64 });
+    const { backend } = await setup({}, {}, dev);
+    const caps = backend.capabilities();
+    assert.deepEqual([caps.guidance, caps.sizeMultiple, caps.defaultWidth, caps.defaultHeight], [true, 16, 1024, 1024]);
+    await backend.dispose();
+  });
+
+  test("SD3 without text_encoder_3 runs no T5: max_sequence_length is passed through and never pinned", async () => {
+    const sd3 = join(root, "sd3-no-t5");
+    await makeModel(sd3, "StableDiffusion3Pipeline", "FlowMatchEulerDiscreteScheduler", "transformer", 8);
+    await writeJson(join(sd3, "model_index.json"), { _class_name: "StableDiffusion3Pipeline", text_encoder_3: [null, null] });
+    await writeJson(join(sd3, "transformer", "config.json"), { sample_size: 8, patch_size: 2 });
+    const { fake, backend } = await setup({}, {}, sd3);
+    assert.deepEqual([backend.capabilities().family, backend.capabilities().sizeMultiple, backend.capabilities().defaultWidth], ["sd3", 16, 64]);
+    await backend.generate({ mode: "text2image", prompt: "a", maxSequenceLength: 32, numInferenceSteps: 1 });
+    await backend.generate({ mode: "text2image", prompt: "b", numInferenceSteps: 1 });
+    assert.deepEqual(fake.calls.map((c) => c.config.max_sequence_length), [32, undefined]);
+    await backend.dispose();
+  });
 });
 
 describe("generate", () => {

@@ -68,6 +68,8 @@ export class ImageGenResources implements NodeResources {
       maxPixels: settings.maxResolution.width * settings.maxResolution.height,
       maxImagesPerPrompt: settings.maxImagesPerPrompt,
       noise: settings.noiseGenerator,
+      // The request size the memory pre-check budgets for: the graph's default, else the model's own.
+      memoryCheck: { ...ctx.memoryCheck, ...(settings.defaultResolution !== undefined ? { imageSize: settings.defaultResolution } : {}) },
       ...(settings.staticResolutions.length === 1 ? { staticResolution: settings.staticResolutions[0] } : {}),
       onWarning: (message: string) => ctx.logger.warn({ node: ctx.node.name }, message),
     });

@@ -4,6 +4,7 @@
  * nothing else, so they can refuse what a backend cannot do before any work
  * starts.
  */
+import type { MemoryCheckOptions } from "./host-memory.js";
 import type { NoiseKind } from "./noise/types.js";
 
 export type GenerationMode = "text2image" | "image2image" | "inpainting";
@@ -152,6 +153,11 @@ export interface BackendLoadOptions {
   readonly maxPixels?: number;
   /** Largest `numImagesPerPrompt` a request may ask for (default 16). */
   readonly maxImagesPerPrompt?: number;
+  /**
+   * Compare what the model needs with the memory there is before loading, and refuse (or start
+   * fewer workers than the default) when it does not fit. The ONNX Runtime backend checks; default on.
+   */
+  readonly memoryCheck?: MemoryCheckOptions;
 }
 
 /** Default `BackendLoadOptions.maxPixels`: 4096·4096, OVMS's default max_resolution. */

@@ -3,6 +3,7 @@
  * calculators in `calculators/` use nothing but what this module exports, and
  * so must a user's.
  */
+import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import type { Timestamp } from "./timestamp.js";
 
 /** A value travelling on a stream, stamped with the timestamp it belongs to. */
@@ -114,6 +115,8 @@ export interface ResourceLoadContext<Options = unknown> {
   readonly logger: CalculatorLogger;
   /** Aborted when the load is abandoned (the server shuts down meanwhile). */
   readonly signal: AbortSignal;
+  /** The host's memory policy for loads of large models (the server's --skip_memory_check; tests inject the memory there is). */
+  readonly memoryCheck?: MemoryCheckOptions;
 }
 
 /** Loaded node resources; `dispose` runs once the servable's last request is done. */

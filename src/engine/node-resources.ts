@@ -6,12 +6,15 @@
  */
 import type { CalculatorLogger, NodeResources } from "./calculator.js";
 import type { ValidatedGraph } from "../graph/validated.js";
+import type { MemoryCheckOptions } from "../backends/host-memory.js";
 
 export interface ResourceLoadOptions {
   readonly graphDir: string;
   readonly servable: string;
   readonly logger: CalculatorLogger;
   readonly signal?: AbortSignal;
+  /** Passed on to every load (ResourceLoadContext.memoryCheck). */
+  readonly memoryCheck?: MemoryCheckOptions;
 }
 
 export interface LoadedResources {
@@ -47,7 +50,7 @@ export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoa
       if (port === undefined || graph.sidePackets.get(port.name)?.producer !== "graph") continue;
       signal.throwIfAborted();
       const started = performance.now();
-      const r = await untilAborted(Promise.resolve(spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal })), signal, (late) => {
+      const r = await untilAborted(Promise.resolve(spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal, ...(opts.memoryCheck !== undefined ? { memoryCheck: opts.memoryCheck } : {}) })), signal, (late) => {
         Promise.resolve(late.dispose?.()).catch((e: unknown) => opts.logger.warn({ err: e, node: node.name }, `disposing the abandoned resources of node "${node.name}" failed`));
       });
       loaded.push([node.name, r]);

@@ -11,6 +11,7 @@
  * pick up an edited graph. Polling watches config.json's content only.
  */
 import type { Logger } from "pino";
+import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import type { CalculatorRegistry } from "../engine/registry.js";
 import { parseConfigText, readConfigFile, singleServableConfig, type MetricsSettings, type ServerConfig } from "./config.js";
 import { ManagedServable } from "./servable.js";
@@ -25,6 +26,8 @@ export interface ServableManagerOptions {
   /** Seconds between config.json checks (fractions allowed); default 1, 0 = off. Unused in single mode. */
   readonly pollSeconds?: number;
   readonly logger: Logger;
+  /** Handed to every node resource load (the server's --skip_memory_check). */
+  readonly memoryCheck?: MemoryCheckOptions;
 }
 
 /** One entry of `model_version_status` in `GET /v1/config`. */
@@ -230,7 +233,7 @@ export class ServableManager implements ServableRegistry {
     const loads = config.servables.map((entry) => {
       let s = this.servables.get(entry.name);
       if (s === undefined || s.isRetiring()) {
-        s = new ManagedServable(entry, this.opts.registry, this.log);
+        s = new ManagedServable(entry, this.opts.registry, this.log, this.opts.memoryCheck);
         this.servables.set(entry.name, s);
       }
       // A servable's apply() only loads when its paths or graph bytes changed.

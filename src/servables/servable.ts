@@ -16,6 +16,7 @@ import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
+import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import { disposeGraph } from "../engine/graph-plan.js";
 import { GraphRunner } from "../engine/graph-runner.js";
 import { loadNodeResources, type LoadedResources } from "../engine/node-resources.js";
@@ -71,7 +72,12 @@ export class ManagedServable implements Servable {
   /** The last graph build (parse, validate, load resources): retiring waits for it to settle. */
   private building: Promise<unknown> | undefined;
 
-  constructor(config: ServableConfig, registry: CalculatorRegistry, logger: Logger) {
+  constructor(
+    config: ServableConfig,
+    registry: CalculatorRegistry,
+    logger: Logger,
+    private readonly memoryCheck?: MemoryCheckOptions,
+  ) {
     this.name = config.name;
     this.config = config;
     this.registry = registry;
@@ -227,7 +233,7 @@ export class ManagedServable implements Servable {
     httpStreams(graph);
     let resources: LoadedResources;
     try {
-      resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal });
+      resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal, memoryCheck: this.memoryCheck });
     } catch (e) {
       // What failed lies outside the graph's bytes (a model folder, a device): the same bytes are tried again next time.
       this.attempted = undefined;

@@ -63,6 +63,7 @@ export const SERVER_FLAGS = {
   headers_timeout_seconds: { type: "string" },
   request_timeout_seconds: { type: "string" },
   no_ui: { type: "boolean" },
+  skip_memory_check: { type: "boolean" },
   // OVMS's gRPC flags: accepted so OVMS command lines start, then ignored (REST only).
   port: { type: "string" },
   grpc_bind_address: { type: "string" },
@@ -99,7 +100,9 @@ export const SERVER_USAGE = `Server (no command):
                                       default ${DEFAULT_CONNECTION_LIMITS.maxConnections}
   --headers_timeout_seconds S         a request's headers must arrive within S, default ${DEFAULT_CONNECTION_LIMITS.headersTimeoutMs / 1000}
   --request_timeout_seconds S         the whole request, body included, within S, default ${DEFAULT_CONNECTION_LIMITS.requestTimeoutMs / 1000}
-  --no_ui                             do not serve the web UI at /`;
+  --no_ui                             do not serve the web UI at /
+  --skip_memory_check                 load models without comparing what they need with the memory
+                                      there is (ONNX Runtime; e.g. on a machine with swap)`;
 
 /** What `startServer` needs. */
 export interface ServeOptions {
@@ -134,6 +137,8 @@ export interface ServeOptions {
   readonly ignored: readonly string[];
   /** Serve the web UI at `/` (default true; `--no_ui` turns it off). */
   readonly webUi?: boolean;
+  /** `--skip_memory_check`: load models without the memory pre-check. */
+  readonly skipMemoryCheck?: boolean;
 }
 
 function int(name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -246,5 +251,6 @@ export function serveOptionsFrom(v: ServerFlagValues & { readonly calculators_di
     connections: connectionLimits(v),
     ignored,
     ...(v.no_ui === true ? { webUi: false } : {}),
+    ...(v.skip_memory_check === true ? { skipMemoryCheck: true } : {}),
   };
 }

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { CalculatorRegistry } from "../engine/registry.js";
 import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
+import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import { ServableManager } from "../servables/manager.js";
 import type { Servable } from "../servables/types.js";
 import { createApp, type GraphserveApp } from "./app.js";
@@ -30,6 +31,8 @@ export interface StartOptions extends ServeOptions {
   readonly aliases?: ModelAliases;
   /** The built web UI's folder (tests); default `<outDir>/web/`. */
   readonly webUiDir?: string;
+  /** How model loads weigh models against memory (tests inject the memory there is); `skipMemoryCheck` sets `skip`. */
+  readonly memoryCheck?: MemoryCheckOptions;
 }
 
 export interface RunningServer {
@@ -62,6 +65,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     registry: calculators,
     pollSeconds: opts.pollSeconds,
     logger,
+    memoryCheck: { ...opts.memoryCheck, ...(opts.skipMemoryCheck === true ? { skip: true } : {}) },
   });
   let server: Server;
   let gs: GraphserveApp;

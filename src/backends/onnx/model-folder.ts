@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type * as ort from "onnxruntime-node";
 import { type ModelFamily, numberField, readComponentConfig, readModelIndex, readSchedulerConfig, readVaeConfig, vaeScaleFactorOf } from "../model-index.js";
 import { BackendError } from "../types.js";
-import { familyModule, type OnnxFamily, type TextEncoderSessions } from "./families/index.js";
+import { FAMILIES, familyModule, type OnnxFamily, type TextEncoderSessions } from "./families/index.js";
 import { createSession, requireNames, type SessionLoadOptions, staticDim, tensorMeta } from "./sessions.js";
 import { schedulerFor } from "./schedulers/index.js";
 
@@ -83,7 +83,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** The ONNX family module for a detected family: LCM runs an SD UNet; a folder naming no family is taken as SD. */
 function onnxFamilyOf(family: ModelFamily | undefined): OnnxFamily {
-  return family === "sdxl" || family === "sd3" || family === "flux" ? family : "sd";
+  return family !== undefined && Object.hasOwn(FAMILIES, family) ? (family as OnnxFamily) : "sd";
 }
 
 /** Reads and cross-checks the folder's JSON files and that every model.onnx exists. */
@@ -209,7 +209,7 @@ export async function loadModelSessions(info: ModelFolderInfo, opts: SessionLoad
     throw new BackendError(`${p.denoiser}: input "encoder_hidden_states" has width ${ehsWidth}, but its config's ${spec.component === "unet" ? "cross_attention_dim" : "joint_attention_dim"} is ${info.contextDim}`);
   }
   // The sample's channels: NCHW axis 1, or the last axis of FLUX's packed tokens.
-  const spatial = spec.layout === "spatial";
+  const spatial = spec.layout.kind === "spatial";
   const ch = staticDim(denoiser, spec.sampleInput, "input", spatial ? 1 : -1);
   if (ch !== undefined && ch !== info.denoiserInChannels) {
     throw new BackendError(`${p.denoiser}: input "${spec.sampleInput}" has ${ch} channels, but its config's in_channels is ${info.denoiserInChannels}`);

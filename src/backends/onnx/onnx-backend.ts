@@ -2,7 +2,8 @@
  * OnnxBackend: the diffusion pipeline (SD, SDXL, SD3, FLUX) on onnxruntime-node, run on a piscina
  * pool so the event loop stays free (ORT's `session.run` blocks its thread).
  *
- * - `parallelism` workers (default 1 below 8 cores, else 2), minThreads =
+ * - `parallelism` workers (default 1 below 8 cores, else 2, fewer when they
+ *   would not fit in memory: memory-budget.ts), minThreads =
  *   maxThreads, idleTimeout Infinity; each loads every session once (ORT
  *   intraOpNumThreads = max(1, ⌊cores / workers⌋)) and keeps them.
  * - generate() sends the request with a SharedArrayBuffer control block and a
@@ -34,6 +35,8 @@ import {
   type RgbImage,
   requestLimits,
 } from "../types.js";
+import { readAvailableMemory } from "../host-memory.js";
+import { planWorkers, readMemoryFacts } from "./memory-budget.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
 import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerPreviews, type WorkerTask } from "./onnx-protocol.js";
 import { type PreviewMode, previewMode } from "./latent-preview.js";
@@ -54,6 +57,8 @@ export interface OnnxLoadOptions extends BackendLoadOptions {
   /** Prompt-embedding cache per worker: most entries (default 64) and MiB (default 64); 0 disables (`properties` of the same names also set them). */
   readonly promptCacheEntries?: number;
   readonly promptCacheMiB?: number;
+  /** Receives load warnings (fewer workers than the default, to fit in memory). */
+  readonly onWarning?: (message: string) => void;
 }
 
 export class OnnxBackend implements DiffusionBackend {
@@ -86,8 +91,16 @@ export class OnnxBackend implements DiffusionBackend {
     }
     if (opts.noise !== undefined && !isNoiseKind(opts.noise)) throw new BackendError(`noise generator "${opts.noise}" is not one of ${NOISE_KINDS.join(", ")}`);
     const cores = availableParallelism();
-    const workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
+    let workers = opts.parallelism ?? (cores >= 8 ? 2 : 1);
     if (!Number.isInteger(workers) || workers < 1) throw new BackendError(`parallelism must be a positive integer, got ${workers}`);
+    // Before any worker starts: every worker loads every component, so a model that does not fit is refused here, not OOM-killed later.
+    if (opts.memoryCheck?.skip !== true) {
+      const facts = await readMemoryFacts(modelDir);
+      const available = (opts.memoryCheck?.readAvailable ?? readAvailableMemory)();
+      const plan = planWorkers(facts, available, { workers, explicit: opts.parallelism !== undefined, ...opts.memoryCheck?.imageSize });
+      if (plan.lowered !== undefined) opts.onWarning?.(plan.lowered);
+      workers = plan.workers;
+    }
     const props = opts.properties ?? {};
     const propThreads = typeof props.intraOpNumThreads === "number" ? props.intraOpNumThreads : undefined;
     const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
@@ -141,8 +154,7 @@ export class OnnxBackend implements DiffusionBackend {
       sizeMultiple: info.sizeMultiple,
       defaultWidth: staticSize?.width ?? info.sampleSize * info.vaeScaleFactor,
       defaultHeight: staticSize?.height ?? info.sampleSize * info.vaeScaleFactor,
-      // LCM embeds the guidance; FLUX.1-schnell has none (dev embeds guidance_scale).
-      guidance: info.family === "flux" ? info.guidanceEmbeds : info.timeCondProjDim === undefined,
+      guidance: family.takesGuidance(info),
       parallelism: workers,
     };
     const rules: RequestRules = {

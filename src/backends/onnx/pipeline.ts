@@ -9,8 +9,9 @@
  * (9-channel UNet: [latents ‖ mask ‖ masked-image latents]; any other denoiser:
  * latent blending with the re-noised original outside the mask each step).
  * Guidance runs the negative and positive halves in one denoiser batch of 2N.
- * Latents live in the family's layout (FLUX: 2×2-packed tokens) from the first
- * draw to the decode, as in diffusers, so per-step latents compare directly.
+ * Latents live in the family's layout (families/types.ts LatentLayout; FLUX:
+ * 2×2-packed tokens) from the first draw to the decode, as in diffusers, so
+ * per-step latents compare directly.
  * Every random draw of a request goes through one NoiseGenerator in diffusers'
  * order and shapes: the VAE encoder's sample ([1, C, h, w] per encode), the
  * initial latents ([N, C, h, w] in one call), then each ancestral scheduler
@@ -34,7 +35,6 @@ import {
   type StepProgress,
 } from "../types.js";
 import { type DiffusionFamily, familyModule } from "./families/index.js";
-import { packLatents, unpackLatents } from "./families/packing.js";
 import type { BatchLayout, Conditioning } from "./families/types.js";
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
 import { staticDim } from "./sessions.js";
@@ -446,7 +446,7 @@ export class OnnxPipeline {
 
   /** [n, C, h, w] latents in the family's layout. */
   private toLayout(latents: Float32Array, n: number, h: number, w: number): Float32Array {
-    return this.family.denoiser.layout === "packed" ? packLatents(latents, n, this.info.latentChannels, h, w) : latents;
+    return this.family.denoiser.layout.fromNchw(latents, n, this.info.latentChannels, h, w);
   }
 
   /**
@@ -550,9 +550,8 @@ export class OnnxPipeline {
         sampleBuf.set(prepared.maskedImageLatents!, base + (C + 1) * plane);
       }
     }
-    const sampleDims = spec.layout === "packed" ? [batch, per / inC, inC] : [batch, inC, lh, lw];
     const feeds: Record<string, ort.Tensor> = {
-      [spec.sampleInput]: new ort.Tensor("float32", sampleBuf, sampleDims),
+      [spec.sampleInput]: new ort.Tensor("float32", sampleBuf, spec.layout.sampleDims(batch, inC, C, lh, lw)),
       encoder_hidden_states: new ort.Tensor("float32", cond.hidden, [batch, cond.seq, cond.dim]),
     };
     // The timestep as the UNet declares it: a scalar, or one value per batch item (or its static length).
@@ -636,7 +635,8 @@ export class OnnxPipeline {
 
   /** [n, C, h, w] NCHW latents from the family's layout (a copy). */
   private toNchw(latents: Float32Array, n: number, h: number, w: number): Float32Array {
-    return this.family.denoiser.layout === "packed" ? unpackLatents(latents, n, this.info.latentChannels, h, w) : new Float32Array(latents);
+    const nchw = this.family.denoiser.layout.toNchw(latents, n, this.info.latentChannels, h, w);
+    return nchw === latents ? new Float32Array(latents) : nchw;
   }
 
   /** The VAE decoder on scaled NCHW latents `z` (overwritten with z / scaling_factor + shift_factor): its `sample`, [n, 3, H, W]. */

@@ -154,7 +154,15 @@ interface ModelInfo {
   readonly sizeMultiple: number;
   readonly guidance: boolean;
   readonly flowMatch: boolean;
+  /** GenAI's max_sequence_length default when the model runs a T5 encoder (FLUX, SD3 with text_encoder_3). */
+  readonly t5DefaultLength?: number;
 }
+
+/** GenAI's T5 lengths: its default per family (initialize_generation_config) and the most check_inputs allows. */
+const T5_DEFAULT_LENGTH: Readonly<Record<string, number>> = { flux: 512, sd3: 256 };
+const T5_MAX_LENGTH = 512;
+/** GenAI's FluxTransformer2DModel default_sample_size: FLUX's native size is this × the VAE factor, whatever the config says. */
+const FLUX_SAMPLE_SIZE = 128;
 
 /** A config that cannot be read counts as absent here: the binding has the last word. */
 async function tolerant<T>(read: Promise<T>): Promise<T | undefined> {
@@ -178,9 +186,11 @@ async function readModelInfo(modelDir: string): Promise<ModelInfo> {
   const denoiser = (await tolerant(readComponentConfig(modelDir, "transformer")))?.config ?? (await tolerant(readComponentConfig(modelDir, "unet")))?.config ?? {};
   const nativeDefault = family === "sd" || family === "lcm" || family === "unknown" ? 512 : 1024;
   const sampleSize = typeof denoiser["sample_size"] === "number" ? denoiser["sample_size"] * vaeScale : nativeDefault;
-  // SD3 patchifies latents (patch_size 2); FLUX packs 2×2 latent patches.
-  const patch = typeof denoiser["patch_size"] === "number" ? denoiser["patch_size"] : family === "flux" ? 2 : 1;
-  const native = family === "flux" ? 1024 : sampleSize;
+  // SD3 patchifies latents (its config's patch_size, 2). FLUX.1's transformer says patch_size 1 but the
+  // pipeline packs 2×2 latent patches: GenAI only checks multiples of 8 and then fails packing odd latents.
+  const patch = family === "flux" ? 2 : typeof denoiser["patch_size"] === "number" ? denoiser["patch_size"] : 1;
+  const native = family === "flux" ? FLUX_SAMPLE_SIZE * vaeScale : sampleSize;
+  const runsT5 = family === "flux" || (family === "sd3" && index?.has("text_encoder_3") === true);
   return {
     family,
     pipelineClass,
@@ -188,8 +198,10 @@ async function readModelInfo(modelDir: string): Promise<ModelInfo> {
     defaultWidth: native,
     defaultHeight: native,
     sizeMultiple: vaeScale * patch,
-    guidance: family !== "flux",
+    // GenAI feeds FLUX's guidance_scale only to a transformer with a guidance embedding (dev, not schnell).
+    guidance: family === "flux" ? denoiser["guidance_embeds"] === true : true,
     flowMatch,
+    ...(runsT5 ? { t5DefaultLength: T5_DEFAULT_LENGTH[family] } : {}),
   };
 }
 
@@ -332,6 +344,11 @@ function timingsFrom(
 export class OpenVinoBackend implements DiffusionBackend {
   private disposed = false;
   private readonly inFlight = new Set<Promise<unknown>>();
+  /**
+   * The T5 length each mode's pipelines run at, fixed by the first request that mode accepted: GenAI (2026.4)
+   * shapes T5's input on its first call and fails every later call with another max_sequence_length.
+   */
+  private readonly t5Lengths = new Map<GenerationMode, number>();
 
   private constructor(
     private readonly bindings: OpenVinoBindings,
@@ -471,10 +488,36 @@ export class OpenVinoBackend implements DiffusionBackend {
       throw new BackendError("true_cfg_scale is not supported by OpenVINO GenAI (it has no true classifier-free guidance for FLUX); use the onnxruntime backend", { param: "true_cfg_scale" });
     }
     this.validate(request);
+    this.checkT5Length(request);
+  }
+
+  /** The max_sequence_length a request runs T5 at (the request's, else GenAI's default); undefined without T5. */
+  private t5Length(request: GenerationRequest): number | undefined {
+    const fallback = this.info.t5DefaultLength;
+    return fallback === undefined ? undefined : (request.maxSequenceLength ?? fallback);
+  }
+
+  private checkT5Length(request: GenerationRequest): void {
+    const length = this.t5Length(request);
+    if (length === undefined) return;
+    if (!Number.isInteger(length) || length < 1 || length > T5_MAX_LENGTH) {
+      throw new BackendError(`max_sequence_length must be an integer from 1 to ${T5_MAX_LENGTH}, got ${length}`, { param: "max_sequence_length" });
+    }
+    const fixed = this.t5Lengths.get(request.mode);
+    if (fixed !== undefined && fixed !== length) {
+      const given = request.maxSequenceLength === undefined ? ` (GenAI's ${this.info.family} default)` : "";
+      throw new BackendError(
+        `max_sequence_length ${length}${given} cannot be served: this model's ${request.mode} pipeline runs T5 at ${fixed}, ` +
+          `the length of the first request it served, and OpenVINO GenAI cannot change it afterwards; send max_sequence_length ${fixed}, or reload the model for another length`,
+        { param: "max_sequence_length" },
+      );
+    }
   }
 
   private async run(request: GenerationRequest, options: GenerateOptions): Promise<GenerationResult> {
     this.check(request);
+    const length = this.t5Length(request);
+    if (length !== undefined && !this.t5Lengths.has(request.mode)) this.t5Lengths.set(request.mode, length);
     const pool = this.pools.get(request.mode)!;
     const config = toImageGenerationConfig(request);
     const { signal } = options;

@@ -12,7 +12,8 @@ import type { ModelFolderInfo } from "../model-folder.js";
 import type { FlowMatchTimestepsOptions } from "../schedulers/index.js";
 import { linspace } from "../schedulers/flow-match.js";
 import { checkWidth, idsTensor, type SessionLoadOptions, tensorMeta } from "../sessions.js";
-import { imagePositionIds } from "./packing.js";
+import { imagePositionIds, PACKED_2X2_LAYOUT } from "./packing.js";
+import { checkMaxSequenceLength, encodeT5 } from "./t5.js";
 import { openTextEncoder } from "./sd.js";
 import {
   type BatchLayout,
@@ -32,17 +33,6 @@ import {
   promptPair,
   tileRows,
 } from "./types.js";
-
-/** diffusers raises above this T5 length for FLUX and SD3. */
-export const MAX_T5_SEQUENCE_LENGTH = 512;
-
-/** A T5 length the request may ask for: 1..512. */
-export function checkMaxSequenceLength(req: GenerationRequest): void {
-  const L = req.maxSequenceLength;
-  if (L !== undefined && !(Number.isInteger(L) && L >= 1 && L <= MAX_T5_SEQUENCE_LENGTH)) {
-    throw new BackendError(`max_sequence_length must be an integer from 1 to ${MAX_T5_SEQUENCE_LENGTH}, got ${L}`, { param: "max_sequence_length" });
-  }
-}
 
 /** A position-id tensor as the transformer declares it: int64 (Optimum) or float, [tokens, 3] (diffusers ≥ 0.31) or [1, tokens, 3]. */
 function positionIds(denoiser: ort.InferenceSession, name: string, values: readonly number[]): ort.Tensor {
@@ -66,7 +56,7 @@ export class FluxFamily implements DiffusionFamily {
     conditioningInputs: ["encoder_hidden_states", "pooled_projections", "img_ids", "txt_ids"],
     // The transformer multiplies the timestep (and the guidance) by 1000 inside.
     timestepDivisor: 1000,
-    layout: "packed",
+    layout: PACKED_2X2_LAYOUT,
   };
   readonly defaultVaeScalingFactor = 0.3611;
 
@@ -138,6 +128,11 @@ export class FluxFamily implements DiffusionFamily {
     if (trueCfg && req.negativePrompt === undefined) throw new BackendError("true_cfg_scale above 1 needs a negative_prompt", { param: "true_cfg_scale" });
   }
 
+  /** FLUX.1-schnell is guidance-distilled; dev embeds guidance_scale. */
+  takesGuidance(info: ModelFolderInfo): boolean {
+    return info.guidanceEmbeds;
+  }
+
   guidance(req: GenerationRequest): Guidance {
     const scale = req.trueCfgScale ?? 1;
     return { cfg: scale > 1 && req.negativePrompt !== undefined, scale };
@@ -155,9 +150,8 @@ export class FluxFamily implements DiffusionFamily {
     const prompts = promptPair(req.prompt, negative, cfg);
     const prompts2 = promptPair(orElse(req.prompt2, req.prompt), orElse(req.negativePrompt2, negative), cfg);
     const clipIds = prompts.map((p) => ctx.tokenizers[0]!.encode(p));
-    const t5Ids = prompts2.map((p) => ctx.tokenizers[1]!.encode(p, ctx.maxSequenceLength));
     const pooledOut = (await ctx.run(clip!.session, { input_ids: idsTensor(clipIds, clip!.idsDtype) })).pooler_output as ort.Tensor;
-    const hiddenOut = (await ctx.run(t5!.session, { input_ids: idsTensor(t5Ids, t5!.idsDtype) })).last_hidden_state as ort.Tensor;
+    const hiddenOut = await encodeT5(ctx, t5!, ctx.tokenizers[1]!, prompts2);
     const [, seq, dim] = hiddenOut.dims as number[];
     const pooledDim = pooledOut.dims[1] as number;
     const rows = prompts.length;

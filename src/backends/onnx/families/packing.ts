@@ -4,6 +4,7 @@
  * packed[b, i·(w/2) + j, c·4 + di·2 + dj] = latents[b, c, 2i + di, 2j + dj]
  * (diffusers' FluxPipeline._pack_latents / _unpack_latents).
  */
+import type { LatentLayout } from "./types.js";
 
 /** For each NCHW index of one image, its index in the packed layout. */
 function packedIndex(C: number, h: number, w: number): Uint32Array {
@@ -32,6 +33,14 @@ export function unpackLatents(src: Float32Array, n: number, C: number, h: number
   for (let b = 0, base = 0; b < n; b++, base += index.length) for (let i = 0; i < index.length; i++) out[base + i] = src[base + index[i]];
   return out;
 }
+
+/** FLUX's latent layout: [n, (h/2)(w/2), 4C] tokens. */
+export const PACKED_2X2_LAYOUT: LatentLayout = {
+  kind: "tokens",
+  fromNchw: packLatents,
+  toNchw: unpackLatents,
+  sampleDims: (batch, inC, C, h, w) => [batch, (C * h * w) / inC, inC],
+};
 
 /** FLUX's image position ids [(h/2)(w/2), 3]: token (i, j) has (0, i, j). */
 export function imagePositionIds(h: number, w: number): number[] {

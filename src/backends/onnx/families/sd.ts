@@ -25,6 +25,7 @@ import {
   type TextEncoder,
   type TextEncoderComponent,
   type TextEncoderSessions,
+  NCHW_LAYOUT,
   promptPair,
   tileRows,
 } from "./types.js";
@@ -48,7 +49,7 @@ export const UNET: DenoiserSpec = {
   output: "out_sample",
   conditioningInputs: ["encoder_hidden_states"],
   timestepDivisor: 1,
-  layout: "spatial",
+  layout: NCHW_LAYOUT,
 };
 
 export class StableDiffusionFamily implements DiffusionFamily {
@@ -112,6 +113,11 @@ export class StableDiffusionFamily implements DiffusionFamily {
 
   checkRequest(req: GenerationRequest, _info: ModelFolderInfo, _guidance: number): void {
     if (req.trueCfgScale !== undefined) throw new BackendError("true_cfg_scale applies to FLUX; Stable Diffusion guides with guidance_scale", { param: "true_cfg_scale" });
+  }
+
+  /** LCM-style UNets embed the guidance themselves (`timestep_cond`). */
+  takesGuidance(info: ModelFolderInfo): boolean {
+    return info.timeCondProjDim === undefined;
   }
 
   /** Classifier-free guidance above 1, except for LCM-style UNets, which take the guidance as an embedding. */

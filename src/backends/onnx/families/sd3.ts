@@ -13,7 +13,7 @@ import { BackendError, type GenerationMode, type GenerationRequest } from "../..
 import type { ModelFolderInfo } from "../model-folder.js";
 import type { FlowMatchTimestepsOptions } from "../schedulers/index.js";
 import { idsTensor, type SessionLoadOptions, staticDim } from "../sessions.js";
-import { checkMaxSequenceLength } from "./flux.js";
+import { checkMaxSequenceLength, encodeT5 } from "./t5.js";
 import { openTextEncoder } from "./sd.js";
 import { concatRows, penultimateHiddenState } from "./sdxl.js";
 import {
@@ -30,6 +30,7 @@ import {
   type OnnxFamily,
   type TextEncoderComponent,
   type TextEncoderSessions,
+  NCHW_LAYOUT,
   orElse,
   promptPair,
   tileRows,
@@ -49,7 +50,7 @@ export class StableDiffusion3Family implements DiffusionFamily {
     output: "out_hidden_states",
     conditioningInputs: ["encoder_hidden_states", "pooled_projections"],
     timestepDivisor: 1,
-    layout: "spatial",
+    layout: NCHW_LAYOUT,
   };
   readonly defaultVaeScalingFactor = 1.5305;
 
@@ -132,6 +133,10 @@ export class StableDiffusion3Family implements DiffusionFamily {
     }
   }
 
+  takesGuidance(): boolean {
+    return true;
+  }
+
   guidance(_req: GenerationRequest, guidanceScale: number): Guidance {
     return { cfg: guidanceScale > 1, scale: guidanceScale };
   }
@@ -167,10 +172,8 @@ export class StableDiffusion3Family implements DiffusionFamily {
     // [CLIP-L ‖ CLIP-G ‖ zeros up to the T5 width] for the CLIP tokens, then the T5 tokens.
     const clipRows = concatRows(a.hidden, a.width, b.hidden, b.width, rows * a.seq, dim);
     let t5Hidden: Float32Array;
-    if (t5) {
-      const out = (await ctx.run(t5.session, { input_ids: idsTensor(prompts[2].map((p) => ctx.tokenizers[2]!.encode(p, L)), t5.idsDtype) })).last_hidden_state as ort.Tensor;
-      t5Hidden = out.data as Float32Array;
-    } else t5Hidden = new Float32Array(rows * L * dim);
+    if (t5) t5Hidden = (await encodeT5(ctx, t5, ctx.tokenizers[2]!, prompts[2])).data as Float32Array;
+    else t5Hidden = new Float32Array(rows * L * dim);
     const hidden = new Float32Array(rows * seq * dim);
     for (let r = 0; r < rows; r++) {
       hidden.set(clipRows.subarray(r * a.seq * dim, (r + 1) * a.seq * dim), r * seq * dim);

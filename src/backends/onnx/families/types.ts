@@ -83,9 +83,33 @@ export interface DenoiserSpec {
   readonly conditioningInputs: readonly string[];
   /** The scheduler's t is divided by this before it is fed (FLUX feeds t/1000). */
   readonly timestepDivisor: number;
-  /** Latents as the denoiser and the scheduler see them: NCHW, or FLUX's 2×2-packed tokens [N, (h/2)(w/2), 4C]. */
-  readonly layout: "spatial" | "packed";
+  /** Latents as the denoiser and the scheduler see them: NCHW, or e.g. FLUX's 2×2-packed tokens. */
+  readonly layout: LatentLayout;
 }
+
+/**
+ * How the denoiser and the scheduler see latents. Random draws, the VAE and masks work in NCHW
+ * [n, C, h, w]; the pipeline converts at those boundaries, so latents keep the denoiser's layout
+ * from the first draw to the decode, as in diffusers.
+ */
+export interface LatentLayout {
+  /** NCHW, or tokens whose last axis is the channels (then the denoiser's static sizes are not spatial). */
+  readonly kind: "spatial" | "tokens";
+  /** [n, C, h, w] in this layout (may return `latents` itself). */
+  fromNchw(latents: Float32Array, n: number, C: number, h: number, w: number): Float32Array;
+  /** Back to [n, C, h, w] (may return `latents` itself). */
+  toNchw(latents: Float32Array, n: number, C: number, h: number, w: number): Float32Array;
+  /** The denoiser's sample dims for a batch of latents [C, h, w] each, `inC` channels per sample position. */
+  sampleDims(batch: number, inC: number, C: number, h: number, w: number): number[];
+}
+
+/** Latents as they are: [n, C, h, w]. */
+export const NCHW_LAYOUT: LatentLayout = {
+  kind: "spatial",
+  fromNchw: (latents) => latents,
+  toNchw: (latents) => latents,
+  sampleDims: (batch, inC, _C, h, w) => [batch, inC, h, w],
+};
 
 /** Prompt conditioning for a batch of B = 2N (negative first) under guidance, else N. */
 export interface Conditioning {
@@ -162,6 +186,8 @@ export interface DiffusionFamily {
   defaults(pipelineClass: string, mode: GenerationMode): CallDefaults;
   /** Refuses what the family cannot do with this request (after the generic checks); `guidance` is the effective guidance_scale. */
   checkRequest(req: GenerationRequest, info: ModelFolderInfo, guidance: number): void;
+  /** Whether guidance_scale means anything to this model (the capabilities' `guidance`). */
+  takesGuidance(info: ModelFolderInfo): boolean;
   /** Whether and how the request runs two guided halves; `timeCond`: the UNet embeds guidance (LCM). */
   guidance(req: GenerationRequest, guidanceScale: number, timeCond: boolean): Guidance;
   /** Extra options for the scheduler's setTimesteps (FLUX's own sigmas, the sequence length for dynamic shifting). */
