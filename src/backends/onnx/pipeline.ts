@@ -18,6 +18,9 @@
  * step ([N, C, h, w]); draws are made in NCHW and packed afterwards. The
  * request's seed starts the servable's generator (src/backends/noise: OVMS's
  * by default).
+ * Prompts encoded before come from the pipeline's prompt cache (prompt-cache.ts);
+ * step previews are latent→RGB approximations unless the options or the VAE
+ * call for decodes (latent-preview.ts).
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
