@@ -225,3 +225,25 @@ describe("pipeline previews", () => {
     latents.forEach((l, i) => assert.deepEqual(Buffer.concat(r.previews[i].map((im) => im.data)), Buffer.from(latentRgbPreview(map, unpackLatents(l, 2, 16, 8, 12), 2, 8, 12, 96, 64)), `step ${i}`));
   });
 });
+
+describe("OnnxBackend previews", () => {
+  it("the workers make previews as asked (option or property), at the request's size", async () => {
+    const dir = tempDir();
+    await makeTinyModel(dir, { family: "sd", vaeEncoderOutput: "latent_parameters" });
+    for (const [opts, mode, source] of [[{}, "approx", "fitted"], [{ previews: "vae" as const }, "vae", "asked"], [{ properties: { previews: "vae" } }, "vae", "asked"]] as const) {
+      const backend = await OnnxBackend.load(dir, { parallelism: 1, intraOpNumThreads: 1, ...opts });
+      try {
+        assert.equal(backend.previews.mode, mode, JSON.stringify(opts));
+        assert.equal(backend.previews.source, source);
+        const sizes: string[] = [];
+        await backend.generate(
+          { mode: "text2image", prompt: "a cat", width: 96, height: 64, numInferenceSteps: 2, rngSeed: 1 },
+          { onStep: () => ({ preview: true }), onPreview: (_s, images) => sizes.push(...images.map((i) => `${i.width}x${i.height}:${i.data.length}`)) },
+        );
+        assert.ok(sizes.length >= 2 && sizes.every((s) => s === `96x64:${96 * 64 * 3}`), sizes.join());
+      } finally {
+        await backend.dispose();
+      }
+    }
+  });
+});

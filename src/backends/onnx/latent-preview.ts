@@ -8,9 +8,11 @@
  * comfy/latent_formats.py, `latent_rgb_factors` / `latent_rgb_factors_bias`
  * of SD15, SDXL, SD3 and Flux) are used, recognised by the VAE's config. Any
  * other VAE (tiny test models, the demo model, a fine-tune's own VAE) gets a
- * map fitted at load by least squares from the VAE itself: the encoder's
- * means of images made of coloured blocks, decoded again, each decoded
- * block averaged over its latent pixel's footprint (see fitLatentRgbMap).
+ * map fitted at load by least squares from the VAE itself (fitLatentRgbMap):
+ * probe images of coloured blocks and discs through the encoder's means and
+ * back through the decoder, each latent pixel against the mean colour of its
+ * decoded footprint, scored on held-out probes so that the pipeline can keep
+ * VAE decodes where no linear map follows the VAE (MIN_FITTED_PREVIEW_PSNR).
  */
 import type { Json } from "../model-index.js";
 import { BackendError } from "../types.js";
@@ -233,10 +235,6 @@ export class LatentRgbFit {
     this.xy = new Float64Array((channels + 1) * 3);
   }
 
-  get samples(): number {
-    return this.count;
-  }
-
   /**
    * Adds every latent pixel of `latents` [n, C, h, w] with the mean of its f×f footprint in `decoded`
    * [n, 3, h·f, w·f] (the decoder's output for those latents).
@@ -277,7 +275,7 @@ export class LatentRgbFit {
    * The map minimising the squared error, with a small ridge (1e-6 of the mean diagonal) so directions the
    * samples never moved along get weight ≈ 0 rather than noise.
    */
-  solve(source = "fitted"): LatentRgbMap {
+  solve(): LatentRgbMap {
     const C = this.channels;
     const K = C + 1;
     if (this.count < K) throw new Error(`${this.count} samples cannot fit ${K} unknowns`);
@@ -312,7 +310,7 @@ export class LatentRgbFit {
         else bias[k] = v;
       }
     }
-    return { channels: C, weights, bias, source };
+    return { channels: C, weights, bias, source: "fitted" };
   }
 }
 
