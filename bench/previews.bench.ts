@@ -50,6 +50,26 @@ function median(xs: number[]): number {
 }
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/**
+ * Median wall and CPU ms of `reps` calls (after one warm-up). CPU time (every thread of this process) barely moves
+ * with the machine's load; wall time on a shared machine does.
+ */
+async function measure(reps: number, fn: (rep: number) => unknown): Promise<{ wall: number; cpu: number }> {
+  await fn(-1);
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await fn(r);
+    wall.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return { wall: median(wall), cpu: median(cpu) };
+}
+const show = (m: { wall: number; cpu: number }, digits = 1) => `${m.wall.toFixed(digits)} ms (CPU ${m.cpu.toFixed(digits)} ms)`;
+
 // ---------------------------------------------------------------------------
 // The model's own previews.
 const vaeP = await OnnxPipeline.load(values.model, { previews: "vae" });
@@ -71,14 +91,12 @@ const steps = 20;
 const shown = [4, 9, 14, 19]; // 0-based: partial_images 3 at 20 steps, and the last step
 const nchw = (l: Float32Array) => familyModule(info.family).denoiser.layout.toNchw(l, 1, C, lh, lw);
 const trajectories: Float32Array[][] = [];
-const previewMs: number[] = [];
 for (const [i, prompt] of PROMPTS.entries()) {
   const latents: Float32Array[] = [];
   await vaeP.generate(
     { mode: "text2image", prompt, width: size, height: size, numInferenceSteps: steps, rngSeed: 1000 + i },
-    { onStepLatents: (s, l) => void (shown.includes(s) && (latents[s] = nchw(l).slice())), onStep: (s) => ({ preview: shown.includes(s.step) }), onPreview: () => {} },
+    { onStepLatents: (s, l) => void (shown.includes(s) && (latents[s] = nchw(l).slice())) },
   );
-  previewMs.push(...vaeP.stats.previewMs);
   trajectories.push(latents);
 }
 const decoded = new Map<string, Uint8Array>();
@@ -125,16 +143,11 @@ for (const [name, map, subset] of maps) {
   console.log(name.padEnd(40) + cells.join(""));
 }
 
-// ms per preview: the pipeline's VAE preview (decode + conversion) vs the map (+ upscale), same latents.
-const mapMs: number[] = [];
-for (let r = 0; r < reps; r++) {
-  for (const t of trajectories) {
-    const t0 = performance.now();
-    latentRgbPreview(fitted.map, t[19], 1, lh, lw, size, size);
-    mapMs.push(performance.now() - t0);
-  }
-}
-console.log(`\nms per ${size}² preview (median): VAE decode ${median(previewMs).toFixed(1)}, map + bilinear upscale ${median(mapMs).toFixed(2)}`);
+// ms per preview: a VAE decode (what the "vae" option runs: decoder and conversion) vs the map and its upscale.
+const last = trajectories.map((t) => t[19]);
+const decodeMs = await measure(reps, async (r) => nchwToRgbU8(await decode(last[Math.max(r, 0) % last.length]), 1, size, size));
+const mapMs = await measure(reps * 4, (r) => latentRgbPreview(fitted.map, last[Math.max(r, 0) % last.length], 1, lh, lw, size, size));
+console.log(`\nper ${size}² preview (median): VAE decode ${show(decodeMs)}, map + bilinear upscale ${show(mapMs, 2)}`);
 
 // The prompt cache: text encoding of a miss and of a hit.
 const miss: number[] = [];
@@ -154,15 +167,13 @@ if (values.real) {
   const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: "all" };
   const dec = await ort.InferenceSession.create(join(values.real, "vae_decoder", "model.onnx"), opts);
   const z = new Float32Array(4 * 64 * 64).map((_, i) => Math.sin(i));
-  const decMs: number[] = [];
-  for (let r = 0; r < Math.max(2, Math.ceil(reps / 2)); r++) {
-    const t0 = performance.now();
+  const decMs = await measure(Math.max(1, Math.floor(reps / 4)), async () => {
     const out = (await dec.run({ latent_sample: new ort.Tensor("float32", z, [1, 4, 64, 64]) })).sample as ort.Tensor;
     nchwToRgbU8(out.data as Float32Array, 1, 512, 512);
-    decMs.push(performance.now() - t0);
-  }
+  });
   // What fitting costs an unrecognised full-size VAE at load (random weights here: the score means nothing).
   const enc = await ort.InferenceSession.create(join(values.real, "vae_encoder", "model.onnx"), opts);
+  const fitCpu0 = process.cpuUsage();
   const fit = await fitLatentRgbMap({
     channels: 4,
     factor: 8,
@@ -172,24 +183,15 @@ if (values.real) {
       return (out.data as Float32Array).slice(0, 4 * (h / 8) * (w / 8)).map((v) => v * 0.18215);
     },
   });
+  const fitCpu = process.cpuUsage(fitCpu0);
   await enc.release();
   await dec.release();
   const map = publishedLatentRgbMap({ block_out_channels: [128, 256, 512, 512], latent_channels: 4, scaling_factor: 0.18215 })!;
-  const apMs: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    latentRgbPreview(map, z, 1, 64, 64, 512, 512);
-    apMs.push(performance.now() - t0);
-  }
+  const apMs = await measure(reps * 4, () => latentRgbPreview(map, z, 1, 64, 64, 512, 512));
   const te = await ort.InferenceSession.create(join(values.real, "text_encoder", "model.onnx"), opts);
   const ids = new Int32Array(2 * 77).fill(49407);
-  const teMs: number[] = [];
   const dtype = (te.inputMetadata.find((m) => m.name === "input_ids") as { type?: string } | undefined)?.type === "int64" ? "int64" : "int32";
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    await te.run({ input_ids: dtype === "int64" ? new ort.Tensor("int64", BigInt64Array.from(ids, (v) => BigInt(v)), [2, 77]) : new ort.Tensor("int32", ids, [2, 77]) });
-    teMs.push(performance.now() - t0);
-  }
+  const teMs = await measure(reps, () => te.run({ input_ids: dtype === "int64" ? new ort.Tensor("int64", BigInt64Array.from(ids, (v) => BigInt(v)), [2, 77]) : new ort.Tensor("int32", ids, [2, 77]) }));
   await te.release();
-  console.log(`\n${values.real}: 512² preview by VAE decode ${median(decMs).toFixed(0)} ms, by the sd1 map ${median(apMs).toFixed(2)} ms; a fit at load would take ${fit.ms.toFixed(0)} ms; one guided text-encoder run (2 × 77 tokens) ${median(teMs).toFixed(0)} ms`);
+  console.log(`\n${values.real}:\n  512² preview by VAE decode ${show(decMs, 0)}, by the sd1 map ${show(apMs, 2)}\n  a fit at load would take ${fit.ms.toFixed(0)} ms (CPU ${((fitCpu.user + fitCpu.system) / 1000).toFixed(0)} ms)\n  one guided text-encoder run (2 × 77 tokens) ${show(teMs, 0)}`);
 }

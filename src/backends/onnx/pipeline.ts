@@ -68,7 +68,8 @@ export interface PipelineLoadOptions extends SessionLoadOptions {
 /**
  * A fitted latent→RGB map must reproduce the VAE's colours on held-out probes within this PSNR (dB), else
  * previews stay VAE decodes: 20 dB is an RMS error of 13/255. The demo model's VAE, whose latent pixels
- * carry 4×4 patches of its 32×32 picture, fits at 12 dB (colours visibly wrong); the tiny test VAEs at 37–40.
+ * carry 4×4 patches of its 32×32 picture, fits at 12 dB (colours visibly wrong); the tiny test VAEs at 37–40 dB
+ * on encoded probes and 16 dB on prior draws (their decoder's 3×3 convolution and Tanh).
  */
 export const MIN_FITTED_PREVIEW_PSNR = 20;
 
