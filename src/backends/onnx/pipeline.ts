@@ -320,10 +320,8 @@ export class OnnxPipeline {
   readonly stats: RunStats = { runMs: 0, denoiserRunMs: [], textEncoderRuns: 0, vaeDecoderRuns: 0, previewMs: [] };
   private limits: RequestLimits = requestLimits();
   private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
-  /** Conditioning of prompts seen before (one image's rows, before tiling). */
-  promptCache: PromptCache = new PromptCache();
-  /** How previews are made (set at load). */
-  previews: PreviewInfo = { mode: "vae", reason: "asked" };
+  private cache = new PromptCache();
+  private previewInfo: PreviewInfo = { mode: "vae", reason: "asked" };
   private readonly family: DiffusionFamily;
 
   private constructor(
@@ -359,9 +357,9 @@ export class OnnxPipeline {
     const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig);
     p.limits = limits;
     p.noiseKind = opts.noise ?? DEFAULT_NOISE_KIND;
-    p.promptCache = new PromptCache(cacheLimits);
+    p.cache = new PromptCache(cacheLimits);
     try {
-      p.previews = mode === "vae" ? { mode, reason: "asked" } : await p.approxPreviews();
+      p.previewInfo = mode === "vae" ? { mode, reason: "asked" } : await p.approxPreviews();
     } catch (e) {
       await p.dispose();
       throw e;
@@ -413,6 +411,16 @@ export class OnnxPipeline {
     return fitLatentRgbMap(vae);
   }
 
+  /** Conditioning of prompts seen before (one image's rows, before tiling). */
+  get promptCache(): PromptCache {
+    return this.cache;
+  }
+
+  /** How previews are made (decided at load). */
+  get previews(): PreviewInfo {
+    return this.previewInfo;
+  }
+
   async dispose(): Promise<void> {
     await releaseSessions(this.sessions);
   }
@@ -435,14 +443,14 @@ export class OnnxPipeline {
   // 2. Encode the prompt (the family's encoders), or take it from the prompt cache; one image's rows, tiled to n.
   private async encodePrompt(req: GenerationRequest, checked: CheckedRequest, cfg: boolean): Promise<Conditioning> {
     const key = promptCacheKey(req, cfg, checked.maxSequenceLength);
-    let one = this.promptCache.get(key);
+    let one = this.cache.get(key);
     if (!one) {
       const run = (session: ort.InferenceSession, feeds: Record<string, ort.Tensor>) => {
         this.stats.textEncoderRuns++;
         return this.run(session, feeds);
       };
       one = await this.family.encodePrompt({ encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, maxSequenceLength: checked.maxSequenceLength, run }, req, 1, cfg);
-      this.promptCache.set(key, one);
+      this.cache.set(key, one);
     }
     // Tiling copies: what the cache holds is never fed to a session.
     return tileConditioning(one, checked.n);
@@ -662,8 +670,10 @@ export class OnnxPipeline {
 
   /** A preview of the current latents at the request's size: the latent→RGB map, or a VAE decode (PreviewInfo). */
   private async preview(latents: Float32Array, n: number, h: number, w: number, width: number, height: number): Promise<Uint8Array> {
-    const p = this.previews;
-    return p.mode === "approx" ? latentRgbPreview(p.map, this.toNchw(latents, n, h, w), n, h, w, width, height) : this.vaeDecode(latents, n, h, w);
+    const p = this.previewInfo;
+    if (p.mode === "vae") return this.vaeDecode(latents, n, h, w);
+    // The map only reads the latents: no copy needed.
+    return latentRgbPreview(p.map, this.family.denoiser.layout.toNchw(latents, n, this.info.latentChannels, h, w), n, h, w, width, height);
   }
 
   /** `noise` replaces the seed's generator (tests replay a reference's recorded draws through it). */
