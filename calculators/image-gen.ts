@@ -359,7 +359,7 @@ class Job {
 
   /**
    * Runs every generation of the request; with `partials` > 0, `onPreview`
-   * receives decoded previews after that many steps spread over each run's
+   * receives previews after that many steps spread over each run's
    * schedule; `onProgress` hears of every finished step (1-based) of
    * generation `index`. Rejects with a 400 for what the backend refuses.
    */

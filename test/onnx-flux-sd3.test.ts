@@ -39,7 +39,8 @@ function editJson(path: string, change: (json: Record<string, unknown>) => void)
 
 describe("FLUX previews", () => {
   it("decode the packed latents: a preview after the last step is the final image", async () => {
-    const p = await OnnxPipeline.load(SCHNELL, { intraOpNumThreads: 1 });
+    // VAE-decoded previews (approximate ones are in onnx-previews.test.ts).
+    const p = await OnnxPipeline.load(SCHNELL, { intraOpNumThreads: 1, previews: "vae" });
     try {
       const previews: { step: number; images: RgbImage[] }[] = [];
       const r = await p.generate(

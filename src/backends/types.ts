@@ -65,14 +65,14 @@ export interface StepProgress {
 export interface StepDecision {
   /** Stop the run after this step; generate() then rejects with a GenerationCancelledError. */
   readonly stop?: boolean;
-  /** Decode the current latent and pass it to `onPreview` (costs a VAE decode). */
+  /** Pass a picture of the current latents, at the request's size, to `onPreview` (a VAE decode, or the ONNX backend's latent→RGB approximation). */
   readonly preview?: boolean;
 }
 
 export interface GenerateOptions {
   /** Called after every denoising step; its answer can stop the run or ask for a preview. */
   onStep?(progress: StepProgress): StepDecision | void;
-  /** Receives the decoded intermediate images after a step that asked for a preview. */
+  /** Receives the intermediate images after a step that asked for a preview. */
   onPreview?(step: number, images: readonly RgbImage[]): void;
   /** Honoured between steps (never by killing a thread in native code). */
   readonly signal?: AbortSignal;

@@ -38,7 +38,9 @@ import {
 import { readAvailableMemory } from "../host-memory.js";
 import { planWorkers, readMemoryFacts } from "./memory-budget.js";
 import { type ModelFolderInfo, readModelFolder } from "./model-folder.js";
-import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
+import { CTRL, CTRL_SLOTS, type PingResult, type WorkerInit, type WorkerMessage, type WorkerPreviews, type WorkerTask } from "./onnx-protocol.js";
+import { type PreviewMode, previewMode } from "./latent-preview.js";
+import { promptCacheLimits } from "./prompt-cache.js";
 import { NOISE_KINDS, isNoiseKind } from "../noise/index.js";
 import { SUPPORTED_SCHEDULERS } from "./schedulers/index.js";
 
@@ -50,6 +52,11 @@ export interface OnnxLoadOptions extends BackendLoadOptions {
   readonly intraOpNumThreads?: number;
   /** Let ORT intra-op threads spin between runs (default false; `properties.allowSpinning` also sets it). */
   readonly allowSpinning?: boolean;
+  /** Step previews: "approx" (default; latent→RGB map, no VAE decode) or "vae" (`properties.previews` also sets it). */
+  readonly previews?: PreviewMode;
+  /** Prompt-embedding cache per worker: most entries (default 64) and MiB (default 64); 0 disables (`properties` of the same names also set them). */
+  readonly promptCacheEntries?: number;
+  readonly promptCacheMiB?: number;
   /** Receives load warnings (fewer workers than the default, to fit in memory). */
   readonly onWarning?: (message: string) => void;
 }
@@ -64,6 +71,8 @@ export class OnnxBackend implements DiffusionBackend {
     private readonly caps: BackendCapabilities,
     private readonly workers: number,
     private readonly rules: RequestRules,
+    /** How the workers make previews (the first worker's answer; all load the same folder). */
+    readonly previews: WorkerPreviews,
   ) {}
 
   /** Reads and validates the folder, starts the workers and waits until each has loaded its sessions. */
@@ -97,7 +106,20 @@ export class OnnxBackend implements DiffusionBackend {
     const intraOpNumThreads = opts.intraOpNumThreads ?? propThreads ?? Math.max(1, Math.floor(cores / workers));
     if (!Number.isInteger(intraOpNumThreads) || intraOpNumThreads < 1) throw new BackendError(`intraOpNumThreads must be a positive integer, got ${intraOpNumThreads}`);
     const allowSpinning = opts.allowSpinning ?? props.allowSpinning === true;
-    const workerData: WorkerInit = { dir: modelDir, intraOpNumThreads, allowSpinning, scheduler: opts.scheduler, noise: opts.noise, ...limits };
+    // Checked here so a bad value fails the load before any worker starts.
+    const previews = previewMode(opts.previews ?? props.previews);
+    const cache = promptCacheLimits(opts.promptCacheEntries ?? props.promptCacheEntries, opts.promptCacheMiB ?? props.promptCacheMiB);
+    const workerData: WorkerInit = {
+      dir: modelDir,
+      intraOpNumThreads,
+      allowSpinning,
+      scheduler: opts.scheduler,
+      noise: opts.noise,
+      ...limits,
+      previews,
+      promptCacheEntries: cache.maxEntries,
+      promptCacheMiB: cache.maxBytes / 1024 ** 2,
+    };
     const pool = new Piscina<WorkerTask, PingResult | void>({
       filename: WORKER,
       minThreads: workers,
@@ -119,7 +141,8 @@ export class OnnxBackend implements DiffusionBackend {
       await pool.destroy();
       throw new BackendError(failed.message);
     }
-    const staticSize = pings[0] ? (pings[0] as { staticSize?: { width: number; height: number } }).staticSize : undefined;
+    const first = pings[0] as Extract<PingResult, { ok: true }>;
+    const staticSize = first.staticSize;
     const modes: GenerationMode[] = info.inpainting ? ["inpainting"] : info.hasVaeEncoder ? ["text2image", "image2image", "inpainting"] : ["text2image"];
     const caps: BackendCapabilities = {
       backend: "onnxruntime",
@@ -141,7 +164,7 @@ export class OnnxBackend implements DiffusionBackend {
       limits,
       schedulerConfig: opts.scheduler !== undefined ? { ...info.schedulerConfig, _class_name: opts.scheduler } : info.schedulerConfig,
     };
-    return new OnnxBackend(info, pool, caps, workers, rules);
+    return new OnnxBackend(info, pool, caps, workers, rules, first.previews);
   }
 
   capabilities(): BackendCapabilities {

@@ -6,6 +6,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { NoiseKind } from "../noise/types.js";
 import type { GenerationRequest, GenerationTimings } from "../types.js";
+import type { PreviewMode } from "./latent-preview.js";
 
 /** Int32 slots of the control SharedArrayBuffer. */
 export const CTRL = {
@@ -28,6 +29,19 @@ export interface WorkerInit {
   readonly noise?: NoiseKind;
   readonly maxPixels?: number;
   readonly maxImagesPerPrompt?: number;
+  readonly previews: PreviewMode;
+  readonly promptCacheEntries?: number;
+  readonly promptCacheMiB?: number;
+}
+
+/** How a worker's pipeline makes previews (see PreviewInfo): the map's source, or why they are VAE decodes. */
+export interface WorkerPreviews {
+  readonly mode: PreviewMode;
+  /** "approx": the published set's name or "fitted"; "vae": "asked" or "fit" (the fit fell short or failed). */
+  readonly source: string;
+  /** A fitted map's PSNR on held-out probes (dB). */
+  readonly validationPsnr?: number;
+  readonly fitMs?: number;
 }
 
 export type WorkerTask =
@@ -47,7 +61,9 @@ export type WorkerTask =
       readonly waitForStepAnswer: boolean;
     };
 
-export type PingResult = { readonly ok: true; readonly staticSize?: { readonly width: number; readonly height: number } } | { readonly ok: false; readonly message: string };
+export type PingResult =
+  | { readonly ok: true; readonly staticSize?: { readonly width: number; readonly height: number }; readonly previews: WorkerPreviews }
+  | { readonly ok: false; readonly message: string };
 
 export type WorkerMessage =
   | { readonly type: "step"; readonly step: number; readonly totalSteps: number; readonly stepMs: number }

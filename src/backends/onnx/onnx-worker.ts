@@ -24,6 +24,9 @@ const ready: Promise<OnnxPipeline> = OnnxPipeline.load(init.dir, {
   noise: init.noise,
   maxPixels: init.maxPixels,
   maxImagesPerPrompt: init.maxImagesPerPrompt,
+  previews: init.previews,
+  promptCacheEntries: init.promptCacheEntries,
+  promptCacheMiB: init.promptCacheMiB,
 });
 ready.catch(() => {}); // reported by the ping task
 
@@ -33,7 +36,9 @@ export default async function run(task: WorkerTask): Promise<PingResult | void> 
       const p = await ready;
       const fixed = p.sessions.staticLatentSize;
       const f = p.info.vaeScaleFactor;
-      return { ok: true, ...(fixed ? { staticSize: { width: fixed.width * f, height: fixed.height * f } } : {}) };
+      const pv = p.previews;
+      const previews = { mode: pv.mode, source: pv.mode === "approx" ? pv.map.source : pv.reason, validationPsnr: pv.validationPsnr, fitMs: pv.fitMs };
+      return { ok: true, previews, ...(fixed ? { staticSize: { width: fixed.width * f, height: fixed.height * f } } : {}) };
     } catch (e) {
       return { ok: false, message: (e as Error).message };
     }

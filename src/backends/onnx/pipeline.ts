@@ -18,6 +18,9 @@
  * step ([N, C, h, w]); draws are made in NCHW and packed afterwards. The
  * request's seed starts the servable's generator (src/backends/noise: OVMS's
  * by default).
+ * Prompts encoded before come from the pipeline's prompt cache (prompt-cache.ts);
+ * step previews are latent→RGB approximations unless the options or the VAE
+ * call for decodes (latent-preview.ts).
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
@@ -37,6 +40,10 @@ import {
 import { type DiffusionFamily, familyModule } from "./families/index.js";
 import type { BatchLayout, Conditioning } from "./families/types.js";
 import { type ModelFolderInfo, type ModelSessions, type SessionLoadOptions, loadModelSessions, readModelFolder, releaseSessions } from "./model-folder.js";
+import { staticDim } from "./sessions.js";
+import { type FittedLatentRgbMap, type LatentRgbMap, type PreviewMode, type VaeAccess, fitLatentRgbMap, latentRgbPreview, previewMode, publishedLatentRgbMap } from "./latent-preview.js";
+import { PromptCache, promptCacheKey, promptCacheLimits, tileConditioning } from "./prompt-cache.js";
+import { readVaeConfig } from "../model-index.js";
 import { grayscaleL, resizeLanczos, resizeRgbLanczos } from "./pil-image.js";
 import { type NormalRng, type Scheduler, schedulerFor } from "./schedulers/index.js";
 import { type PromptTokenizer, loadPromptTokenizer } from "./tokenizer.js";
@@ -51,7 +58,25 @@ export interface PipelineLoadOptions extends SessionLoadOptions {
   readonly maxImagesPerPrompt?: number;
   /** The generator a request's seed starts (default DEFAULT_NOISE_KIND). */
   readonly noise?: NoiseKind;
+  /** How step previews are made (default "approx"; see latent-preview.ts). */
+  readonly previews?: PreviewMode;
+  /** Prompt-embedding cache bounds (prompt-cache.ts); 0 in either disables it. */
+  readonly promptCacheEntries?: number;
+  readonly promptCacheMiB?: number;
 }
+
+/**
+ * A fitted latent→RGB map must reproduce the VAE's colours on held-out probes within this PSNR (dB), else
+ * previews stay VAE decodes: 20 dB is an RMS error of 13/255. The demo model's VAE, whose latent pixels
+ * carry 4×4 patches of its 32×32 picture, fits at 12 dB (colours visibly wrong); the tiny test VAEs at 37–40 dB
+ * on encoded probes and 16 dB on prior draws (their decoder's 3×3 convolution and Tanh).
+ */
+export const MIN_FITTED_PREVIEW_PSNR = 20;
+
+/** How this pipeline makes step previews, and why. */
+export type PreviewInfo =
+  | { readonly mode: "approx"; readonly map: LatentRgbMap; readonly validationPsnr?: number; readonly fitMs?: number }
+  | { readonly mode: "vae"; readonly reason: "asked" | "fit"; readonly validationPsnr?: number; readonly fitMs?: number; readonly error?: string };
 
 /** Hooks called on the pipeline's own thread between steps. */
 export interface PipelineHooks {
@@ -64,12 +89,18 @@ export interface PipelineHooks {
   isCancelled?(): boolean;
 }
 
-/** Time spent inside `session.run` during the last generate() (for benches). */
+/** Time spent inside `session.run` during the last generate() (for benches), and what ran. */
 export interface RunStats {
   /** Total ms inside every run call. */
   runMs: number;
   /** ms inside the denoiser run of each step. */
   denoiserRunMs: number[];
+  /** Text encoder runs (0 when the prompt cache had the conditioning). */
+  textEncoderRuns: number;
+  /** VAE decoder runs (previews included). */
+  vaeDecoderRuns: number;
+  /** ms each preview took, pixels included. */
+  previewMs: number[];
 }
 
 // ---------------------------------------------------------------------------
@@ -286,9 +317,11 @@ interface DenoiseState {
  */
 export class OnnxPipeline {
   /** Time inside session.run during the last generate(). */
-  readonly stats: RunStats = { runMs: 0, denoiserRunMs: [] };
+  readonly stats: RunStats = { runMs: 0, denoiserRunMs: [], textEncoderRuns: 0, vaeDecoderRuns: 0, previewMs: [] };
   private limits: RequestLimits = requestLimits();
   private noiseKind: NoiseKind = DEFAULT_NOISE_KIND;
+  private cache = new PromptCache();
+  private previewInfo: PreviewInfo = { mode: "vae", reason: "asked" };
   private readonly family: DiffusionFamily;
 
   private constructor(
@@ -302,6 +335,8 @@ export class OnnxPipeline {
 
   static async load(dir: string, opts: PipelineLoadOptions = {}): Promise<OnnxPipeline> {
     const limits = requestLimits(opts);
+    const mode = previewMode(opts.previews);
+    const cacheLimits = promptCacheLimits(opts.promptCacheEntries, opts.promptCacheMiB);
     const info = await readModelFolder(dir);
     const family = familyModule(info.family);
     const schedulerConfig = opts.scheduler ? { ...info.schedulerConfig, _class_name: opts.scheduler } : info.schedulerConfig;
@@ -322,7 +357,68 @@ export class OnnxPipeline {
     const p = new OnnxPipeline(info, sessions, tokenizers, schedulerConfig);
     p.limits = limits;
     p.noiseKind = opts.noise ?? DEFAULT_NOISE_KIND;
+    p.cache = new PromptCache(cacheLimits);
+    try {
+      p.previewInfo = mode === "vae" ? { mode, reason: "asked" } : await p.approxPreviews();
+    } catch (e) {
+      await p.dispose();
+      throw e;
+    }
     return p;
+  }
+
+  /**
+   * Approximate previews: the published map for a VAE the families ship, else one fitted to this VAE now;
+   * a fit under MIN_FITTED_PREVIEW_PSNR keeps VAE-decoded previews.
+   */
+  private async approxPreviews(): Promise<PreviewInfo> {
+    const published = publishedLatentRgbMap((await readVaeConfig(this.info.dir)).config);
+    if (published) return { mode: "approx", map: published };
+    let fitted: FittedLatentRgbMap;
+    try {
+      fitted = await this.fitPreviewMap();
+    } catch (e) {
+      // A VAE that refuses the probes still decodes requests: previews stay decodes, the model still loads.
+      return { mode: "vae", reason: "fit", error: (e as Error).message };
+    }
+    const { map, validationPsnr, ms: fitMs } = fitted;
+    return validationPsnr >= MIN_FITTED_PREVIEW_PSNR ? { mode: "approx", map, validationPsnr, fitMs } : { mode: "vae", reason: "fit", validationPsnr, fitMs };
+  }
+
+  /** A latent→RGB map fitted to this model's VAE (fitLatentRgbMap), whatever its quality (load uses it; benches compare it). */
+  fitPreviewMap(): Promise<FittedLatentRgbMap> {
+    const s = this.sessions;
+    const C = this.info.latentChannels;
+    const f = this.info.vaeScaleFactor;
+    const sf = this.info.vaeScalingFactor;
+    const shift = this.info.vaeShiftFactor;
+    const h = staticDim(s.vaeDecoder, "latent_sample", "input", 2);
+    const w = staticDim(s.vaeDecoder, "latent_sample", "input", 3);
+    // Encoder means are deterministic; an in-graph sample (latent_sample) is not, so those fit on prior draws.
+    const encoder = s.vaeEncoderOutput === "latent_parameters" ? s.vaeEncoder : undefined;
+    const vae: VaeAccess = {
+      channels: C,
+      factor: f,
+      decode: async (z, n, zh, zw) => (await this.decodeScaled(new Float32Array(z), n, zh, zw)).data as Float32Array,
+      encode: encoder && (async (pixels, height, width) => {
+        const out = (await encoder.run({ sample: new ort.Tensor("float32", pixels, [1, 3, height, width]) })).latent_parameters as ort.Tensor;
+        const mean = (out.data as Float32Array).slice(0, C * (height / f) * (width / f));
+        for (let i = 0; i < mean.length; i++) mean[i] = (mean[i] - shift) * sf;
+        return mean;
+      }),
+      staticLatentSize: h !== undefined && w !== undefined ? { height: h, width: w } : undefined,
+    };
+    return fitLatentRgbMap(vae);
+  }
+
+  /** Conditioning of prompts seen before (one image's rows, before tiling). */
+  get promptCache(): PromptCache {
+    return this.cache;
+  }
+
+  /** How previews are made (decided at load). */
+  get previews(): PreviewInfo {
+    return this.previewInfo;
   }
 
   async dispose(): Promise<void> {
@@ -344,10 +440,20 @@ export class OnnxPipeline {
     );
   }
 
-  // 2. Encode the prompt (the family's encoders).
-  private encodePrompt(req: GenerationRequest, checked: CheckedRequest, cfg: boolean): Promise<Conditioning> {
-    const ctx = { encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, maxSequenceLength: checked.maxSequenceLength, run: this.run.bind(this) };
-    return this.family.encodePrompt(ctx, req, checked.n, cfg);
+  // 2. Encode the prompt (the family's encoders), or take it from the prompt cache; one image's rows, tiled to n.
+  private async encodePrompt(req: GenerationRequest, checked: CheckedRequest, cfg: boolean): Promise<Conditioning> {
+    const key = promptCacheKey(req, cfg, checked.maxSequenceLength);
+    let one = this.cache.get(key);
+    if (!one) {
+      const run = (session: ort.InferenceSession, feeds: Record<string, ort.Tensor>) => {
+        this.stats.textEncoderRuns++;
+        return this.run(session, feeds);
+      };
+      one = await this.family.encodePrompt({ encoders: this.sessions, tokenizers: this.tokenizers, info: this.info, maxSequenceLength: checked.maxSequenceLength, run }, req, 1, cfg);
+      this.cache.set(key, one);
+    }
+    // Tiling copies: what the cache holds is never fed to a session.
+    return tileConditioning(one, checked.n);
   }
 
   /** [n, C, h, w] latents in the family's layout. */
@@ -539,25 +645,41 @@ export class OnnxPipeline {
     return latents;
   }
 
-  /** 5. Decode: back to NCHW, unscale (z / scaling_factor + shift_factor), VAE decoder, RGB u8. */
-  private async vaeDecode(latents: Float32Array, n: number, h: number, w: number): Promise<Uint8Array> {
-    const C = this.info.latentChannels;
+  /** [n, C, h, w] NCHW latents from the family's layout (a copy). */
+  private toNchw(latents: Float32Array, n: number, h: number, w: number): Float32Array {
+    const nchw = this.family.denoiser.layout.toNchw(latents, n, this.info.latentChannels, h, w);
+    return nchw === latents ? new Float32Array(latents) : nchw;
+  }
+
+  /** The VAE decoder on scaled NCHW latents `z` (overwritten with z / scaling_factor + shift_factor): its `sample`, [n, 3, H, W]. */
+  private async decodeScaled(z: Float32Array, n: number, h: number, w: number): Promise<ort.Tensor> {
     const sf = this.info.vaeScalingFactor;
     const shift = this.info.vaeShiftFactor;
-    const nchw = this.family.denoiser.layout.toNchw(latents, n, C, h, w);
-    const z = nchw === latents ? new Float32Array(latents) : nchw;
     for (let i = 0; i < z.length; i++) z[i] = z[i] / sf + shift;
-    const out = await this.run(this.sessions.vaeDecoder, { latent_sample: new ort.Tensor("float32", z, [n, C, h, w]) });
-    const t = out.sample as ort.Tensor;
+    this.stats.vaeDecoderRuns++;
+    const out = await this.run(this.sessions.vaeDecoder, { latent_sample: new ort.Tensor("float32", z, [n, this.info.latentChannels, h, w]) });
+    return out.sample as ort.Tensor;
+  }
+
+  /** 5. Decode: back to NCHW, unscale (z / scaling_factor + shift_factor), VAE decoder, RGB u8. */
+  private async vaeDecode(latents: Float32Array, n: number, h: number, w: number): Promise<Uint8Array> {
+    const t = await this.decodeScaled(this.toNchw(latents, n, h, w), n, h, w);
     const [, , H, W] = t.dims as number[];
     return nchwToRgbU8(t.data as Float32Array, n, H, W);
+  }
+
+  /** A preview of the current latents at the request's size: the latent→RGB map, or a VAE decode (PreviewInfo). */
+  private async preview(latents: Float32Array, n: number, h: number, w: number, width: number, height: number): Promise<Uint8Array> {
+    const p = this.previewInfo;
+    if (p.mode === "vae") return this.vaeDecode(latents, n, h, w);
+    // The map only reads the latents: no copy needed.
+    return latentRgbPreview(p.map, this.family.denoiser.layout.toNchw(latents, n, this.info.latentChannels, h, w), n, h, w, width, height);
   }
 
   /** `noise` replaces the seed's generator (tests replay a reference's recorded draws through it). */
   async generate(req: GenerationRequest, hooks: PipelineHooks = {}, noise?: NoiseGenerator): Promise<GenerationResult> {
     const t0 = performance.now();
-    this.stats.runMs = 0;
-    this.stats.denoiserRunMs = [];
+    Object.assign(this.stats, { runMs: 0, denoiserRunMs: [], textEncoderRuns: 0, vaeDecoderRuns: 0, previewMs: [] });
     const checked = this.checkInputs(req);
     const { width, height, n, steps, guidance, strength } = checked;
     const s = this.sessions;
@@ -594,7 +716,9 @@ export class OnnxPipeline {
       stepMs.push(ms);
       const decision = hooks.onStep?.({ step: i, totalSteps: total, stepMs: ms });
       if (decision?.preview && hooks.onPreview) {
-        const rgb = await this.vaeDecode(latents, n, lh, lw);
+        const tPreview = performance.now();
+        const rgb = await this.preview(latents, n, lh, lw, width, height);
+        this.stats.previewMs.push(performance.now() - tPreview);
         const imgs: RgbImage[] = [];
         for (let k = 0; k < n; k++) imgs.push({ width, height, data: rgb.subarray(k * width * height * 3, (k + 1) * width * height * 3) });
         hooks.onPreview(i, imgs);
