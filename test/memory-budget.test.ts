@@ -200,8 +200,8 @@ describe("the estimate", () => {
     const facts = await readMemoryFacts(SD1_FP32);
     const unet = (side: number) => estimateMemory(facts, { workers: 1, width: side, height: side }).components.find((c) => c.name === "unet")!.activations;
     assert.equal(unet(512), 16 * unet(256));
-    // 2 heads × (64·64 tokens)² × 4 bytes × 2 rows (CFG), kept twice (scores and softmax); no memory-pattern copy (sessions.ts).
-    assert.equal(unet(512), 2 * 2 * 4096 ** 2 * 4 * 2);
+    // 2 heads × (64·64 tokens)² × 4 bytes × 2 rows (CFG), kept twice (scores and softmax), with the arena's 1.35 slack.
+    assert.equal(unet(512), 1.35 * 2 * 2 * 4096 ** 2 * 4 * 2);
   });
 
   it("FLUX.1 at 1024², from the reference's figures: 24 heads over 4096 + 512 tokens, ≈ 2.0 GB of probabilities per image", () => {
@@ -213,7 +213,7 @@ describe("the estimate", () => {
     const e = estimateMemory(facts, { workers: 1 });
     const probabilities = 24 * 4608 ** 2 * 4;
     assert.ok(Math.abs(probabilities - 2.04e9) < 0.01e9);
-    assert.equal(e.activations, 2 * probabilities);
+    assert.equal(e.activations, 1.35 * 2 * probabilities);
     assert.equal(e.weights, 11.9e9 * 4 + 1e6); // float16 on disk, float32 in memory
     // A tmpfs temp folder also holds the float32 rewrite while it loads.
     assert.equal(estimateMemory({ ...facts, tmpInMemory: true }, { workers: 1 }).loading - e.loading, 11.9e9 * 4);
