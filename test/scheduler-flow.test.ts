@@ -5,7 +5,8 @@
 import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRun, GraphRunError, StatusError } from "../src/engine/graph-run.js";
+import { GraphRun } from "../src/engine/graph-run.js";
+import { GraphRunError, StatusError } from "../src/engine/run-errors.js";
 import type { Packet } from "../src/index.js";
 import { AsyncSourceCalculator, events, flags, held, SlowSinkCalculator, testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";

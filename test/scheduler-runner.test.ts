@@ -6,7 +6,7 @@ import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRunError } from "../src/engine/graph-run.js";
+import { GraphRunError } from "../src/engine/run-errors.js";
 import { GraphRunner, type RunOutputs } from "../src/engine/graph-runner.js";
 import { loadGraphFile } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";

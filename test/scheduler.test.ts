@@ -5,7 +5,8 @@
 import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRun, GraphRunError } from "../src/engine/graph-run.js";
+import { GraphRun } from "../src/engine/graph-run.js";
+import { GraphRunError } from "../src/engine/run-errors.js";
 import { GraphRunner } from "../src/engine/graph-runner.js";
 import type { Packet } from "../src/index.js";
 import { PacketQueue } from "../src/engine/packet-queue.js";

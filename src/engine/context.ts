@@ -247,6 +247,16 @@ export class NodeContext implements CalculatorContext {
     (this.handoffs ??= []).push(settled.then((): CallOutcome => (cancel.aborted ? "cancelled" : "ok"), failedHandoff));
   }
 
+  /**
+   * Forgets what the current call recorded (packets, bounds, closes, output
+   * side packets) without applying it: the call failed, the run halted, or a
+   * worker refused what open() emitted.
+   */
+  discardRecorded(): void {
+    this.outputs.reset();
+    this.outputSidePackets.pending.length = 0;
+  }
+
   /** The engine ends the running `process` call: returns what it handed off, undefined when nothing. */
   endProcess(): Handoff[] | undefined {
     this.inProcess = false;

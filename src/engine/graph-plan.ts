@@ -5,6 +5,7 @@
  * handlers, priorities, throttling ancestry, and the graph's worker pools.
  * A run then only allocates its own mutable state.
  */
+import { BufferOwnership } from "./buffer-ownership.js";
 import type { CalculatorClass } from "./calculator.js";
 import { portIndexes, type PortIndexes } from "./context.js";
 import { createInputHandler, type InputHandler } from "./input-handlers.js";
@@ -79,6 +80,8 @@ export class GraphPlan {
   readonly queueLimit: number;
   /** Some node runs on a worker executor (so runs track which buffers may move there). */
   readonly hasWorkers: boolean;
+  /** Which values someone besides the engine may hold, for graphs with worker nodes (shared by the graph's runs). */
+  readonly ownership: BufferOwnership | undefined;
   private readonly pools = new Map<string, WorkerPool>();
   private readonly workerInits = new Map<number, Omit<WorkerNodeInit, "sidePackets" | "sidePresent">>();
 
@@ -161,6 +164,7 @@ export class GraphPlan {
       } satisfies NodePlan;
     });
     this.hasWorkers = this.nodes.some((node) => node.workerExecutor !== undefined);
+    this.ownership = this.hasWorkers ? new BufferOwnership() : undefined;
   }
 
   /** The worker pool of an executor, created on first use. */

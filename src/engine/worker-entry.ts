@@ -9,8 +9,8 @@ import { Schema } from "../graph/schema.js";
 import { calculatorNameOf, STOP, type Calculator, type CalculatorClass, type Packet } from "./calculator.js";
 import { NodeContext, portIndexes } from "./context.js";
 import { Timestamp } from "./timestamp.js";
+import { collectTransferables } from "./buffer-ownership.js";
 import {
-  collectTransferables,
   type WorkerCloseResult,
   type WorkerCloseTask,
   type WorkerNodeInit,
@@ -152,16 +152,14 @@ async function createInstance(init: WorkerNodeInit, flag: Int32Array): Promise<I
     // This instance serves every later run on this thread, and those runs
     // never see what open() emitted: refuse rather than answer only one run.
     const what = ctx.outputs.length > 0 ? "output packets or bounds" : "output side packets";
-    ctx.outputs.reset();
-    ctx.outputSidePackets.pending.length = 0;
+    ctx.discardRecorded();
     try {
       ctx.inputTimestamp = Timestamp.Done;
       await calc.close?.(ctx); // it opened: close it once
     } catch {
       // the open error below is the one to report
     }
-    ctx.outputs.reset();
-    ctx.outputSidePackets.pending.length = 0;
+    ctx.discardRecorded();
     throw new Error(
       `Node "${init.nodeName}" (${init.calculatorName}) emitted ${what} from open(), which a worker executor does not support: each worker thread opens the node once and reuses it for every run, so only one run would get them. Emit them from process(), or run the node on the main thread (no executor).`,
     );
@@ -225,7 +223,7 @@ async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult
     }
     return takeResult(ctx, r === STOP);
   } catch (e) {
-    ctx.outputs.reset();
+    ctx.discardRecorded();
     return failure("Process", e);
   } finally {
     ctx.endProcess();
@@ -246,7 +244,7 @@ async function closeAll(task: WorkerCloseTask): Promise<WorkerCloseResult> {
     } catch (error) {
       errors.push({ node: inst.init.nodeName, error: serializeError(error) });
     }
-    inst.ctx.outputs.reset();
+    inst.ctx.discardRecorded();
   }
   instances.clear();
   // Hold this thread until every thread has its close task.

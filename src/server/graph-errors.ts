@@ -2,7 +2,7 @@
  * A failed graph run as an HTTP error, OVMS's way (kept apart from
  * errors.ts so the public entry does not pull in the engine).
  */
-import { GraphRunError, StatusError } from "../engine/graph-run.js";
+import { GraphRunError, StatusError } from "../engine/run-errors.js";
 import { HttpError, OVMS } from "./errors.js";
 
 /** absl status code names for the statuses a calculator may pick, as OVMS prints them. */

@@ -29,7 +29,7 @@ import { flushWithin, writePaced } from "./send-timeout.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
-import { GraphRunError } from "../engine/graph-run.js";
+import { GraphRunError } from "../engine/run-errors.js";
 
 const unsupportedType = (type: string) =>
   new HttpError(415, `Unsupported Content-Type "${type}": send application/json, or multipart/form-data for file uploads`, { code: "unsupported_content_type" });
