@@ -3,6 +3,7 @@
  * calculators in `calculators/` use nothing but what this module exports, and
  * so must a user's.
  */
+import type { Registry as MetricsRegistry } from "prom-client";
 import type { Timestamp } from "./timestamp.js";
 
 /** A value travelling on a stream, stamped with the timestamp it belongs to. */
@@ -54,10 +55,13 @@ export interface NodeShape<Options = unknown> {
   readonly outputSidePackets: readonly Port[];
 }
 
+/** A registered input stream handler's name (the built-in ones listed; hosts may register more). */
 export type InputStreamHandlerName =
   | "DefaultInputStreamHandler"
   | "ImmediateInputStreamHandler"
-  | "SyncSetInputStreamHandler";
+  | "SyncSetInputStreamHandler"
+  | "FixedSizeInputStreamHandler"
+  | (string & {});
 
 /** What a calculator declares about itself; checked when a graph loads. */
 export interface CalculatorContract {
@@ -114,6 +118,8 @@ export interface ResourceLoadContext<Options = unknown> {
   readonly logger: CalculatorLogger;
   /** Aborted when the load is abandoned (the server shuts down meanwhile). */
   readonly signal: AbortSignal;
+  /** The host's Prometheus registry: a node's own metrics go here (the server exports it at /metrics when enabled). */
+  readonly metrics: MetricsRegistry;
 }
 
 /** Loaded node resources; `dispose` runs once the servable's last request is done. */

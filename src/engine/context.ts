@@ -1,7 +1,7 @@
 /**
  * The CalculatorContext the engine hands to calculators, shared by the main
  * thread and worker threads. A context records what the calculator emits
- * (packets, bounds, closes, side packets) in flat arrays; the scheduler
+ * (packets, bounds, closes, side packets) in flat arrays; the run loop
  * applies them when the call returns, as MediaPipe batches a Process call's
  * updates. What a call hands off (`continueUntil`) is kept for the node's
  * statistics only. With max_in_flight 1 one context per node is reused for every

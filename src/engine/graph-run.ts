@@ -45,8 +45,9 @@
 import { STOP, type Packet, type ProcessResult } from "./calculator.js";
 import { isThenable, type NodeContext, OP_ADD, OP_BOUND } from "./context.js";
 import type { BufferOwnership } from "./buffer-ownership.js";
-import { GraphPlan, type EngineRegistry, type NodePlan } from "./graph-plan.js";
-import { NOT_READY, READY_FOR_CLOSE } from "./input-handlers.js";
+import type { GraphPlan, NodePlan } from "./graph-plan.js";
+import { GraphRuntime, type GraphRuntimeOptions } from "./graph-runtime.js";
+import { NOT_READY, READY_FOR_CLOSE } from "./stream-handlers/index.js";
 import { NodeLifecycle } from "./node-lifecycle.js";
 import type { CallOutcome, NodeStatsCollector } from "./node-stats.js";
 import { type Invocation, NodeLife, NodeState, type Ops, type RunCore, RunState, type SideOps } from "./run-core.js";
@@ -89,10 +90,8 @@ function illegalTimestamp(stream: string, ts: number): Error {
   return new Error(`In stream "${stream}", timestamp not specified or set to illegal value: ${Timestamp.format(ts)}`);
 }
 
-export interface GraphRunOptions {
-  /** Collects per-node `process` statistics (shared by every run of the graph). */
-  readonly stats?: NodeStatsCollector;
-}
+/** For a run given a bare graph, which then owns a runtime of its own (see GraphRuntimeOptions). */
+export type GraphRunOptions = GraphRuntimeOptions;
 
 interface Waiter {
   resolve(): void;
@@ -101,6 +100,8 @@ interface Waiter {
 
 export class GraphRun implements RunCore {
   readonly graph: ValidatedGraph;
+  /** @internal The graph's runtime: shared, or this run's own (disposed when it finishes). */
+  readonly runtime: GraphRuntime;
   /** @internal */
   readonly plan: GraphPlan;
   /** @internal */
@@ -115,7 +116,7 @@ export class GraphRun implements RunCore {
   closedCount = 0;
   /** @internal This run's side packet values by side packet index. */
   readonly sideValues: unknown[] = [];
-  /** @internal GraphRunner's per-request sink: packets by stream index. */
+  /** @internal GraphPool's per-request sink: packets by stream index. */
   outputSink: Packet[][] | undefined;
   /** @internal Called whenever the run goes idle while running. */
   idleListener: (() => void) | undefined;
@@ -148,27 +149,31 @@ export class GraphRun implements RunCore {
   private idleWaiters: Waiter[] = [];
   private doneWaiters: Waiter[] = [];
   private runError: Error | undefined;
+  /** The runtime is this run's own: disposed when the run finishes. */
+  private readonly ownsRuntime: boolean;
 
   /**
-   * @param registry Accepted for compatibility and not needed: validation
-   *   recorded what the engine needs from it (module URLs, schema files).
+   * Runs of one graph share its runtime (plan, worker pools, statistics);
+   * given a bare graph, the run makes a runtime of its own with `opts`.
    */
-  constructor(graph: ValidatedGraph, registry?: EngineRegistry, opts: GraphRunOptions = {}) {
-    void registry;
-    this.graph = graph;
-    this.stats = opts.stats;
-    const plan = GraphPlan.of(graph);
+  constructor(source: GraphRuntime | ValidatedGraph, opts: GraphRunOptions = {}) {
+    this.ownsRuntime = !(source instanceof GraphRuntime);
+    const runtime = source instanceof GraphRuntime ? source : new GraphRuntime(source, opts);
+    this.runtime = runtime;
+    this.graph = runtime.graph;
+    this.stats = runtime.stats;
+    const plan = runtime.plan;
     this.plan = plan;
-    this.ownership = plan.ownership;
+    this.ownership = runtime.ownership;
     this.throttling = new Throttling(this);
     this.lifecycle = new NodeLifecycle(this, this.throttling);
-    this.workers = plan.ownership === undefined ? undefined : new WorkerDispatch(this, this.throttling, plan.ownership);
+    this.workers = runtime.ownership === undefined ? undefined : new WorkerDispatch(this, this.throttling, runtime.ownership);
     const n = plan.nodes.length;
     this.nodes = new Array<NodeState>(n);
     const priority = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const np = plan.nodes[i];
-      this.nodes[i] = new NodeState(np.inStream.length, plan.queueLimit);
+      this.nodes[i] = new NodeState(np.inStream.length, plan.queueLimit, np.handler.forRun?.() ?? np.handler);
       priority[i] = np.priority;
     }
     this.priority = priority;
@@ -221,7 +226,7 @@ export class GraphRun implements RunCore {
     this.addPacketAt(this.graphInput(stream), value, timestamp);
   }
 
-  /** @internal addPacket by stream index (GraphRunner's hot path). */
+  /** @internal addPacket by stream index (GraphPool's hot path). */
   addPacketAt(s: number, value: unknown, ts: number): void {
     this.checkAccepting();
     const bound = this.bounds[s];
@@ -523,7 +528,7 @@ export class GraphRun implements RunCore {
       this.invoke(id, rt, n, Timestamp.Unset);
       return;
     }
-    const ts = n.handler.readiness(rt.queues, this.bounds, n.inStream);
+    const ts = rt.handler.readiness(rt.queues, this.bounds, n.inStream);
     if (ts === NOT_READY) {
       if (n.offset !== undefined && rt.inFlight === 0) this.propagateOffset(rt, n);
       return;
@@ -543,7 +548,7 @@ export class GraphRun implements RunCore {
     }
     const ctx = n.maxInFlight === 1 ? rt.ctx! : (rt.spare!.pop() ?? this.lifecycle.makeContext(rt, n));
     if (!n.isSource) {
-      n.handler.fill(ts, rt.queues, this.bounds, n.inStream, ctx.inputs.current);
+      rt.handler.fill(ts, rt.queues, this.bounds, n.inStream, ctx.inputs.current);
       if (rt.fullQueues > 0) this.throttling.releaseFull(rt, n);
     }
     ctx.inputTimestamp = ts;
@@ -721,6 +726,8 @@ export class GraphRun implements RunCore {
       if (rt.state === CLOSED) continue;
       const q = rt.queues[consumerPort[j]];
       q.push(packet);
+      const h = rt.handler;
+      if (h.packetAdded !== undefined) h.packetAdded(rt.queues, this.bounds, this.plan.nodes[c].inStream);
       if (q.size >= q.limit && !q.full) this.throttling.markFull(rt, c, consumerPort[j], q);
       this.schedule(c);
     }
@@ -882,10 +889,25 @@ export class GraphRun implements RunCore {
     } else if (this.errors.length > 0) {
       this.runError = new GraphRunError(this.errors);
     }
-    const result = this.runError ? (cancelled !== undefined ? cancelled.reason : this.runError) : undefined;
     const waiters = [...this.idleWaiters, ...this.doneWaiters];
     this.idleWaiters = [];
     this.doneWaiters = [];
+    if (this.ownsRuntime && this.plan.hasWorkers) {
+      // Its own worker pools end with it; waiters learn of the run once they have.
+      void this.runtime.dispose().then(
+        () => this.settleWaiters(waiters),
+        (e: unknown) => {
+          this.runError ??= e instanceof Error ? e : new Error(messageOf(e));
+          this.settleWaiters(waiters);
+        },
+      );
+      return;
+    }
+    this.settleWaiters(waiters);
+  }
+
+  private settleWaiters(waiters: readonly Waiter[]): void {
+    const result = this.runError ? (this.cancelled !== undefined ? this.cancelled.reason : this.runError) : undefined;
     for (const w of waiters) {
       if (this.runError) w.reject(result);
       else w.resolve();

@@ -7,8 +7,10 @@
 import type { Calculator, ProcessResult } from "./calculator.js";
 import type { NodeContext } from "./context.js";
 import type { GraphPlan, NodePlan } from "./graph-plan.js";
+import type { GraphRuntime } from "./graph-runtime.js";
 import type { NodeStatsCollector } from "./node-stats.js";
 import { PacketQueue } from "./packet-queue.js";
+import type { InputHandler } from "./stream-handlers/index.js";
 import type { RunPhase } from "./run-errors.js";
 
 /**
@@ -74,7 +76,12 @@ export class NodeState {
   readonly sideValues: unknown[] = [];
   readonly sideHas: boolean[] = [];
 
-  constructor(numInputs: number, limit: number) {
+  constructor(
+    numInputs: number,
+    limit: number,
+    /** The node's input stream handler (its own instance when the handler keeps state). */
+    readonly handler: InputHandler,
+  ) {
     this.queues = new Array<PacketQueue>(numInputs);
     for (let i = 0; i < numInputs; i++) this.queues[i] = new PacketQueue(limit);
   }
@@ -82,6 +89,7 @@ export class NodeState {
 
 /** The part of a GraphRun its delegate modules use. */
 export interface RunCore {
+  readonly runtime: GraphRuntime;
   readonly plan: GraphPlan;
   readonly nodes: readonly NodeState[];
   readonly bounds: Float64Array;

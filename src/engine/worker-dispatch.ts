@@ -13,7 +13,7 @@ import { messageOf } from "./run-errors.js";
 import type { Throttling } from "./throttling.js";
 import { Timestamp } from "./timestamp.js";
 import { deserializeError, type WorkerProcessTask } from "./worker-protocol.js";
-import type { WorkerPool } from "./worker-pool.js";
+import type { Executor } from "./executors/index.js";
 
 const DONE = Timestamp.Done;
 
@@ -41,7 +41,7 @@ export class WorkerDispatch {
     const transfer = new Set<ArrayBuffer>();
     if (!n.isSource) {
       const current: (Packet | undefined)[] = new Array(numInputs);
-      n.handler.fill(ts, rt.queues, run.bounds, n.inStream, current);
+      rt.handler.fill(ts, rt.queues, run.bounds, n.inStream, current);
       if (rt.fullQueues > 0) this.throttling.releaseFull(rt, n);
       for (let i = 0; i < numInputs; i++) {
         const p = current[i];
@@ -67,10 +67,10 @@ export class WorkerDispatch {
     rt.inFlight++;
     run.pending++;
     let task: WorkerProcessTask;
-    let pool: WorkerPool;
+    let pool: Executor;
     try {
-      pool = run.plan.pool(n.workerExecutor!);
-      const init = run.plan.workerInit(id);
+      pool = run.runtime.executor(n.workerExecutor!);
+      const init = run.runtime.workerInit(id);
       const needInit = Atomics.load(new Int32Array(init.openedCount), 0) < pool.threads;
       task = {
         kind: "process",
@@ -91,7 +91,7 @@ export class WorkerDispatch {
         (res) => {
           if (res.needInit) {
             // This thread lost its instance (a replaced thread): send the init along.
-            const init = run.plan.workerInit(id);
+            const init = run.runtime.workerInit(id);
             send({ ...t, init: { ...init, sidePackets: rt.sideValues, sidePresent: rt.sideHas } }, []);
             return;
           }

@@ -1,5 +1,5 @@
 /**
- * The scheduler: back edges with FlowLimiterCalculator, sources and STOP,
+ * The graph run loop: back edges with FlowLimiterCalculator, sources and STOP,
  * queue throttling and its deadlock handling, cancellation.
  */
 import { before, beforeEach, describe, test } from "node:test";
@@ -21,7 +21,7 @@ beforeEach(() => {
 });
 
 async function started(text: string, outputs: string[], sidePackets: Record<string, unknown> = {}) {
-  const run = new GraphRun(buildGraph(text, registry), registry);
+  const run = new GraphRun(buildGraph(text, registry));
   const got: Record<string, Packet[]> = {};
   for (const o of outputs) {
     got[o] = [];
@@ -295,7 +295,7 @@ describe("cancel", () => {
   });
 
   test("cancel before start", async () => {
-    const run = new GraphRun(buildGraph('input_stream: "in"\nnode { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "o" }', registry), registry);
+    const run = new GraphRun(buildGraph('input_stream: "in"\nnode { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "o" }', registry));
     run.cancel(new Error("never mind"));
     await assert.rejects(run.waitUntilDone(), { message: "never mind" });
   });
