@@ -12,14 +12,15 @@ import type { Invocation, NodeState, RunCore } from "./run-core.js";
 import { messageOf } from "./run-errors.js";
 import type { Throttling } from "./throttling.js";
 import { Timestamp } from "./timestamp.js";
-import { deserializeError, type WorkerProcessTask } from "./worker-protocol.js";
+import type { WorkerProcessTask } from "./worker-protocol.js";
+import { CancelFlag, deserializeError } from "../threads/index.js";
 import type { Executor } from "./executors/index.js";
 
 const DONE = Timestamp.Done;
 
 export class WorkerDispatch {
-  /** The run's cross-thread cancel flag (Int32Array[1], non-zero once halted), created on first use. */
-  private cancelFlag: Int32Array | undefined;
+  /** The run's cross-thread cancel flag (raised once it halts), created on first use. */
+  private cancelFlag: CancelFlag | undefined;
 
   constructor(
     private readonly run: RunCore,
@@ -29,7 +30,7 @@ export class WorkerDispatch {
 
   /** The run halted: what runs on the workers sees its signal abort. */
   halt(): void {
-    if (this.cancelFlag !== undefined) Atomics.store(this.cancelFlag, 0, 1);
+    this.cancelFlag?.raise();
   }
 
   invoke(id: number, rt: NodeState, n: NodePlan, ts: number): void {
@@ -80,7 +81,7 @@ export class WorkerDispatch {
         values,
         present,
         done,
-        cancel: this.flag().buffer as SharedArrayBuffer,
+        cancel: this.flag().buffer,
       };
     } catch (e) {
       run.settle(id, inv, undefined, "Open", e);
@@ -110,10 +111,10 @@ export class WorkerDispatch {
     if (n.maxInFlight > 1) run.schedule(id); // room for another call in flight
   }
 
-  private flag(): Int32Array {
+  private flag(): CancelFlag {
     if (this.cancelFlag === undefined) {
-      this.cancelFlag = new Int32Array(new SharedArrayBuffer(4));
-      if (this.run.halted) Atomics.store(this.cancelFlag, 0, 1);
+      this.cancelFlag = new CancelFlag();
+      if (this.run.halted) this.cancelFlag.raise();
     }
     return this.cancelFlag;
   }

@@ -40,12 +40,12 @@
  *   SharedArrayBuffer flag is what the worker context's `signal` reflects.
  */
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
+import { fixedPool, onEveryThread, workerFile } from "../threads/index.js";
 import type { Executor } from "./executors/executor.js";
 import type { WorkerCloseResult, WorkerCloseTask, WorkerProcessResult, WorkerProcessTask, WorkerTask } from "./worker-protocol.js";
 
-const ENTRY = fileURLToPath(new URL("./worker-entry.js", import.meta.url));
+const ENTRY = workerFile(import.meta.url, "worker-entry");
 /** How long destroy() waits for every thread to take its close task. */
 const CLOSE_BARRIER_MS = 10_000;
 
@@ -58,13 +58,7 @@ export class WorkerPool implements Executor {
   constructor(name: string, numThreads?: number) {
     this.name = name;
     this.threads = Math.max(1, numThreads ?? availableParallelism());
-    this.pool = new Piscina({
-      filename: ENTRY,
-      name: "default",
-      minThreads: this.threads,
-      maxThreads: this.threads,
-      idleTimeout: Infinity,
-    });
+    this.pool = fixedPool(ENTRY, this.threads);
   }
 
   run(task: WorkerProcessTask, transferList: ArrayBuffer[]): Promise<WorkerProcessResult> {
@@ -84,11 +78,10 @@ export class WorkerPool implements Executor {
   private async closeAndEnd(): Promise<void> {
     // One close task per thread: each blocks on a barrier until all have
     // arrived, so no thread can take two and every thread takes one.
-    const barrier = new SharedArrayBuffer(4);
-    const task: WorkerCloseTask = { kind: "closeAll", barrier, parties: this.threads, waitMs: CLOSE_BARRIER_MS };
-    const settled = await Promise.allSettled(
-      Array.from({ length: this.threads }, () => this.pool.run(task) as Promise<WorkerCloseResult>),
-    );
+    const settled = await onEveryThread(this.threads, (barrier) => {
+      const task: WorkerCloseTask = { kind: "closeAll", barrier, parties: this.threads, waitMs: CLOSE_BARRIER_MS };
+      return this.pool.run(task) as Promise<WorkerCloseResult>;
+    });
     await this.pool.destroy();
     const failures: string[] = [];
     for (const s of settled) {

@@ -53,6 +53,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // OVMS sizes its request threads with --rest_workers; HTTP here runs on the
   // event loop, so the flag sizes the worker pools that do the CPU work.
 
+  if (opts.restWorkers !== undefined && !(Number.isInteger(opts.restWorkers) && opts.restWorkers > 0)) {
+    throw new Error(`worker thread count must be a positive integer, got ${opts.restWorkers}`);
+  }
   // The server's own Prometheus registry (never prom-client's global one): servables' nodes register into it too.
   const metricsRegistry = new Registry();
   const calculators = await CalculatorRegistry.withBuiltins();
