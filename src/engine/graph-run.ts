@@ -678,15 +678,15 @@ export class GraphRun implements RunCore {
   releaseRecorded(id: number, n: NodePlan, ops: Ops, side: SideOps, phase: RunPhase): boolean {
     try {
       if (ops.length > 0) this.release(n, ops);
-      if (side.length > 0) this.releaseSide(n, side);
-      return true;
+      if (side.length > 0) this.releaseSide(n, side); // clears them
     } catch (e) {
-      this.fail(id, phase, e);
-      return false;
-    } finally {
       if (ops.length > 0) ops.reset?.();
       side.length = 0;
+      this.fail(id, phase, e);
+      return false;
     }
+    if (ops.length > 0) ops.reset?.();
+    return true;
   }
 
   // ---- propagation
@@ -789,6 +789,7 @@ export class GraphRun implements RunCore {
 
   private releaseSide(n: NodePlan, pending: SideOps): void {
     for (const { port, value } of pending) this.setSidePacket(n.outSide[port], value);
+    pending.length = 0;
   }
 
   private setSidePacket(i: number, value: unknown): void {

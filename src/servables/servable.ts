@@ -50,7 +50,7 @@ type GraphSource = { readonly text: string; readonly hash: string } | { readonly
 
 export class ManagedServable implements Servable {
   readonly name: string;
-  private readonly registry: CalculatorRegistry;
+  private readonly calculators: CalculatorRegistry;
   /** Where its nodes register their metrics. */
   private readonly metrics: MetricsRegistry;
   /** Thread counts for executors that set none (--rest_workers). */
@@ -79,10 +79,10 @@ export class ManagedServable implements Servable {
   /** The last graph build (parse, validate, load resources): retiring waits for it to settle. */
   private building: Promise<unknown> | undefined;
 
-  constructor(config: ServableConfig, registry: CalculatorRegistry, logger: Logger, metrics: MetricsRegistry, executorDefaults: ExecutorDefaults = {}) {
+  constructor(config: ServableConfig, calculators: CalculatorRegistry, logger: Logger, metrics: MetricsRegistry, executorDefaults: ExecutorDefaults = {}) {
     this.name = config.name;
     this.config = config;
-    this.registry = registry;
+    this.calculators = calculators;
     this.metrics = metrics;
     this.executorDefaults = executorDefaults;
     this.log = logger.child({ servable: config.name });
@@ -231,9 +231,9 @@ export class ManagedServable implements Servable {
    * is not ready before its models are.
    */
   private async build(config: ServableConfig, text: string): Promise<Generation> {
-    const doc = parseGraphText(text, config.graphPath, this.registry.schema);
+    const doc = parseGraphText(text, config.graphPath, this.calculators.schema);
     for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
-    const graph = validateGraph(doc, this.registry);
+    const graph = validateGraph(doc, this.calculators);
     httpStreams(graph);
     let resources: LoadedResources;
     try {

@@ -19,16 +19,16 @@ export interface ModelObject {
 /**
  * `GET /v1/config`: OVMS's per-servable version status (graphs are version
  * 1). The manager's own report when it has one (it also lists retired
- * servables), else built from the registry interface. Without `withPaths`,
+ * servables), else built from the Servables interface. Without `withPaths`,
  * load errors show no filesystem paths (for callers without the API key).
  */
-export function configStatus(registry: Servables & { configStatus?: () => ConfigStatus }, withPaths = true): ConfigStatus {
+export function configStatus(servables: Servables & { configStatus?: () => ConfigStatus }, withPaths = true): ConfigStatus {
   let status: ConfigStatus;
-  if (typeof registry.configStatus === "function") {
-    status = registry.configStatus();
+  if (typeof servables.configStatus === "function") {
+    status = servables.configStatus();
   } else {
     const out = Object.create(null) as Record<string, ConfigStatus[string]>;
-    for (const s of registry.list()) {
+    for (const s of servables.list()) {
       const st = s.status();
       out[s.name] = { model_version_status: [{ version: "1", state: st.state, status: { error_code: st.errorCode, error_message: st.errorMessage } }] };
     }
