@@ -3,7 +3,7 @@
  *  (a) a chain of N pass-through nodes vs the same work as plain async
  *      function calls: the scheduler's cost per node invocation, also with
  *      per-node statistics on, as a servable runs it;
- *  (b) requests per second of a 3-node graph through GraphRunner, with a
+ *  (b) requests per second of a 3-node graph through GraphPool, with a
  *      graph per request and with persistent instances (graph queue).
  * Run with `npm run bench:engine` (node --expose-gc). Goals: ≤ 5 µs per node
  * invocation, ≥ 100k runs/s.
@@ -12,7 +12,7 @@ import { performance } from "node:perf_hooks";
 import { Calculator, type CalculatorContext, type CalculatorContract } from "../src/index.js";
 import { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRun } from "../src/engine/graph-run.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
+import { GraphPool } from "../src/engine/graph-pool.js";
 import { NodeStatsCollector } from "../src/engine/node-stats.js";
 import { parseGraphText } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   ];
   for (const { calc, stats } of cases) {
     const graph = buildGraph(chainText(N, calc), registry);
-    const run = new GraphRun(graph, registry, stats ? { stats: new NodeStatsCollector(graph.nodes.length) } : {});
+    const run = new GraphRun(graph, stats ? { stats: new NodeStatsCollector(graph.nodes.length) } : {});
     let last = 0;
     run.observe(`s${N}`, (p) => (last = p.value as number));
     run.start();
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   {
     // Async process: one packet at a time through the chain, awaiting each.
     const graph = buildGraph(chainText(N, "BenchAsyncIncrementCalculator"), registry);
-    const run = new GraphRun(graph, registry);
+    const run = new GraphRun(graph);
     run.start();
     let ts = 0;
     const perPacket = await measure(5, PACKETS / 4, async (iters) => {
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     ["graph per request", 0],
     ["pooled (graph queue 1)", 1],
   ] as const) {
-    const runner = new GraphRunner(three, registry, { graphQueueSize: size });
+    const runner = new GraphPool(three, { graphQueueSize: size });
     const RUNS = 100_000;
     const seq = await measure(3, RUNS / 2, async (iters) => {
       for (let i = 0; i < iters; i++) await runner.run({ s0: i });

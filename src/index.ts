@@ -1,6 +1,7 @@
 /**
- * graphserve's public entry: what calculator authors (and hosts embedding the
- * engine) import. Built-in calculators use nothing but this module.
+ * graphserve's public entry: what calculator authors import (built-in
+ * calculators use nothing but this module). Hosts embedding the engine
+ * import `graphserve/engine` (src/engine/index.ts), which re-exports this.
  */
 export {
   Calculator,
@@ -32,6 +33,7 @@ export {
 } from "./engine/calculator.js";
 export { Timestamp } from "./engine/timestamp.js";
 export type { AvailableMemory, MemoryCheckOptions, MemoryFigure } from "./backends/host-memory.js";
+export { StatusError, type StatusCode } from "./engine/run-errors.js";
 export { HttpError, type HttpErrorOptions, type OpenAIErrorBody } from "./server/errors.js";
 export type {
   HttpRequestPayload,

@@ -541,8 +541,10 @@ test("a large BMP decodes on a worker: the event loop is not stalled", async () 
   assert.deepEqual([img.width, img.height], [side, side]);
   assert.ok(Buffer.from(img.data).equals(Buffer.from(rgb)), "pixels");
   assert.ok(decodeMs > 100, `decode took only ${decodeMs} ms: the measurement means nothing`);
-  assert.ok(maxGap < 100, `event loop stalled ${maxGap} ms during a ${decodeMs} ms decode`);
-  assert.ok(maxDelayMs < 100, `event loop delay ${maxDelayMs} ms during a ${decodeMs} ms decode`);
+  // On the main thread the decode would stall the loop for about all of decodeMs; on a worker only
+  // scheduling noise remains, which a loaded machine stretches but never to a quarter of the decode.
+  assert.ok(maxGap < decodeMs / 4, `event loop stalled ${maxGap} ms during a ${decodeMs} ms decode`);
+  assert.ok(maxDelayMs < decodeMs / 4, `event loop delay ${maxDelayMs} ms during a ${decodeMs} ms decode`);
 });
 
 test("a BMP bomb is refused on the calling thread, before any dispatch", async () => {

@@ -4,7 +4,7 @@
  * the one-node graph and the HttpInput → ImageGen → Base64Encoder pipeline.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import OpenAI, { toFile } from "openai";
 import sharp from "sharp";
 import { decodeImage } from "../calculators/image-gen/codec.js";
@@ -82,7 +82,7 @@ async function assertImages(a: Answer, count: number, width: number, height: num
 describe("one-node graph through the openai SDK", () => {
   let srv: TestServer;
   let client: Api;
-  test("start", async () => {
+  before(async () => {
     srv = await startImageServer("tiny");
     client = sdk(srv, "tiny");
   });
@@ -399,7 +399,7 @@ describe("raw HTTP with OVMS fields", () => {
     assert.equal(r.status, 200, r.text);
     return r.body as Answer;
   };
-  test("start", async () => {
+  before(async () => {
     srv = await startImageServer("tiny-ovms");
   });
 
@@ -444,7 +444,7 @@ describe("raw HTTP with OVMS fields", () => {
 
 describe("URI routing: model \"\" → servable images/generations", () => {
   let srv: TestServer;
-  test("start", async () => {
+  before(async () => {
     srv = await startImageServer("images/generations");
   });
 
@@ -462,7 +462,7 @@ describe("URI routing: model \"\" → servable images/generations", () => {
 describe("pipeline graph (HttpInput → ImageGen → Base64Encoder)", () => {
   let one: TestServer;
   let pipe: TestServer;
-  test("start", async () => {
+  before(async () => {
     [one, pipe] = await Promise.all([startImageServer("tiny-one"), startImageServer("tiny-pipe", { shape: "pipeline" })]);
   });
 
@@ -500,7 +500,7 @@ describe("pipeline graph (HttpInput → ImageGen → Base64Encoder)", () => {
 
 describe("graph option noise_generator", () => {
   let srv: TestServer;
-  test("start", async () => {
+  before(async () => {
     srv = await startImageServer("tiny-torch-noise", { options: `${DEFAULT_OPTIONS}\n      noise_generator: "torch-cpu"` });
   });
 
@@ -522,7 +522,7 @@ describe("graph option noise_generator", () => {
 
 describe("metrics", () => {
   let srv: TestServer;
-  test("start", async () => {
+  before(async () => {
     srv = await startImageServer("tiny-metrics", { metrics: true });
   });
 

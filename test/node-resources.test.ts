@@ -95,7 +95,7 @@ function servableDir(text: string): string {
 }
 
 async function manager(name: string, dir: string): Promise<ServableManager> {
-  const m = await ServableManager.start({ registry, logger: pino({ level: "silent" }), pollSeconds: 0, single: { name, path: dir } });
+  const m = await ServableManager.start({ calculators: registry, logger: pino({ level: "silent" }), pollSeconds: 0, single: { name, path: dir } });
   managers.push(m);
   return m;
 }

@@ -7,6 +7,7 @@
  * a no-op. The ImageGen cases over HTTP (streams, and cancelled requests
  * running or queued for a slot) are at the end.
  */
+import { Registry } from "prom-client";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Calculator, type CalculatorContext, type CalculatorContract } from "../src/index.js";
@@ -14,8 +15,7 @@ import type { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRun } from "../src/engine/graph-run.js";
 import { NodeStatsCollector } from "../src/engine/node-stats.js";
 import { loadNodeResources } from "../src/engine/node-resources.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
-import { disposeGraph } from "../src/engine/graph-plan.js";
+import { GraphPool } from "../src/engine/graph-pool.js";
 import { HttpRequest, isSseResponse, type HttpSseResponse } from "../src/server/payload.js";
 import type { GraphStats } from "../src/server/graph-view-types.js";
 import { testRegistry } from "./helpers/calculators.js";
@@ -114,7 +114,7 @@ const chain = (calculator: string, extra = "") => `
 async function runToEnd(text: string, values: readonly number[], stats: NodeStatsCollector | undefined = undefined) {
   const graph = buildGraph(text, registry);
   stats ??= new NodeStatsCollector(graph.nodes.length);
-  const run = new GraphRun(graph, registry, { stats });
+  const run = new GraphRun(graph, { stats });
   const out: unknown[] = [];
   run.observe("out", (p) => void out.push(p.value));
   run.start();
@@ -194,7 +194,7 @@ describe("continueUntil on the main thread", () => {
   test("by default the run's signal: work resolved after its run was cancelled is cancelled", async () => {
     const graph = buildGraph(chain("SyncHandoffCalculator"), registry);
     const stats = new NodeStatsCollector(graph.nodes.length);
-    const run = new GraphRun(graph, registry, { stats });
+    const run = new GraphRun(graph, { stats });
     run.start();
     run.addPacket("in", 31, 0); // the run keeps taking input, so a cancel reaches it
     assert.deepEqual(counts(stats), { processed: 0, active: 1, errors: 0, cancelled: 0 });
@@ -233,7 +233,7 @@ describe("continueUntil on the main thread", () => {
     process.on("unhandledRejection", onUnhandled);
     try {
       const graph = buildGraph(chain("SyncHandoffCalculator"), registry);
-      const run = new GraphRun(graph, registry);
+      const run = new GraphRun(graph);
       run.start();
       run.addPacket("in", 7, 0);
       run.closeAllInputStreams();
@@ -269,7 +269,7 @@ describe("continueUntil on a worker executor", () => {
       executor { name: "pool" type: "ThreadPoolExecutor" options { [mediapipe.ThreadPoolExecutorOptions.ext] { num_threads: 1 } } }
     `;
     const { stats, out, error, graph } = await runToEnd(text, [5, 6]);
-    await disposeGraph(graph); // its pool
+    // The run made its own runtime: its pool ended when it finished.
     assert.equal(error, undefined);
     assert.deepEqual(out, [5, 6]);
     assert.deepEqual(counts(stats), { processed: 2, active: 0, errors: 0, cancelled: 0 }, "the never-settling and rejected handoffs are ignored");
@@ -380,9 +380,9 @@ describe("a stream the server never reads still ends the call", () => {
     const { join } = await import("node:path");
     const graph = buildGraph(readFileSync(join(dir, "graph.pbtxt"), "utf8"), registry, join(dir, "graph.pbtxt"));
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
-    const resources = await loadNodeResources(graph, { graphDir: dir, servable: "tiny", logger: silent });
+    const resources = await loadNodeResources(graph, { graphDir: dir, servable: "tiny", logger: silent, metrics: new Registry() });
     const stats = new NodeStatsCollector(graph.nodes.length);
-    const runner = new GraphRunner(graph, registry, { sidePackets: resources.sidePackets, stats });
+    const runner = new GraphPool(graph, { sidePackets: resources.sidePackets, stats });
     const request = (client: AbortSignal, steps: number) =>
       new HttpRequest(
         {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Calculator, type CalculatorContext, type CalculatorContract } from "../src/index.js";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
 import { GraphRun } from "../src/engine/graph-run.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
+import { GraphPool } from "../src/engine/graph-pool.js";
 import { NodeStatsCollector } from "../src/engine/node-stats.js";
 import { testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
@@ -49,7 +49,7 @@ const chain = (calculator: string, extra = "") => `
 async function feed(text: string, count: number): Promise<{ stats: NodeStatsCollector; activeAfterFeeding: number; error: unknown }> {
   const graph = buildGraph(text, registry);
   const stats = new NodeStatsCollector(graph.nodes.length);
-  const run = new GraphRun(graph, registry, { stats });
+  const run = new GraphRun(graph, { stats });
   run.start();
   let error: unknown;
   try {
@@ -98,7 +98,7 @@ test("a request cancelled while its call runs: the call rejects with the abort a
   for (const size of [0, 2]) {
     const graph = buildGraph(chain("UntilAbortCalculator"), registry);
     const stats = new NodeStatsCollector(graph.nodes.length);
-    const runner = new GraphRunner(graph, registry, { graphQueueSize: size, stats });
+    const runner = new GraphPool(graph, { graphQueueSize: size, stats });
     const client = new AbortController();
     const answer = runner.run({ in: 1 }, { signal: client.signal });
     assert.deepEqual(read(stats), { processed: 0, active: 1, errors: 0, cancelled: 0 }, `size ${size}: running`);
@@ -119,7 +119,7 @@ test("a call stopped because another node failed is cancelled; the failing node'
   `;
   const graph = buildGraph(text, registry);
   const stats = new NodeStatsCollector(graph.nodes.length);
-  const run = new GraphRun(graph, registry, { stats });
+  const run = new GraphRun(graph, { stats });
   run.start();
   run.addPacket("in", 1, 0);
   run.closeAllInputStreams();
@@ -132,7 +132,7 @@ test("a call stopped because another node failed is cancelled; the failing node'
 test("a call that returns normally after its run was cancelled is finished, not cancelled: only a failure is a cancellation", async () => {
   const graph = buildGraph(chain("AbortWaitCalculator"), registry);
   const stats = new NodeStatsCollector(graph.nodes.length);
-  const run = new GraphRun(graph, registry, { stats });
+  const run = new GraphRun(graph, { stats });
   run.start();
   run.addPacket("in", 1, 0);
   run.cancel();
@@ -140,11 +140,11 @@ test("a call that returns normally after its run was cancelled is finished, not 
   assert.deepEqual(read(stats), { processed: 1, active: 0, errors: 0, cancelled: 0 });
 });
 
-test("a GraphRunner hands its collector to every run: per-request runs and persistent instances sum up", async () => {
+test("a GraphPool hands its collector to every run: per-request runs and persistent instances sum up", async () => {
   for (const size of [0, 3]) {
     const graph = buildGraph(chain("AsyncDoubleCalculator"), registry);
     const stats = new NodeStatsCollector(graph.nodes.length);
-    const runner = new GraphRunner(graph, registry, { graphQueueSize: size, stats });
+    const runner = new GraphPool(graph, { graphQueueSize: size, stats });
     const pending = Array.from({ length: 12 }, (_, i) => runner.run({ in: i }));
     assert.ok(stats.read(0).active >= 1, `size ${size}: calls running`);
     await Promise.all(pending);

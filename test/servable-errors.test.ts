@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
-import type { ServableRegistry } from "../src/servables/types.js";
+import type { Servables } from "../src/servables/types.js";
 import { call, errorOf, FrozenServable, type Reply } from "./server-helpers.js";
 
 const REASON = 'graph.pbtxt:3:3: node "Gen": unknown calculator "NoSuchCalculator"';
@@ -26,14 +26,14 @@ const servables = [
 let server: Server;
 let base: string;
 before(async () => {
-  const registry: ServableRegistry = {
+  const registry: Servables = {
     get: (n) => servables.find((s) => s.name === n),
     list: () => servables,
     initialized: () => true,
     reload: () => Promise.resolve({ changed: false }),
     close: () => Promise.resolve(),
   };
-  server = createServer(createApp({ registry, logger: pino({ level: "silent" }) }).app);
+  server = createServer(createApp({ servables: registry, logger: pino({ level: "silent" }) }).app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

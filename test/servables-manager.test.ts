@@ -75,7 +75,7 @@ after(async () => {
   await Promise.all(managers.map((m) => m.close(100)));
 });
 async function start(opts: Partial<ServableManagerOptions>): Promise<ServableManager> {
-  const m = await ServableManager.start({ registry, logger: capture().logger, pollSeconds: 0, ...opts });
+  const m = await ServableManager.start({ calculators: registry, logger: capture().logger, pollSeconds: 0, ...opts });
   managers.push(m);
   return m;
 }
@@ -164,18 +164,18 @@ describe("ServableManager", () => {
 
   test("start refuses an invalid initial config and bad options", async () => {
     const dir = folder({ "config.json": '{"model_config_list": [{"config": {"name": 1}}]}' });
-    await assert.rejects(ServableManager.start({ configPath: join(dir, "config.json"), registry, logger: capture().logger }), (e: unknown) => {
+    await assert.rejects(ServableManager.start({ configPath: join(dir, "config.json"), calculators: registry, logger: capture().logger }), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
       assert.match(e.message, /model_config_list\[0\]\.config\.name must be a string/);
       return true;
     });
-    await assert.rejects(ServableManager.start({ configPath: join(dir, "missing.json"), registry, logger: capture().logger }), ConfigError);
-    await assert.rejects(ServableManager.start({ registry, logger: capture().logger }), /either a config path or a single servable/);
+    await assert.rejects(ServableManager.start({ configPath: join(dir, "missing.json"), calculators: registry, logger: capture().logger }), ConfigError);
+    await assert.rejects(ServableManager.start({ calculators: registry, logger: capture().logger }), /either a config path or a single servable/);
     await assert.rejects(
-      ServableManager.start({ configPath: "x", single: { name: "n", path: "p" }, registry, logger: capture().logger }),
+      ServableManager.start({ configPath: "x", single: { name: "n", path: "p" }, calculators: registry, logger: capture().logger }),
       /either a config path or a single servable/,
     );
-    await assert.rejects(ServableManager.start({ configPath: "x", pollSeconds: -1, registry, logger: capture().logger }), /non-negative/);
+    await assert.rejects(ServableManager.start({ configPath: "x", pollSeconds: -1, calculators: registry, logger: capture().logger }), /non-negative/);
   });
 
   test("reload adds, removes and reloads changed servables; nothing changed → changed: false", async () => {

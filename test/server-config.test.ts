@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
-import type { ServableRegistry } from "../src/servables/types.js";
+import type { Servables } from "../src/servables/types.js";
 import { call, ECHO_GRAPH_DIR, errorOf, eventually, FrozenServable, gate, oneNodeGraph, start, tempDir, writeServable } from "./server-helpers.js";
 
 function writeConfig(dir: string, config: unknown): string {
@@ -150,14 +150,14 @@ test("the alias hook: a name that is not a servable runs its servable's graph an
 
 test("before the initial load: live 200, ready 503 'Server is not ready', a loading servable 503 with Retry-After", async () => {
   const servables = [new FrozenServable("loading", "LOADING"), new FrozenServable("starting", "START"), new FrozenServable("unloading", "UNLOADING")];
-  const registry: ServableRegistry = {
+  const registry: Servables = {
     get: (n) => servables.find((s) => s.name === n),
     list: () => servables,
     initialized: () => false,
     reload: () => Promise.resolve({ changed: false }),
     close: () => Promise.resolve(),
   };
-  const { app } = createApp({ registry, logger: pino({ level: "silent" }) });
+  const { app } = createApp({ servables: registry, logger: pino({ level: "silent" }) });
   const server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

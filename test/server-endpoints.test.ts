@@ -267,6 +267,27 @@ test("graph failures: HttpError sets status, param and code; other errors are OV
   });
 });
 
+test("graph failures: a calculator's StatusError picks the HTTP status by its absl code", async () => {
+  for (const [code, status] of [["NOT_FOUND", 404], ["RESOURCE_EXHAUSTED", 429], ["UNAVAILABLE", 503], ["INVALID_ARGUMENT", 400], ["FAILED_PRECONDITION", 412]] as const) {
+    const r = await srv.request("POST", "/v3/x", { json: { model: "fail", status_code: code, message: "no such adapter" } });
+    assert.equal(r.status, status, code);
+    assert.equal(errorOf(r).message.split("\n")[0], "no such adapter");
+    assert.ok(errorOf(r).message.endsWith(` - ${code}: CalculatorGraph::Run() failed: \nCalculator::Process() for node "Fail" failed: no such adapter`), errorOf(r).message);
+  }
+});
+
+test("routing: server paths under /v1 and /v3 are never graph requests; other paths there are", async () => {
+  const config = await srv.request("POST", "/v1/config/other", { json: { model: "echo" } });
+  assert.equal(config.status, 404);
+  assert.equal(errorOf(config).message, "Invalid request URL: POST /v1/config/other");
+  const models = await srv.request("POST", "/v3/models/echo", { json: { model: "echo" } });
+  assert.equal(models.status, 405, "the model object is GET only");
+  const get = await srv.request("GET", "/v3/x");
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.get("allow"), "POST, OPTIONS");
+  assert.equal((await srv.request("POST", "/v3/any/path", { json: { model: "echo" } })).status, 200);
+});
+
 test("response shapes: {status, headers, body}, bytes, no packet, a wrong value", async () => {
   const obj = await srv.request("POST", "/v3/x", { json: { model: "respond", kind: "object" } });
   assert.equal(obj.status, 202);

@@ -4,6 +4,7 @@
  * checked before reading (per JSON body, and over all requests), clients
  * that stop reading, and clients that half-close after sending.
  */
+import { Registry } from "prom-client";
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
@@ -12,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadNodeResources } from "../src/engine/node-resources.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
+import { GraphPool } from "../src/engine/graph-pool.js";
 import { NodeStatsCollector } from "../src/engine/node-stats.js";
 import { HttpRequest, isSseResponse, type SseEvent } from "../src/server/payload.js";
 import { testRegistry } from "./helpers/calculators.js";
@@ -255,9 +256,9 @@ test("a stream nobody reads holds one partial image, not all of them: later prev
   const registry = await testRegistry();
   const graph = buildGraph(readFileSync(join(dir, "graph.pbtxt"), "utf8"), registry, join(dir, "graph.pbtxt"));
   const silent = { debug() {}, info() {}, warn() {}, error() {} };
-  const resources = await loadNodeResources(graph, { graphDir: dir, servable: "tiny", logger: silent });
+  const resources = await loadNodeResources(graph, { graphDir: dir, servable: "tiny", logger: silent, metrics: new Registry() });
   const stats = new NodeStatsCollector(graph.nodes.length);
-  const runner = new GraphRunner(graph, registry, { sidePackets: resources.sidePackets, stats });
+  const runner = new GraphPool(graph, { sidePackets: resources.sidePackets, stats });
   try {
     // Three previews spread over a generation of seconds (4 images, 999 steps at 1024×1024: about 7 s on an
     // idle 2-core machine, longer under load): the second comes well past a second after the stream began

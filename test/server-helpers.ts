@@ -64,7 +64,7 @@ export function writeServable(dir: string, name: string, graphText: string): str
  */
 const CALCULATORS = `
 import { existsSync, writeFileSync } from "node:fs";
-import { Calculator, HttpError } from ${JSON.stringify(INDEX_URL)};
+import { Calculator, HttpError, StatusError } from ${JSON.stringify(INDEX_URL)};
 
 const io = { inputs: { HTTP_REQUEST_PAYLOAD: {} }, outputs: { HTTP_RESPONSE_PAYLOAD: {} } };
 const gates = (globalThis.__graphserveGates ??= new Map());
@@ -94,6 +94,7 @@ export class FailCalculator extends Calculator {
   process(ctx) {
     const j = ctx.inputs.value("HTTP_REQUEST_PAYLOAD").json ?? {};
     if (j.status !== undefined) throw new HttpError(j.status, j.message ?? "failed", { param: j.param, code: j.code });
+    if (j.status_code !== undefined) throw new StatusError(j.status_code, j.message ?? "failed");
     throw new Error(j.message ?? "plain failure");
   }
 }

@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { createApp } from "../src/server/app.js";
-import type { ServableRegistry } from "../src/servables/types.js";
+import type { Servables } from "../src/servables/types.js";
 import { call, ECHO_GRAPH_DIR, eventually, FrozenServable, oneNodeGraph, start, tempDir, writeServable } from "./server-helpers.js";
 
 const errorsOf = (logs: Record<string, unknown>[]) => logs.filter((l) => (l.level as number) >= 50);
@@ -40,8 +40,8 @@ test("503 for a servable still loading is an answer, not a server error: no erro
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({ write: (c: Buffer, _e, cb) => (c.toString().split("\n").filter(Boolean).forEach((l) => logs.push(JSON.parse(l))), cb()) });
   const servables = [new FrozenServable("loading", "LOADING"), new FrozenServable("failed", "LOADING", "FAILED_PRECONDITION")];
-  const registry: ServableRegistry = { get: (n) => servables.find((s) => s.name === n), list: () => servables, initialized: () => true, reload: () => Promise.resolve({ changed: false }), close: () => Promise.resolve() };
-  const server = createServer(createApp({ registry, logger: pino({ level: "debug" }, sink) }).app);
+  const registry: Servables = { get: (n) => servables.find((s) => s.name === n), list: () => servables, initialized: () => true, reload: () => Promise.resolve({ changed: false }), close: () => Promise.resolve() };
+  const server = createServer(createApp({ servables: registry, logger: pino({ level: "debug" }, sink) }).app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   try {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -642,8 +642,8 @@ describe("input stream handlers", () => {
 
   test("an unknown handler, once even when it comes from the graph", () => {
     fails(
-      ['input_stream_handler { input_stream_handler: "FixedSizeInputStreamHandler" }', 'node { calculator: "Any" }', 'node { calculator: "Any" }', 'node { calculator: "Eager" }'],
-      at(1, 24, 'Input stream handler "FixedSizeInputStreamHandler" is not supported; use one of DefaultInputStreamHandler, ImmediateInputStreamHandler, SyncSetInputStreamHandler.'),
+      ['input_stream_handler { input_stream_handler: "BarrierInputStreamHandler" }', 'node { calculator: "Any" }', 'node { calculator: "Any" }', 'node { calculator: "Eager" }'],
+      at(1, 24, 'Input stream handler "BarrierInputStreamHandler" is not supported; use one of DefaultInputStreamHandler, ImmediateInputStreamHandler, SyncSetInputStreamHandler, FixedSizeInputStreamHandler.'),
     );
   });
 });

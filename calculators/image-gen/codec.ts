@@ -22,7 +22,8 @@
  * lazily created BMP pool.
  */
 import sharp, { type Metadata, type Sharp } from "sharp";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
+import { onDemandPool } from "../../src/threads/index.js";
 import type { BmpResult, BmpTask } from "./bmp-worker.js";
 import { HttpError } from "../../src/index.js";
 import type { RgbImage } from "../../src/backends/index.js";
@@ -218,12 +219,7 @@ function readBmpHeader(bytes: Uint8Array, param: string): BmpHeader {
 let bmpPool: Piscina<BmpTask, BmpResult> | undefined;
 
 function getBmpPool(): Piscina<BmpTask, BmpResult> {
-  bmpPool ??= new Piscina<BmpTask, BmpResult>({
-    filename: new URL("./bmp-worker.js", import.meta.url).href,
-    minThreads: 0,
-    maxThreads: 1,
-    idleTimeout: 5000,
-  });
+  bmpPool ??= onDemandPool<BmpTask, BmpResult>(new URL("./bmp-worker.js", import.meta.url).href, 1, 5000);
   return bmpPool;
 }
 

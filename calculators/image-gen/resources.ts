@@ -4,26 +4,26 @@
  * with its pipelines, the generation slots, and the node's metrics.
  */
 import { isAbsolute, resolve } from "node:path";
-import { Counter, Gauge, Histogram, register, type Metric } from "prom-client";
+import { Counter, Gauge, Histogram, type Metric, type Registry } from "prom-client";
 import type { CalculatorLogger, NodeResources, ResourceLoadContext } from "../../src/index.js";
 import { BackendError, loadBackend, type BackendCapabilities, type DiffusionBackend } from "../../src/backends/index.js";
 import { checkImageGenOptions, type ImageGenCalculatorOptions, type ImageGenSettings } from "./options.js";
 import { GenerationSlots } from "./slots.js";
 
-/** One registration per process, shared by every node (told apart by labels). */
-function metric<M extends Metric>(name: string, make: () => M): M {
-  return (register.getSingleMetric(name) as M | undefined) ?? make();
+/** One registration per host registry, shared by every node (told apart by labels). */
+function metric<M extends Metric>(registry: Registry, name: string, make: (registers: Registry[]) => M): M {
+  return (registry.getSingleMetric(name) as M | undefined) ?? make([registry]);
 }
 
 const labelNames = ["servable", "node"] as const;
-const queueWait = () =>
-  metric("graphserve_image_queue_wait_seconds", () => new Histogram({ name: "graphserve_image_queue_wait_seconds", help: "Time image requests waited for a generation slot (from arrival at the server).", labelNames, buckets: [0.005, 0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300] }));
-const queueDepth = () =>
-  metric("graphserve_image_queue_depth", () => new Gauge({ name: "graphserve_image_queue_depth", help: "Image requests waiting for a generation slot.", labelNames }));
-const generationTime = () =>
-  metric("graphserve_image_generation_seconds", () => new Histogram({ name: "graphserve_image_generation_seconds", help: "Time spent generating (text encoding, denoising, VAE) per request.", labelNames: [...labelNames, "mode"], buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] }));
-const imagesGenerated = () =>
-  metric("graphserve_images_generated_total", () => new Counter({ name: "graphserve_images_generated_total", help: "Images generated.", labelNames }));
+const queueWait = (r: Registry) =>
+  metric(r, "graphserve_image_queue_wait_seconds", (registers) => new Histogram({ name: "graphserve_image_queue_wait_seconds", help: "Time image requests waited for a generation slot (from arrival at the server).", labelNames, buckets: [0.005, 0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300], registers }));
+const queueDepth = (r: Registry) =>
+  metric(r, "graphserve_image_queue_depth", (registers) => new Gauge({ name: "graphserve_image_queue_depth", help: "Image requests waiting for a generation slot.", labelNames, registers }));
+const generationTime = (r: Registry) =>
+  metric(r, "graphserve_image_generation_seconds", (registers) => new Histogram({ name: "graphserve_image_generation_seconds", help: "Time spent generating (text encoding, denoising, VAE) per request.", labelNames: [...labelNames, "mode"], buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers }));
+const imagesGenerated = (r: Registry) =>
+  metric(r, "graphserve_images_generated_total", (registers) => new Counter({ name: "graphserve_images_generated_total", help: "Images generated.", labelNames, registers }));
 
 export class ImageGenResources implements NodeResources {
   readonly capacity: number;
@@ -36,15 +36,16 @@ export class ImageGenResources implements NodeResources {
     readonly backend: DiffusionBackend,
     readonly logger: CalculatorLogger,
     labels: { servable: string; node: string },
+    registry: Registry,
   ) {
     this.capabilities = backend.capabilities();
-    const depth = queueDepth();
+    const depth = queueDepth(registry);
     this.slots = new GenerationSlots(this.capabilities.parallelism, (delta) => depth.inc(labels, delta));
     depth.inc(labels, 0); // the series exists from the start
     this.capacity = this.capabilities.parallelism + settings.maxQueueSize;
-    const wait = queueWait();
-    const gen = generationTime();
-    const count = imagesGenerated();
+    const wait = queueWait(registry);
+    const gen = generationTime(registry);
+    const count = imagesGenerated(registry);
     this.metrics = {
       queueWait: (seconds: number) => wait.observe(labels, seconds),
       generated: (mode: string, seconds: number, images: number) => {
@@ -77,7 +78,7 @@ export class ImageGenResources implements NodeResources {
       await backend.dispose();
       ctx.signal.throwIfAborted();
     }
-    const r = new ImageGenResources(settings, backend, ctx.logger, { servable: ctx.servable, node: ctx.node.name });
+    const r = new ImageGenResources(settings, backend, ctx.logger, { servable: ctx.servable, node: ctx.node.name }, ctx.metrics);
     const caps = r.capabilities;
     ctx.logger.info(
       { node: ctx.node.name, backend: caps.backend, family: caps.family, modes: caps.modes, parallelism: caps.parallelism, maxQueueSize: settings.maxQueueSize, noiseGenerator: settings.noiseGenerator },

@@ -6,18 +6,13 @@
  * The same queue hands out the process's upload decoding turns (image-gen.ts).
  */
 
-interface Waiter {
-  readonly resolve: (release: () => void) => void;
-  readonly reject: (reason: unknown) => void;
-  readonly signal: AbortSignal | undefined;
-  readonly onAbort: () => void;
-}
+import { AbortableSemaphore } from "../../src/threads/index.js";
 
 export class GenerationSlots {
-  private free: number;
-  private readonly waiters: Waiter[] = [];
-  /** When each slot now held was taken (performance.now() ms). */
-  private readonly holders = new Set<{ readonly since: number }>();
+  /** The slots (their numbers), in a first-come-first-served queue. */
+  private readonly queue: AbortableSemaphore<number>;
+  /** When each slot now held was handed over (performance.now() ms), by slot. */
+  private readonly heldSince = new Map<number, number>();
   /** Exponentially weighted mean of how long a generation holds a slot, in ms (0 until one finishes). */
   private meanHoldMs = 0;
 
@@ -27,40 +22,23 @@ export class GenerationSlots {
      * Told +1 / -1 as requests start and stop waiting: deltas, so slots of a
      * graph being replaced and of its successor can feed one gauge.
      */
-    private readonly onDepthChange: (delta: number) => void = () => undefined,
+    onDepthChange: (delta: number) => void = () => undefined,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.free = size;
+    this.queue = new AbortableSemaphore(
+      Array.from({ length: size }, (_, i) => i),
+      { onQueueChange: onDepthChange, onHandOver: (slot) => this.heldSince.set(slot, this.now()) },
+    );
   }
 
   /** Requests waiting for a slot. */
   get waiting(): number {
-    return this.waiters.length;
+    return this.queue.waiting;
   }
 
   /** Resolves with a release function once a slot is free; rejects with the signal's reason if it aborts first. */
   acquire(signal?: AbortSignal): Promise<() => void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve(this.releaser(signal));
-    }
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          const i = this.waiters.indexOf(waiter);
-          if (i >= 0) this.waiters.splice(i, 1);
-          this.onDepthChange(-1);
-          reject(signal!.reason);
-        },
-      };
-      signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      this.waiters.push(waiter);
-      this.onDepthChange(1);
-    });
+    return this.queue.acquire(signal).then((slot) => this.releaser(slot, signal));
   }
 
   /**
@@ -74,40 +52,29 @@ export class GenerationSlots {
   estimatedWaitSeconds(): number {
     const now = this.now();
     let longest = 0;
-    for (const h of this.holders) longest = Math.max(longest, now - h.since);
+    for (const since of this.heldSince.values()) longest = Math.max(longest, now - since);
     const perRequest = this.meanHoldMs > 0 ? this.meanHoldMs : longest;
     // When each slot frees: now for a free one, after its expected remaining time for a held one.
     const freeAt: number[] = [];
-    for (const h of this.holders) freeAt.push(Math.max(0, perRequest - (now - h.since)));
+    for (const since of this.heldSince.values()) freeAt.push(Math.max(0, perRequest - (now - since)));
     while (freeAt.length < this.size) freeAt.push(0);
-    for (let i = 0; i < this.waiters.length; i++) {
+    for (let i = 0; i < this.queue.waiting; i++) {
       const first = freeAt.indexOf(Math.min(...freeAt));
       freeAt[first] += perRequest;
     }
     return Math.min(...freeAt) / 1000;
   }
 
-  private releaser(signal: AbortSignal | undefined): () => void {
-    const holder = { since: this.now() };
-    this.holders.add(holder);
+  private releaser(slot: number, signal: AbortSignal | undefined): () => void {
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.holders.delete(holder);
+      const held = this.now() - (this.heldSince.get(slot) ?? this.now());
+      this.heldSince.delete(slot);
       // A generation cut short (its client left) says nothing about how long one takes.
-      if (signal?.aborted !== true) {
-        const held = this.now() - holder.since;
-        this.meanHoldMs = this.meanHoldMs === 0 ? held : 0.8 * this.meanHoldMs + 0.2 * held;
-      }
-      const next = this.waiters.shift();
-      if (next === undefined) {
-        this.free++;
-        return;
-      }
-      next.signal?.removeEventListener("abort", next.onAbort);
-      this.onDepthChange(-1);
-      next.resolve(this.releaser(next.signal));
+      if (signal?.aborted !== true) this.meanHoldMs = this.meanHoldMs === 0 ? held : 0.8 * this.meanHoldMs + 0.2 * held;
+      this.queue.release(slot);
     };
   }
 }

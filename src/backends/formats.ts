@@ -6,11 +6,12 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { type ComponentFormat, componentFormats, FORMAT_FILES } from "./model-index.js";
-import { loadOpenVino, type OpenVinoLoader } from "./openvino/load-module.js";
+import { backendDescriptor, backendDescriptors, type BackendKind } from "./catalog.js";
+import { componentFormats } from "./model-index.js";
+import type { OpenVinoLoader } from "./openvino/load-module.js";
 import { BackendError } from "./types.js";
 
-export type BackendKind = ComponentFormat;
+export type { BackendKind } from "./catalog.js";
 
 /** Which model formats the folder's components hold (one level down: unet/, text_encoder/…). */
 export function detectModelFormats(modelDir: string): BackendKind[] {
@@ -22,33 +23,25 @@ export function detectModelFormats(modelDir: string): BackendKind[] {
   }
   const paths = entries
     .filter((entry) => entry.isDirectory())
-    .flatMap((entry) => Object.values(FORMAT_FILES).map((file) => `${entry.name}/${file}`))
+    .flatMap((entry) => backendDescriptors().map((d) => `${entry.name}/${d.modelFile}`))
     .filter((path) => existsSync(join(modelDir, path)));
   return componentFormats(paths);
 }
 
 /**
- * The backend a folder holding `kinds` loads with: OpenVINO, the format OVMS
- * users export for Intel hardware, unless the folder has ONNX files too and
- * OpenVINO cannot run here. Undefined when it holds neither.
+ * The backend a folder holding `kinds` loads with: the most preferred
+ * (catalog.ts) that can run here, when it holds several; else the most
+ * preferred one (its load then says why it cannot run). Undefined when it
+ * holds none.
  */
 export async function preferredBackend(kinds: readonly BackendKind[], loader?: OpenVinoLoader): Promise<BackendKind | undefined> {
-  if (!kinds.includes("openvino")) return kinds.includes("onnxruntime") ? "onnxruntime" : undefined;
-  if (kinds.includes("onnxruntime") && (await backendUnavailable("openvino", loader)) !== undefined) return "onnxruntime";
-  return "openvino";
+  const held = backendDescriptors().filter((d) => kinds.includes(d.kind));
+  if (held.length <= 1) return held[0]?.kind;
+  for (const d of held) if ((await d.unavailable(loader)) === undefined) return d.kind;
+  return held[0].kind;
 }
 
-/**
- * Why `kind` cannot run on this machine, or undefined when it can: ONNX
- * Runtime always can; OpenVINO needs its optional package (Node ≥ 21, its
- * runtime downloaded at install), tried here by importing it.
- */
-export async function backendUnavailable(kind: BackendKind, loader?: OpenVinoLoader): Promise<string | undefined> {
-  if (kind === "onnxruntime") return undefined;
-  try {
-    await loadOpenVino(loader);
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
+/** Why `kind` cannot run on this machine, or undefined when it can. */
+export function backendUnavailable(kind: BackendKind, loader?: OpenVinoLoader): Promise<string | undefined> {
+  return backendDescriptor(kind).unavailable(loader);
 }

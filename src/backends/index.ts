@@ -1,11 +1,13 @@
 /**
  * Picks and loads the backend for a model folder: what the folder holds
- * decides (OpenVINO IR `openvino_model.xml` → OpenVINO GenAI, `model.onnx` →
- * ONNX Runtime), unless the caller names one.
+ * decides (each registered backend's model file, catalog.ts: OpenVINO IR
+ * `openvino_model.xml` → OpenVINO GenAI, `model.onnx` → ONNX Runtime),
+ * unless the caller names one.
  */
-import { OnnxBackend, type OnnxLoadOptions } from "./onnx/onnx-backend.js";
-import { detectModelFormats, preferredBackend, type BackendKind } from "./formats.js";
-import { OpenVinoBackend, type OpenVinoLoadOptions } from "./openvino/openvino-backend.js";
+import { backendDescriptor, type BackendKind } from "./catalog.js";
+import type { OnnxLoadOptions } from "./onnx/onnx-backend.js";
+import { detectModelFormats, preferredBackend } from "./formats.js";
+import type { OpenVinoLoadOptions } from "./openvino/openvino-backend.js";
 import type { OpenVinoLoader } from "./openvino/load-module.js";
 import { BackendError, type DiffusionBackend } from "./types.js";
 
@@ -23,8 +25,9 @@ export async function chooseBackend(modelDir: string, requested: "auto" | Backen
 
 export async function loadBackend(modelDir: string, opts: OnnxLoadOptions & OpenVinoLoadOptions = {}): Promise<DiffusionBackend> {
   const kind = await chooseBackend(modelDir, opts.backend ?? "auto", opts.loader);
-  return kind === "openvino" ? OpenVinoBackend.load(modelDir, opts) : OnnxBackend.load(modelDir, opts);
+  return backendDescriptor(kind).load(modelDir, opts);
 }
 
 export * from "./types.js";
 export { backendUnavailable, detectModelFormats, type BackendKind } from "./formats.js";
+export { registerBackend, type BackendDescriptor, type BackendKinds } from "./catalog.js";

@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseConfigJson } from "./onnx/config-json.js";
+import { backendDescriptors, type BackendKind } from "./catalog.js";
 import { BackendError } from "./types.js";
 
 export type Json = Record<string, unknown>;
@@ -16,10 +17,13 @@ export type Json = Record<string, unknown>;
 /** The diffusion model families graphserve tells apart (diffusers' pipeline families). */
 export type ModelFamily = "sd" | "sdxl" | "lcm" | "sd3" | "flux";
 
-export type ComponentFormat = "onnxruntime" | "openvino";
+/** A component folder's format: the kind of backend that loads it. */
+export type ComponentFormat = BackendKind;
 
-/** The model file each format keeps in a component folder. */
-export const FORMAT_FILES: Readonly<Record<ComponentFormat, string>> = { openvino: "openvino_model.xml", onnxruntime: "model.onnx" };
+/** The model file each format keeps in a component folder (the registered backends'). */
+function formatFiles(): [ComponentFormat, string][] {
+  return backendDescriptors().map((d) => [d.kind, d.modelFile]);
+}
 
 /**
  * The formats of a folder's components, from its file paths (relative to the folder,
@@ -28,7 +32,7 @@ export const FORMAT_FILES: Readonly<Record<ComponentFormat, string>> = { openvin
 export function componentFormats(paths: Iterable<string>): ComponentFormat[] {
   const kinds = new Set<ComponentFormat>();
   for (const path of paths) {
-    for (const [kind, file] of Object.entries(FORMAT_FILES) as [ComponentFormat, string][]) {
+    for (const [kind, file] of formatFiles()) {
       const slash = path.indexOf("/");
       if (slash > 0 && path.indexOf("/", slash + 1) < 0 && path.slice(slash + 1) === file) kinds.add(kind);
     }
@@ -98,7 +102,7 @@ export interface ModelIndex {
 
 /** Whether `dir`/`component` holds a model file of either format. */
 export function hasComponentModel(dir: string, component: string): boolean {
-  return Object.values(FORMAT_FILES).some((file) => existsSync(join(dir, component, file)));
+  return formatFiles().some(([, file]) => existsSync(join(dir, component, file)));
 }
 
 /** Reads `dir`/model_index.json and decides the family (older exports list no text_encoder_2 yet ship one: the folder counts too). */

@@ -5,6 +5,7 @@
  * starts.
  */
 import type { MemoryCheckOptions } from "./host-memory.js";
+import type { BackendKind } from "./catalog.js";
 import type { NoiseKind } from "./noise/types.js";
 
 export type GenerationMode = "text2image" | "image2image" | "inpainting";
@@ -98,7 +99,7 @@ export interface GenerationResult {
 }
 
 export interface BackendCapabilities {
-  readonly backend: "onnxruntime" | "openvino";
+  readonly backend: BackendKind;
   /** The detected model family, e.g. "sd", "sdxl", "sd3", "flux". */
   readonly family: string;
   readonly modes: readonly GenerationMode[];
@@ -134,7 +135,7 @@ export interface DiffusionBackend {
 
 export interface BackendLoadOptions {
   /** "auto" picks by the folder's files: openvino_model.xml → openvino, model.onnx → onnxruntime. */
-  readonly backend?: "auto" | "onnxruntime" | "openvino";
+  readonly backend?: "auto" | BackendKind;
   /** Device string(s) for backends that have devices ("CPU", "GPU", "NPU NPU GPU"…). */
   readonly device?: string;
   /** Backend properties (OVMS plugin_config). */

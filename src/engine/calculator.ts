@@ -4,6 +4,7 @@
  * so must a user's.
  */
 import type { MemoryCheckOptions } from "../backends/host-memory.js";
+import type { Registry as MetricsRegistry } from "prom-client";
 import type { Timestamp } from "./timestamp.js";
 
 /** A value travelling on a stream, stamped with the timestamp it belongs to. */
@@ -55,10 +56,13 @@ export interface NodeShape<Options = unknown> {
   readonly outputSidePackets: readonly Port[];
 }
 
+/** A registered input stream handler's name (the built-in ones listed; hosts may register more). */
 export type InputStreamHandlerName =
   | "DefaultInputStreamHandler"
   | "ImmediateInputStreamHandler"
-  | "SyncSetInputStreamHandler";
+  | "SyncSetInputStreamHandler"
+  | "FixedSizeInputStreamHandler"
+  | (string & {});
 
 /** What a calculator declares about itself; checked when a graph loads. */
 export interface CalculatorContract {
@@ -117,6 +121,8 @@ export interface ResourceLoadContext<Options = unknown> {
   readonly signal: AbortSignal;
   /** The host's memory policy for loads of large models (the server's --skip_memory_check; tests inject the memory there is). */
   readonly memoryCheck?: MemoryCheckOptions;
+  /** The host's Prometheus registry: a node's own metrics go here (the server exports it at /metrics when enabled). */
+  readonly metrics: MetricsRegistry;
 }
 
 /** Loaded node resources; `dispose` runs once the servable's last request is done. */

@@ -1,7 +1,7 @@
 /**
  * The CalculatorContext the engine hands to calculators, shared by the main
  * thread and worker threads. A context records what the calculator emits
- * (packets, bounds, closes, side packets) in flat arrays; the scheduler
+ * (packets, bounds, closes, side packets) in flat arrays; the run loop
  * applies them when the call returns, as MediaPipe batches a Process call's
  * updates. What a call hands off (`continueUntil`) is kept for the node's
  * statistics only. With max_in_flight 1 one context per node is reused for every
@@ -245,6 +245,16 @@ export class NodeContext implements CalculatorContext {
     // The run's signal by default: work that outlives the run (a stream) passes the one that cancels it.
     const cancel = signal ?? this.signal;
     (this.handoffs ??= []).push(settled.then((): CallOutcome => (cancel.aborted ? "cancelled" : "ok"), failedHandoff));
+  }
+
+  /**
+   * Forgets what the current call recorded (packets, bounds, closes, output
+   * side packets) without applying it: the call failed, the run halted, or a
+   * worker refused what open() emitted.
+   */
+  discardRecorded(): void {
+    this.outputs.reset();
+    this.outputSidePackets.pending.length = 0;
   }
 
   /** The engine ends the running `process` call: returns what it handed off, undefined when nothing. */

@@ -1,27 +1,15 @@
 /**
- * Everything the scheduler needs about a graph, computed once per
- * ValidatedGraph and shared by all its runs: streams and side packets as
- * dense indexes, consumer lists as typed arrays, port-key indexes, input
- * handlers, priorities, throttling ancestry, and the graph's worker pools.
- * A run then only allocates its own mutable state.
+ * Everything a graph run needs about its graph, computed once per graph
+ * runtime (graph-runtime.ts) and shared by its runs: streams and side
+ * packets as dense indexes, consumer lists as typed arrays, port-key
+ * indexes, input handlers, priorities, throttling ancestry. Immutable and
+ * owning nothing; a run then only allocates its own mutable state.
  */
 import type { CalculatorClass } from "./calculator.js";
 import { portIndexes, type PortIndexes } from "./context.js";
-import { createInputHandler, type InputHandler } from "./input-handlers.js";
-import { WorkerPool } from "./worker-pool.js";
-import type { WorkerNodeInit } from "./worker-protocol.js";
-import type { Schema } from "../graph/schema.js";
+import { createInputHandler, type InputHandler } from "./stream-handlers/index.js";
+import { executorType } from "./executors/index.js";
 import type { ValidatedGraph, ValidatedNode } from "../graph/validated.js";
-
-/**
- * The registry argument GraphRun and GraphRunner still accept (a
- * CalculatorRegistry). The engine no longer needs it: validation records
- * each calculator's module URL and the schema files on the graph.
- */
-export interface EngineRegistry {
-  readonly schema: Schema;
-  moduleUrlOf(calculatorName: string): string | undefined;
-}
 
 export interface NodePlan {
   readonly id: number;
@@ -64,11 +52,7 @@ export interface SidePacketPlan {
   readonly consumers: Int32Array;
 }
 
-let nextPlanId = 0;
-const plans = new WeakMap<ValidatedGraph, GraphPlan>();
-
 export class GraphPlan {
-  readonly id: string;
   readonly graph: ValidatedGraph;
   readonly nodes: readonly NodePlan[];
   readonly streams: readonly StreamPlan[];
@@ -79,21 +63,8 @@ export class GraphPlan {
   readonly queueLimit: number;
   /** Some node runs on a worker executor (so runs track which buffers may move there). */
   readonly hasWorkers: boolean;
-  private readonly pools = new Map<string, WorkerPool>();
-  private readonly workerInits = new Map<number, Omit<WorkerNodeInit, "sidePackets" | "sidePresent">>();
 
-  /** The shared plan of a graph (built on first use). */
-  static of(graph: ValidatedGraph): GraphPlan {
-    let plan = plans.get(graph);
-    if (plan === undefined) {
-      plan = new GraphPlan(graph);
-      plans.set(graph, plan);
-    }
-    return plan;
-  }
-
-  private constructor(graph: ValidatedGraph) {
-    this.id = `${process.pid}.${nextPlanId++}`;
+  constructor(graph: ValidatedGraph) {
     this.graph = graph;
     this.queueLimit = graph.maxQueueSize < 0 ? Infinity : graph.maxQueueSize;
 
@@ -137,7 +108,8 @@ export class GraphPlan {
       sourcesOf[node.id] = feeding;
       const isSource = node.inputs.length === 0;
       // Validation resolved the executor (the worker pool for a calculator preferring it).
-      const isWorker = graph.executors.get(node.executor)?.type === "ThreadPoolExecutor";
+      const spec = graph.executors.get(node.executor);
+      const isWorker = spec !== undefined && executorType(spec.type) !== undefined;
       return {
         id: node.id,
         name: node.name,
@@ -162,61 +134,4 @@ export class GraphPlan {
     });
     this.hasWorkers = this.nodes.some((node) => node.workerExecutor !== undefined);
   }
-
-  /** The worker pool of an executor, created on first use. */
-  pool(executor: string): WorkerPool {
-    let pool = this.pools.get(executor);
-    if (pool === undefined) {
-      pool = new WorkerPool(executor, this.graph.executors.get(executor)?.numThreads);
-      this.pools.set(executor, pool);
-    }
-    return pool;
-  }
-
-  /** The run-independent part of what a worker needs to open a node. */
-  workerInit(id: number): Omit<WorkerNodeInit, "sidePackets" | "sidePresent"> {
-    let init = this.workerInits.get(id);
-    if (init === undefined) {
-      const node = this.nodes[id];
-      const moduleUrl = node.spec.moduleUrl;
-      if (moduleUrl === undefined) {
-        throw new Error(
-          `Calculator "${node.calculatorName}" cannot run on executor "${node.workerExecutor}": its module URL is unknown (register it with registry.register(cls, import.meta.url)).`,
-        );
-      }
-      const options = node.spec.options as (Record<string, unknown> & { $type?: { toObject(m: object): Record<string, unknown>; fullName: string } }) | undefined;
-      const type = options?.$type;
-      init = {
-        key: `${this.id}/${id}`,
-        moduleUrl,
-        calculatorName: node.calculatorName,
-        nodeName: node.name,
-        optionsType: type?.fullName.replace(/^\./, "") ?? node.cls.contract.options,
-        options: options === undefined ? undefined : type ? type.toObject(options) : { ...options },
-        schemaFiles: this.graph.schemaFiles,
-        inputs: node.spec.inputs,
-        outputs: node.spec.outputs,
-        inputSidePackets: node.spec.inputSidePackets,
-        outputSidePackets: node.spec.outputSidePackets,
-        openedCount: new SharedArrayBuffer(4),
-      };
-      this.workerInits.set(id, init);
-    }
-    return init;
-  }
-
-  /** Ends the graph's worker pools (closing their calculator instances). Runs may start new ones later. */
-  async dispose(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    this.workerInits.clear();
-    const results = await Promise.allSettled(pools.map((p) => p.destroy()));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason;
-  }
-}
-
-/** Ends the worker pools a graph's runs started; call when the graph is retired. */
-export function disposeGraph(graph: ValidatedGraph): Promise<void> {
-  return plans.get(graph)?.dispose() ?? Promise.resolve();
 }

@@ -4,6 +4,7 @@
  * handed to every run through a side packet). A load that fails disposes
  * what was already built, so a broken graph leaks no model.
  */
+import type { Registry as MetricsRegistry } from "prom-client";
 import type { CalculatorLogger, NodeResources } from "./calculator.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 import type { MemoryCheckOptions } from "../backends/host-memory.js";
@@ -15,10 +16,12 @@ export interface ResourceLoadOptions {
   readonly signal?: AbortSignal;
   /** Passed on to every load (ResourceLoadContext.memoryCheck). */
   readonly memoryCheck?: MemoryCheckOptions;
+  /** Where nodes register their metrics (ResourceLoadContext.metrics). */
+  readonly metrics: MetricsRegistry;
 }
 
 export interface LoadedResources {
-  /** Side packets for the GraphRunner: side packet name → (node name → resources). */
+  /** Side packets for the GraphPool: side packet name → (node name → resources). */
   readonly sidePackets: Record<string, Map<string, NodeResources>>;
   /** The smallest `capacity` of the loaded resources (undefined: unbounded). */
   readonly capacity: number | undefined;
@@ -50,7 +53,7 @@ export async function loadNodeResources(graph: ValidatedGraph, opts: ResourceLoa
       if (port === undefined || graph.sidePackets.get(port.name)?.producer !== "graph") continue;
       signal.throwIfAborted();
       const started = performance.now();
-      const r = await untilAborted(Promise.resolve(spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal, ...(opts.memoryCheck !== undefined ? { memoryCheck: opts.memoryCheck } : {}) })), signal, (late) => {
+      const r = await untilAborted(Promise.resolve(spec.load({ node, graphDir: opts.graphDir, servable: opts.servable, logger: opts.logger, signal, metrics: opts.metrics, ...(opts.memoryCheck !== undefined ? { memoryCheck: opts.memoryCheck } : {}) })), signal, (late) => {
         Promise.resolve(late.dispose?.()).catch((e: unknown) => opts.logger.warn({ err: e, node: node.name }, `disposing the abandoned resources of node "${node.name}" failed`));
       });
       loaded.push([node.name, r]);

@@ -38,6 +38,21 @@ export class PacketQueue {
     return p;
   }
 
+  /** The i-th oldest packet (0 = peek()); only call with i < size. */
+  at(i: number): Packet {
+    return this.items[(this.head + i) & this.mask] as Packet;
+  }
+
+  /** Drops the packets older than `ts` (FixedSizeInputStreamHandler's surplus); returns how many. */
+  dropBefore(ts: number): number {
+    let n = 0;
+    while (this.size > 0 && (this.items[this.head] as Packet).timestamp < ts) {
+      this.shift();
+      n++;
+    }
+    return n;
+  }
+
   clear(): void {
     while (this.size > 0) this.shift();
   }

@@ -5,19 +5,19 @@
  * outputs back, transferring their buffers.
  */
 import { Piscina } from "piscina";
+import { awaitEveryThread, CancelFlag, importModule, serializeError } from "../threads/index.js";
 import { Schema } from "../graph/schema.js";
 import { calculatorNameOf, STOP, type Calculator, type CalculatorClass, type Packet } from "./calculator.js";
 import { NodeContext, portIndexes } from "./context.js";
 import { Timestamp } from "./timestamp.js";
+import { collectTransferables } from "./buffer-ownership.js";
 import {
-  collectTransferables,
   type WorkerCloseResult,
   type WorkerCloseTask,
   type WorkerNodeInit,
   type WorkerProcessResult,
   type WorkerProcessTask,
   type WorkerTask,
-  serializeError,
 } from "./worker-protocol.js";
 
 /** How often a pending async `process` checks the cancel flag, so signal listeners fire. */
@@ -30,16 +30,16 @@ const CANCEL_POLL_MS = 20;
  */
 class TaskSignal {
   private controller: AbortController | undefined;
-  flag: Int32Array | undefined;
+  flag: CancelFlag | undefined;
 
-  reset(flag: Int32Array): void {
+  reset(flag: CancelFlag): void {
     this.flag = flag;
     this.controller = undefined;
   }
 
   private sync(): void {
     const c = this.controller;
-    if (c !== undefined && !c.signal.aborted && this.flag !== undefined && Atomics.load(this.flag, 0) !== 0) {
+    if (c !== undefined && !c.signal.aborted && this.flag?.raised === true) {
       c.abort(new Error("The graph run was cancelled."));
     }
   }
@@ -92,21 +92,11 @@ function schemaFor(files: readonly string[]): Schema {
   return schema;
 }
 
-/**
- * Imports a calculator module here as the registry did on the main thread:
- * TypeScript (a --calculators_dir of .ts files) through tsx's tsImport,
- * since Node 20 cannot import .ts by itself.
- */
-async function importCalculatorModule(url: string): Promise<Record<string, unknown>> {
-  if (!/\.m?ts$/.test(new URL(url).pathname)) return (await import(url)) as Record<string, unknown>;
-  const { tsImport } = (await import("tsx/esm/api")) as { tsImport: (specifier: string, parent: string) => Promise<Record<string, unknown>> };
-  return tsImport(url, import.meta.url);
-}
-
 async function calculatorClass(init: WorkerNodeInit): Promise<CalculatorClass> {
   let mod = modules.get(init.moduleUrl);
   if (mod === undefined) {
-    mod = importCalculatorModule(init.moduleUrl);
+    // As the registry did on the main thread (a .ts module through tsx).
+    mod = importModule(init.moduleUrl);
     modules.set(init.moduleUrl, mod);
   }
   for (const value of Object.values(await mod)) {
@@ -124,7 +114,7 @@ function rebuildOptions(init: WorkerNodeInit): unknown {
   return type.fromObject(init.options ?? {});
 }
 
-async function createInstance(init: WorkerNodeInit, flag: Int32Array): Promise<Instance> {
+async function createInstance(init: WorkerNodeInit, flag: CancelFlag): Promise<Instance> {
   const cls = await calculatorClass(init);
   const done: boolean[] = init.inputs.map(() => false);
   const signal = new TaskSignal();
@@ -152,16 +142,14 @@ async function createInstance(init: WorkerNodeInit, flag: Int32Array): Promise<I
     // This instance serves every later run on this thread, and those runs
     // never see what open() emitted: refuse rather than answer only one run.
     const what = ctx.outputs.length > 0 ? "output packets or bounds" : "output side packets";
-    ctx.outputs.reset();
-    ctx.outputSidePackets.pending.length = 0;
+    ctx.discardRecorded();
     try {
       ctx.inputTimestamp = Timestamp.Done;
       await calc.close?.(ctx); // it opened: close it once
     } catch {
       // the open error below is the one to report
     }
-    ctx.outputs.reset();
-    ctx.outputSidePackets.pending.length = 0;
+    ctx.discardRecorded();
     throw new Error(
       `Node "${init.nodeName}" (${init.calculatorName}) emitted ${what} from open(), which a worker executor does not support: each worker thread opens the node once and reuses it for every run, so only one run would get them. Emit them from process(), or run the node on the main thread (no executor).`,
     );
@@ -196,7 +184,7 @@ function failure(phase: "Open" | "Process", error: unknown): WorkerProcessResult
 }
 
 async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult | object> {
-  const flag = new Int32Array(task.cancel);
+  const flag = new CancelFlag(task.cancel);
   let inst = instances.get(task.key);
   if (inst === undefined) {
     if (task.init === undefined) return { ...failure("Open", undefined), needInit: true };
@@ -225,7 +213,7 @@ async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult
     }
     return takeResult(ctx, r === STOP);
   } catch (e) {
-    ctx.outputs.reset();
+    ctx.discardRecorded();
     return failure("Process", e);
   } finally {
     ctx.endProcess();
@@ -234,9 +222,6 @@ async function processTask(task: WorkerProcessTask): Promise<WorkerProcessResult
 }
 
 async function closeAll(task: WorkerCloseTask): Promise<WorkerCloseResult> {
-  const arrived = new Int32Array(task.barrier);
-  Atomics.add(arrived, 0, 1);
-  Atomics.notify(arrived, 0);
   const errors: { node: string; error: unknown }[] = [];
   for (const inst of instances.values()) {
     try {
@@ -246,17 +231,11 @@ async function closeAll(task: WorkerCloseTask): Promise<WorkerCloseResult> {
     } catch (error) {
       errors.push({ node: inst.init.nodeName, error: serializeError(error) });
     }
-    inst.ctx.outputs.reset();
+    inst.ctx.discardRecorded();
   }
   instances.clear();
   // Hold this thread until every thread has its close task.
-  const deadline = Date.now() + task.waitMs;
-  for (;;) {
-    const n = Atomics.load(arrived, 0);
-    const left = deadline - Date.now();
-    if (n >= task.parties || left <= 0) break;
-    Atomics.wait(arrived, 0, n, left);
-  }
+  awaitEveryThread(task.barrier, task.parties, task.waitMs);
   return { errors };
 }
 

@@ -5,10 +5,10 @@
  *
  * Semantics:
  * - One pool per executor name, shared by every run of the graph.
- *   minThreads = maxThreads = the executor's num_threads (default
- *   setDefaultWorkerThreads(), i.e. --rest_workers, else
+ *   minThreads = maxThreads = the executor's num_threads (default: the
+ *   graph runtime's ExecutorDefaults, i.e. the server's --rest_workers, else
  *   os.availableParallelism()), idleTimeout Infinity: threads and whatever
- *   they loaded live as long as the pool.
+ *   they loaded live as long as the pool (until the runtime is disposed).
  * - Each thread keeps its own calculator instance per (graph, node). It is
  *   created and opened the first time that thread serves the node, with the
  *   node's options rebuilt from the schema files and the side packets of the
@@ -26,7 +26,7 @@
  *   nobody else holds them. It never moves a buffer that came from outside
  *   the engine or may still be seen there: what came in on a graph input
  *   stream (the caller still has it) or as a side packet, what went to a
- *   graph output stream, an observer or a GraphRunner result, and what
+ *   graph output stream, an observer or a GraphPool result, and what
  *   reached more than one node input (a stream with several readers, or the
  *   same object or buffer emitted several times by one call). Such values
  *   are tracked with whatever lies up to three levels inside them, so a part
@@ -40,28 +40,16 @@
  *   SharedArrayBuffer flag is what the worker context's `signal` reflects.
  */
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
+import { fixedPool, onEveryThread, workerFile } from "../threads/index.js";
+import type { Executor } from "./executors/executor.js";
 import type { WorkerCloseResult, WorkerCloseTask, WorkerProcessResult, WorkerProcessTask, WorkerTask } from "./worker-protocol.js";
 
-const ENTRY = fileURLToPath(new URL("./worker-entry.js", import.meta.url));
+const ENTRY = workerFile(import.meta.url, "worker-entry");
 /** How long destroy() waits for every thread to take its close task. */
 const CLOSE_BARRIER_MS = 10_000;
 
-let defaultThreads: number | undefined;
-
-/**
- * Sets the thread count of pools whose executor names none (the engine's
- * own "__workers" pool among them): the server's `--rest_workers`.
- */
-export function setDefaultWorkerThreads(threads: number | undefined): void {
-  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
-    throw new Error(`worker thread count must be a positive integer, got ${threads}`);
-  }
-  defaultThreads = threads;
-}
-
-export class WorkerPool {
+export class WorkerPool implements Executor {
   readonly name: string;
   readonly threads: number;
   private readonly pool: Piscina<WorkerTask, WorkerProcessResult | WorkerCloseResult>;
@@ -69,14 +57,8 @@ export class WorkerPool {
 
   constructor(name: string, numThreads?: number) {
     this.name = name;
-    this.threads = Math.max(1, numThreads ?? defaultThreads ?? availableParallelism());
-    this.pool = new Piscina({
-      filename: ENTRY,
-      name: "default",
-      minThreads: this.threads,
-      maxThreads: this.threads,
-      idleTimeout: Infinity,
-    });
+    this.threads = Math.max(1, numThreads ?? availableParallelism());
+    this.pool = fixedPool(ENTRY, this.threads);
   }
 
   run(task: WorkerProcessTask, transferList: ArrayBuffer[]): Promise<WorkerProcessResult> {
@@ -96,11 +78,10 @@ export class WorkerPool {
   private async closeAndEnd(): Promise<void> {
     // One close task per thread: each blocks on a barrier until all have
     // arrived, so no thread can take two and every thread takes one.
-    const barrier = new SharedArrayBuffer(4);
-    const task: WorkerCloseTask = { kind: "closeAll", barrier, parties: this.threads, waitMs: CLOSE_BARRIER_MS };
-    const settled = await Promise.allSettled(
-      Array.from({ length: this.threads }, () => this.pool.run(task) as Promise<WorkerCloseResult>),
-    );
+    const settled = await onEveryThread(this.threads, (barrier) => {
+      const task: WorkerCloseTask = { kind: "closeAll", barrier, parties: this.threads, waitMs: CLOSE_BARRIER_MS };
+      return this.pool.run(task) as Promise<WorkerCloseResult>;
+    });
     await this.pool.destroy();
     const failures: string[] = [];
     for (const s of settled) {

@@ -11,6 +11,8 @@ import type { CalculatorRegistry } from "../engine/registry.js";
 import type { GraphDocument, InputStreamHandlerConfig, NodeConfig, NodeOptionsEntry, OptionsMessage } from "./config.js";
 import { formatDiagnostic, GraphError, type Diagnostic, type SourceLocation } from "./diagnostics.js";
 import { buildPortList, parseTagIndex, type PortList } from "./names.js";
+import { inputStreamHandlerNamed, inputStreamHandlerNames } from "../engine/stream-handlers/index.js";
+import { executorType, executorTypeNames, WORKER_POOL_TYPE } from "../engine/executors/index.js";
 import {
   WORKER_POOL_EXECUTOR,
   type Endpoint,
@@ -21,9 +23,6 @@ import {
 } from "./validated.js";
 
 const DEFAULT_MAX_QUEUE_SIZE = 100;
-const THREAD_POOL = "ThreadPoolExecutor";
-const THREAD_POOL_EXT = ".mediapipe.ThreadPoolExecutorOptions.ext";
-const SYNC_SET_EXT = ".mediapipe.SyncSetInputStreamHandlerOptions.ext";
 
 type Direction = "inputs" | "outputs" | "inputSidePackets" | "outputSidePackets";
 const KIND: Record<Direction, string> = {
@@ -316,18 +315,21 @@ function validateExecutors(doc: GraphDocument, at: Locate, fail: Fail): { specs:
       fail(ex.name === "" ? "ExecutorConfig for the default executor is duplicate." : `ExecutorConfig for "${ex.name}" is duplicate.`, at(ex, "name"));
       continue;
     }
-    if (ex.type !== "" && ex.type !== THREAD_POOL) {
-      fail(`Executor type "${ex.type}" is not supported: use "${THREAD_POOL}" (a worker pool) or leave the type empty.`, at(ex, "type"));
+    const type = ex.type === "" ? undefined : executorType(ex.type);
+    if (ex.type !== "" && type === undefined) {
+      const known = executorTypeNames().map((t) => `"${t}"`);
+      fail(`Executor type "${ex.type}" is not supported: use ${known.join(" or ")} (a worker pool) or leave the type empty.`, at(ex, "type"));
     }
-    const threads = (ex.options?.[THREAD_POOL_EXT] as { num_threads?: number } | undefined)?.num_threads;
-    specs.set(ex.name, { name: ex.name, type: ex.name === "" ? "" : ex.type, numThreads: threads && threads > 0 ? threads : undefined });
+    const ext = type?.optionsExtension;
+    const { numThreads } = type?.configure(ext === undefined ? undefined : (ex.options?.[ext] as Record<string, unknown> | undefined)) ?? { numThreads: undefined };
+    specs.set(ex.name, { name: ex.name, type: ex.name === "" || type === undefined ? "" : ex.type, numThreads });
   }
   if (config.num_threads && specs.has("")) {
     fail("ExecutorConfig for the default executor and the graph-level num_threads field should not both be specified.", at(config, "num_threads"));
   }
   const declared = new Set(specs.keys());
   if (!specs.has("")) specs.set("", { name: "", type: "", numThreads: config.num_threads > 0 ? config.num_threads : undefined });
-  specs.set(WORKER_POOL_EXECUTOR, { name: WORKER_POOL_EXECUTOR, type: THREAD_POOL, numThreads: undefined });
+  specs.set(WORKER_POOL_EXECUTOR, { name: WORKER_POOL_EXECUTOR, type: WORKER_POOL_TYPE, numThreads: undefined });
   return { specs, declared };
 }
 
@@ -488,17 +490,12 @@ function resolveOptions(
   return { options: chosen?.message ?? (type.create() as unknown as OptionsMessage), location: chosen?.location };
 }
 
-const HANDLERS: Record<string, InputStreamHandlerSpec["kind"]> = {
-  DefaultInputStreamHandler: "default",
-  ImmediateInputStreamHandler: "immediate",
-  SyncSetInputStreamHandler: "sync_set",
-};
-
 /**
  * The handler the graph gives the node (its own, else the graph-wide default,
  * which MediaPipe copies into every node that sets none); only when the graph
  * names none, the one the calculator's contract asks for (MediaPipe's
- * SetInputStreamHandler); else the default.
+ * SetInputStreamHandler); else the default. The registered handler checks
+ * its options (read only when the config names that handler).
  */
 function resolveHandler(
   n: NodeDraft,
@@ -508,41 +505,15 @@ function resolveHandler(
   fail: Fail,
 ): InputStreamHandlerSpec {
   const name = config ? config.input_stream_handler || "DefaultInputStreamHandler" : (contract?.inputStreamHandler ?? "DefaultInputStreamHandler");
-  const kind = Object.hasOwn(HANDLERS, name) ? HANDLERS[name] : undefined;
-  if (kind === undefined) {
-    fail(`Input stream handler "${name}" is not supported; use one of ${Object.keys(HANDLERS).join(", ")}.`, config ? at(config, "input_stream_handler") : at(n.config));
+  const location = config ? at(config, "input_stream_handler") : at(n.config);
+  const type = inputStreamHandlerNamed(name);
+  if (type === undefined) {
+    fail(`Input stream handler "${name}" is not supported; use one of ${inputStreamHandlerNames().join(", ")}.`, location);
     return { kind: "default" };
   }
-  if (kind !== "sync_set") return { kind };
-
-  // Sync sets come from the config's options only when the config names this handler.
-  const options = config?.input_stream_handler === name ? (config.options?.[SYNC_SET_EXT] as { sync_set?: { tag_index: string[] }[] } | undefined) : undefined;
-  const inputs = n.lists.inputs.ports;
-  const placed = new Set<number>();
-  const sets: number[][] = [];
-  for (const set of options?.sync_set ?? []) {
-    const flat: number[] = [];
-    set.tag_index.forEach((tagIndex, j) => {
-      const where = at(set, "tag_index", j);
-      let ref: { tag: string; index: number };
-      try {
-        ref = parseTagIndex(tagIndex);
-      } catch (e) {
-        fail((e as Error).message, where);
-        return;
-      }
-      const k = inputs.findIndex((p) => p.tag === ref.tag && p.index === ref.index);
-      // MediaPipe crashes at run start on these two; a load error is kinder.
-      if (k < 0) fail(`SyncSetInputStreamHandler of node "${n.name}": tag_index "${tagIndex}" is not an input stream of the node.`, where);
-      else if (placed.has(k)) fail(`SyncSetInputStreamHandler of node "${n.name}": tag_index "${tagIndex}" is listed more than once in its sync sets.`, where);
-      else {
-        placed.add(k);
-        flat.push(k);
-      }
-    });
-    if (flat.length > 0) sets.push(flat);
-  }
-  return { kind: "sync_set", sets };
+  const ext = type.optionsExtension;
+  const options = ext !== undefined && config?.input_stream_handler === name ? (config.options?.[ext] as Record<string, unknown> | undefined) : undefined;
+  return type.configure({ nodeName: n.name, inputs: n.lists.inputs.ports, options, at, fail, location });
 }
 
 /** The node's executor, else the worker pool when its calculator prefers workers, else the main thread. */

@@ -13,11 +13,14 @@ export interface Endpoint {
   readonly port: number;
 }
 
-export type InputStreamHandlerSpec =
-  | { readonly kind: "default" }
-  | { readonly kind: "immediate" }
-  /** Each set lists flat input indexes (never empty); inputs in no set form one more set. */
-  | { readonly kind: "sync_set"; readonly sets: readonly (readonly number[])[] };
+/**
+ * A node's input stream handler as validation configured it: the registered
+ * handler's kind ("default", "sync_set"…) and whatever its `configure` read
+ * from the options (engine/stream-handlers/).
+ */
+export interface InputStreamHandlerSpec {
+  readonly kind: string;
+}
 
 export interface ValidatedNode {
   /** Topological index (back edges ignored); also the node's scheduling priority. */
@@ -69,7 +72,7 @@ export interface SidePacketInfo {
 
 export interface ExecutorSpec {
   readonly name: string;
-  /** "" (main thread) or "ThreadPoolExecutor" (a worker pool). */
+  /** "" (the event loop) or a registered executor type, e.g. "ThreadPoolExecutor" (engine/executors/). */
   readonly type: string;
   /** Worker count for a ThreadPoolExecutor; undefined means the engine's default. */
   readonly numThreads: number | undefined;

@@ -10,24 +10,29 @@
  * (OVMS itself reloads only on config.json changes): a reload request should
  * pick up an edited graph. Polling watches config.json's content only.
  */
+import { Registry as MetricsRegistry } from "prom-client";
 import type { Logger } from "pino";
 import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import type { CalculatorRegistry } from "../engine/registry.js";
 import { parseConfigText, readConfigFile, singleServableConfig, type MetricsSettings, type ServerConfig } from "./config.js";
 import { ManagedServable } from "./servable.js";
-import type { ReloadResult, ServableErrorCode, ServableRegistry, ServableState } from "./types.js";
+import type { ReloadResult, ServableErrorCode, Servables, ServableState } from "./types.js";
 
 export interface ServableManagerOptions {
   /** config.json; exclusive with `single`. */
   readonly configPath?: string;
   /** Single-servable mode (`--model_name`, `--model_path`: a folder with graph.pbtxt, or the graph file). */
   readonly single?: { readonly name: string; readonly path: string };
-  readonly registry: CalculatorRegistry;
+  readonly calculators: CalculatorRegistry;
   /** Seconds between config.json checks (fractions allowed); default 1, 0 = off. Unused in single mode. */
   readonly pollSeconds?: number;
   readonly logger: Logger;
   /** Handed to every node resource load (the server's --skip_memory_check). */
   readonly memoryCheck?: MemoryCheckOptions;
+  /** Where servables' nodes register their metrics (the server's own registry); default a private one. */
+  readonly metrics?: MetricsRegistry;
+  /** Threads of worker pools whose executor sets no count (--rest_workers); default one per core. */
+  readonly workerThreads?: number;
 }
 
 /** One entry of `model_version_status` in `GET /v1/config`. */
@@ -40,7 +45,7 @@ export interface ModelVersionStatus {
 /** The body of `GET /v1/config` (and of `POST /v1/config/reload`). */
 export type ConfigStatus = Record<string, { readonly model_version_status: readonly ModelVersionStatus[] }>;
 
-export class ServableManager implements ServableRegistry {
+export class ServableManager implements Servables {
   private readonly opts: ServableManagerOptions;
   private readonly log: Logger;
   private readonly pollMs: number;
@@ -64,7 +69,10 @@ export class ServableManager implements ServableRegistry {
   private timer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
+  private readonly metricsRegistry: MetricsRegistry;
+
   private constructor(opts: ServableManagerOptions, initial: ServerConfig, hash: string | undefined) {
+    this.metricsRegistry = opts.metrics ?? new MetricsRegistry();
     this.opts = opts;
     this.log = opts.logger;
     this.pollMs = opts.configPath !== undefined ? Math.max(0, (opts.pollSeconds ?? 1) * 1000) : 0;
@@ -233,7 +241,7 @@ export class ServableManager implements ServableRegistry {
     const loads = config.servables.map((entry) => {
       let s = this.servables.get(entry.name);
       if (s === undefined || s.isRetiring()) {
-        s = new ManagedServable(entry, this.opts.registry, this.log, this.opts.memoryCheck);
+        s = new ManagedServable(entry, this.opts.calculators, this.log, this.metricsRegistry, { threads: this.opts.workerThreads }, this.opts.memoryCheck);
         this.servables.set(entry.name, s);
       }
       // A servable's apply() only loads when its paths or graph bytes changed.

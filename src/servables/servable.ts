@@ -1,5 +1,5 @@
 /**
- * One servable: a graph file loaded, validated and wrapped in a GraphRunner,
+ * One servable: a graph file loaded, validated and wrapped in a GraphPool,
  * lent to requests through counted leases, reloaded without downtime and
  * retired only once its requests are done.
  *
@@ -12,13 +12,15 @@
  *   (a broken edit never takes a working servable down);
  * - UNLOADING/OK while retiring (no new leases), END/OK once closed.
  */
+import type { Registry as MetricsRegistry } from "prom-client";
 import { readdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { MemoryCheckOptions } from "../backends/host-memory.js";
-import { disposeGraph } from "../engine/graph-plan.js";
-import { GraphRunner } from "../engine/graph-runner.js";
+import { GraphRuntime } from "../engine/graph-runtime.js";
+import type { ExecutorDefaults } from "../engine/executors/index.js";
+import { GraphPool } from "../engine/graph-pool.js";
 import { loadNodeResources, type LoadedResources } from "../engine/node-resources.js";
 import { NodeStatsCollector } from "../engine/node-stats.js";
 import type { CalculatorRegistry } from "../engine/registry.js";
@@ -34,7 +36,9 @@ import type { Servable, ServableErrorCode, ServableLease, ServableState, Servabl
 interface Generation extends ServedGraph {
   readonly config: ServableConfig;
   readonly graph: ValidatedGraph;
-  readonly runner: GraphRunner;
+  readonly runner: GraphPool;
+  /** The graph's plan, worker pools and statistics; this generation owns it (disposed once, when it retires). */
+  readonly runtime: GraphRuntime;
   /** What the graph's nodes loaded (models, pipelines), shared by all its runs. */
   readonly resources: LoadedResources;
   inFlight: number;
@@ -47,7 +51,11 @@ type GraphSource = { readonly text: string; readonly hash: string } | { readonly
 
 export class ManagedServable implements Servable {
   readonly name: string;
-  private readonly registry: CalculatorRegistry;
+  private readonly calculators: CalculatorRegistry;
+  /** Where its nodes register their metrics. */
+  private readonly metrics: MetricsRegistry;
+  /** Thread counts for executors that set none (--rest_workers). */
+  private readonly executorDefaults: ExecutorDefaults;
   private readonly log: Logger;
   /** The config of the last load attempt. */
   private config: ServableConfig;
@@ -74,13 +82,17 @@ export class ManagedServable implements Servable {
 
   constructor(
     config: ServableConfig,
-    registry: CalculatorRegistry,
+    calculators: CalculatorRegistry,
     logger: Logger,
+    metrics: MetricsRegistry,
+    executorDefaults: ExecutorDefaults = {},
     private readonly memoryCheck?: MemoryCheckOptions,
   ) {
     this.name = config.name;
     this.config = config;
-    this.registry = registry;
+    this.calculators = calculators;
+    this.metrics = metrics;
+    this.executorDefaults = executorDefaults;
     this.log = logger.child({ servable: config.name });
   }
 
@@ -227,17 +239,16 @@ export class ManagedServable implements Servable {
    * is not ready before its models are.
    */
   private async build(config: ServableConfig, text: string): Promise<Generation> {
-    const doc = parseGraphText(text, config.graphPath, this.registry.schema);
+    const doc = parseGraphText(text, config.graphPath, this.calculators.schema);
     for (const w of doc.warnings) this.log.warn(formatDiagnostic(w));
-    const graph = validateGraph(doc, this.registry);
+    const graph = validateGraph(doc, this.calculators);
     httpStreams(graph);
     let resources: LoadedResources;
     try {
-      resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal, memoryCheck: this.memoryCheck });
+      resources = await loadNodeResources(graph, { graphDir: dirname(config.graphPath), servable: this.name, logger: this.log, signal: this.loads.signal, metrics: this.metrics, memoryCheck: this.memoryCheck });
     } catch (e) {
       // What failed lies outside the graph's bytes (a model folder, a device): the same bytes are tried again next time.
       this.attempted = undefined;
-      await disposeGraph(graph).catch(() => undefined);
       throw e;
     }
     // Persistent graph instances must not be the bottleneck: every request the nodes' capacity admits
@@ -246,8 +257,9 @@ export class ManagedServable implements Servable {
     const graphQueueSize = pooled !== undefined && pooled > 0 && resources.capacity !== undefined ? Math.max(pooled, resources.capacity) : undefined;
     // Counted per generation: a reload may change the nodes, so its numbers start afresh.
     const stats = new NodeStatsCollector(graph.nodes.length);
-    const runner = new GraphRunner(graph, this.registry, { sidePackets: resources.sidePackets, stats, ...(graphQueueSize !== undefined ? { graphQueueSize } : {}) });
-    return { config, graph, text, stats, runner, resources, inFlight: 0, onDrained: undefined };
+    const runtime = new GraphRuntime(graph, { stats, executors: this.executorDefaults });
+    const runner = new GraphPool(runtime, { sidePackets: resources.sidePackets, ...(graphQueueSize !== undefined ? { graphQueueSize } : {}) });
+    return { config, graph, text, stats, runner, runtime, resources, inFlight: 0, onDrained: undefined };
   }
 
   private retireGeneration(gen: Generation): Promise<void> {
@@ -260,7 +272,7 @@ export class ManagedServable implements Servable {
       const closing = gen.runner.close().catch((e: unknown) => this.log.warn({ err: e }, `closing a graph of servable "${this.name}" failed`));
       // Forced: a hung request would keep runner.close() waiting forever; ending the worker pools is what matters.
       if (clean) await this.untilForced(closing);
-      await disposeGraph(gen.graph).catch((e: unknown) => this.log.warn({ err: e }, `disposing a graph of servable "${this.name}" failed`));
+      await gen.runtime.dispose().catch((e: unknown) => this.log.warn({ err: e }, `disposing a graph of servable "${this.name}" failed`));
       // After a forced close a request may still be inside a backend; dispose() lets it finish or cancels it first.
       await gen.resources.dispose();
       this.draining.delete(gen);

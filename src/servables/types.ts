@@ -4,7 +4,7 @@
  * manager (src/servables/manager.ts) implements it; the server only sees
  * this interface.
  */
-import type { GraphRunner } from "../engine/graph-runner.js";
+import type { GraphPool } from "../engine/graph-pool.js";
 import type { NodeStatsCollector } from "../engine/node-stats.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 
@@ -23,7 +23,7 @@ export interface ServableStatus {
 
 /** A request's hold on a servable: the servable cannot retire until it is released. */
 export interface ServableLease {
-  readonly runner: GraphRunner;
+  readonly runner: GraphPool;
   readonly graph: ValidatedGraph;
   /** Call exactly once, when the response has been sent or the request failed. */
   release(): void;
@@ -74,7 +74,7 @@ export interface ReloadResult {
   readonly error?: string;
 }
 
-export interface ServableRegistry {
+export interface Servables {
   /** A servable by name, in any state (including one that failed to load); undefined if not configured. */
   get(name: string): Servable | undefined;
   /** Every configured servable, in config order. */

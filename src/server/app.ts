@@ -1,23 +1,25 @@
 /**
- * The Express app serving a ServableRegistry with OVMS's REST surface:
+ * The Express app serving a Servables with OVMS's REST surface:
  *
  *   GET  /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/N]/ready
  *   GET  /v3/models[/{id}] (+ /v1/ and /v3/v1/ aliases), /v1/config
  *   POST /v1/config/reload
  *   GET  /metrics (when enabled)
- *   POST /v3/*, /v1/*: a servable's graph (routes-v3.ts)
+ *   POST /v3/*, /v1/*: a servable's graph (routes-v3.ts), for every path no
+ *     other route claims (the model lists, /v1/config…)
  *   GET  /graphserve/v1/graphs/{name}[/stats]: graph structure and live stats (routes-graphs.ts)
  *   GET  /, /assets/*: the web UI (web-ui.ts), unless turned off
  *
- * A known path with the wrong method is 405 with `Allow`; anything else 404.
+ * Each route declares its auth (auth.ts), checked before its handler. A
+ * known path with the wrong method is 405 with `Allow`; anything else 404.
  * Every error is OpenAI's `{"error":{message,type,param,code}}`.
  */
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import type { Logger } from "pino";
-import type { ServableRegistry } from "../servables/types.js";
-import { apiKeyChecker, DEFAULT_API_KEY_SCOPE, type ApiKeyScope } from "./auth.js";
+import type { Servables } from "../servables/types.js";
+import { apiKeyChecker, authorize, DEFAULT_API_KEY_SCOPE, type ApiKeyScope, type RouteAuth } from "./auth.js";
 import { DEFAULT_BODY_LIMITS, type BodyLimits } from "./body.js";
 import { BodyBudget } from "./body-budget.js";
 import { DEFAULT_SEND_TIMEOUT_SECONDS } from "./send-timeout.js";
@@ -33,7 +35,7 @@ import { GRAPHS_ROUTE, graphsHandler, isStatsPoll } from "./routes-graphs.js";
 import { webUi } from "./web-ui.js";
 
 export interface AppOptions {
-  readonly registry: ServableRegistry;
+  readonly servables: Servables;
   readonly logger: Logger;
   /** Require `Authorization: Bearer <apiKey>` on the inference routes. */
   readonly apiKey?: string;
@@ -64,16 +66,17 @@ type Method = "GET" | "POST";
 interface Route {
   readonly path: string | RegExp;
   readonly methods: Partial<Record<Method, RequestHandler>>;
+  readonly auth: RouteAuth;
 }
 
 const MODELS_PREFIX = String.raw`\/(?:v3\/v1|v3|v1)\/models`;
-/** Inference: any /v3/ or /v1/ path but the model lists (/v3/models, /v3/v1/models, /v1/models) and /v1/config. */
-const INFERENCE = /^\/(?:v3\/(?!(?:v1\/)?models(?:\/|$))|v1\/(?!models(?:\/|$)|config(?:\/|$)))./;
+/** The paths a servable's graph may answer (OVMS routes by the body's model, else the path). */
+const API_PATH = /^\/(?:v3|v1)\/./;
 
 export function createApp(opts: AppOptions): GraphserveApp {
   const limits: BodyLimits = { ...DEFAULT_BODY_LIMITS, ...opts.limits };
   const ctx: ServerContext = {
-    registry: opts.registry,
+    servables: opts.servables,
     logger: opts.logger,
     metrics: opts.metrics ?? new ServerMetrics({ enable: false }),
     limits,
@@ -86,21 +89,26 @@ export function createApp(opts: AppOptions): GraphserveApp {
   };
   const status = statusHandlers(ctx);
   const routes: Route[] = [
-    // First: the hot path should not be matched against every status route.
-    { path: INFERENCE, methods: { POST: inferenceHandler(ctx) } },
-    { path: "/v2/health/live", methods: { GET: status.live } },
-    { path: "/v2/health/ready", methods: { GET: status.ready } },
-    { path: /^\/v2\/models\/(.+?)(?:\/versions\/\d+)?\/ready$/, methods: { GET: status.modelReady } },
-    { path: new RegExp(`^${MODELS_PREFIX}$`), methods: { GET: status.list } },
+    { path: "/v2/health/live", methods: { GET: status.live }, auth: "open" },
+    { path: "/v2/health/ready", methods: { GET: status.ready }, auth: "open" },
+    { path: /^\/v2\/models\/(.+?)(?:\/versions\/\d+)?\/ready$/, methods: { GET: status.modelReady }, auth: "open" },
+    { path: new RegExp(`^${MODELS_PREFIX}$`), methods: { GET: status.list }, auth: "open" },
     // Ids may hold slashes (e.g. OpenVINO/stable-diffusion-v1-5-int8-ov).
-    { path: new RegExp(`^${MODELS_PREFIX}\\/(.+)$`), methods: { GET: status.retrieve } },
-    { path: "/v1/config", methods: { GET: status.config } },
-    { path: "/v1/config/reload", methods: { POST: status.reload } },
-    { path: "/metrics", methods: { GET: status.metrics } },
-    { path: GRAPHS_ROUTE, methods: { GET: graphsHandler(ctx) } },
+    { path: new RegExp(`^${MODELS_PREFIX}\\/(.+)$`), methods: { GET: status.retrieve }, auth: "open" },
+    { path: "/v1/config", methods: { GET: status.config }, auth: "admin" },
+    { path: "/v1/config/reload", methods: { POST: status.reload }, auth: "admin" },
+    // The rest of /v1/config/ is the server's, not a graph's: 404.
+    { path: /^\/v1\/config\/./, methods: {}, auth: "open" },
+    { path: "/metrics", methods: { GET: status.metrics }, auth: "metrics" },
+    { path: GRAPHS_ROUTE, methods: { GET: graphsHandler(ctx) }, auth: "key" },
   ];
   const ui = opts.webUi === false ? undefined : webUi(opts.webUiDir);
-  if (ui !== undefined) routes.push({ path: "/", methods: { GET: ui.index } });
+  if (ui !== undefined) routes.push({ path: "/", methods: { GET: ui.index }, auth: "open" });
+  // Inference takes what no route above claims under /v3/ and /v1/, so a new
+  // route there is never swallowed by it. Checked first: it is the hot path.
+  const claimed = (path: string) => routes.some((r) => matches(r.path, path));
+  const inference: Route = { path: API_PATH, methods: { POST: inferenceHandler(ctx) }, auth: "key" };
+  const isInference = (path: string) => API_PATH.test(path) && !claimed(path);
 
   const app = express();
   app.disable("x-powered-by");
@@ -118,10 +126,19 @@ export function createApp(opts: AppOptions): GraphserveApp {
     inRequestScope({ requestId: l.requestId, fail: (e) => failEscaped(ctx, res, e) }, next);
   });
 
+  const guarded = (route: Route, handler: RequestHandler): RequestHandler => {
+    const auth = route.auth;
+    return (req, res, next) => {
+      locals(res).trusted = authorize(auth, ctx.checkAuth, ctx.apiKeyScope, req.headers.authorization);
+      return handler(req, res, next);
+    };
+  };
+  const infer = guarded(inference, inference.methods.POST!);
+  app.use((req: Request, res: Response, next: NextFunction) => (req.method === "POST" && isInference(req.path) ? infer(req, res, next) : next()));
   for (const route of routes) {
     for (const [method, handler] of Object.entries(route.methods) as [Method, RequestHandler][]) {
-      if (method === "GET") app.get(route.path, handler);
-      else app.post(route.path, handler);
+      if (method === "GET") app.get(route.path, guarded(route, handler));
+      else app.post(route.path, guarded(route, handler));
     }
   }
 
@@ -130,7 +147,7 @@ export function createApp(opts: AppOptions): GraphserveApp {
 
   // Not routed: 405 on a known path (OPTIONS answers with Allow), else 404.
   app.use((req: Request, res: Response) => {
-    const allowed = routes.filter((r) => matches(r.path, req.path)).flatMap((r) => Object.keys(r.methods));
+    const allowed = isInference(req.path) ? ["POST"] : routes.filter((r) => matches(r.path, req.path)).flatMap((r) => Object.keys(r.methods));
     if (allowed.length === 0) throw new HttpError(404, `Invalid request URL: ${req.method} ${req.path}`, { code: "not_found" });
     if (allowed.includes("GET")) allowed.push("HEAD");
     const allow = [...allowed, "OPTIONS"].join(", ");

@@ -55,6 +55,44 @@ export function keyGuards(scope: ApiKeyScope, routes: "admin" | "metrics"): bool
 }
 
 /**
+ * What a route declares about the key (app.ts checks it before the handler
+ * runs): `open` (health, model lists, UI: probes send no key), `key`
+ * (always, when a key is set: inference, graph views), `admin` (behind the
+ * key when the scope guards admin routes; otherwise a caller without it is
+ * served but not trusted with filesystem paths), `metrics` (behind the key
+ * when the scope is `all`).
+ */
+export type RouteAuth = "open" | "key" | "admin" | "metrics";
+
+/**
+ * Checks a request against its route's auth; throws 401 when it must show
+ * the key and does not. Returns whether the caller is trusted (showed the
+ * key, or none is set).
+ */
+export function authorize(auth: RouteAuth, check: ((authorization: string | undefined) => void) | undefined, scope: ApiKeyScope, authorization: string | undefined): boolean {
+  if (check === undefined) return true;
+  switch (auth) {
+    case "open":
+      return false;
+    case "key":
+      check(authorization);
+      return true;
+    case "metrics":
+      if (!keyGuards(scope, "metrics")) return false;
+      check(authorization);
+      return true;
+    case "admin":
+      try {
+        check(authorization);
+        return true;
+      } catch (e) {
+        if (keyGuards(scope, "admin")) throw e;
+        return false;
+      }
+  }
+}
+
+/**
  * `text` with every absolute filesystem path cut to its last segment
  * (`/srv/models/sd/graph.pbtxt` → `…/graph.pbtxt`): what a caller without
  * the key may read of a load error.

@@ -4,7 +4,7 @@
  */
 import type { Response } from "express";
 import type { Logger } from "pino";
-import type { ServableRegistry } from "../servables/types.js";
+import type { Servables } from "../servables/types.js";
 import type { ApiKeyScope } from "./auth.js";
 import type { BodyLimits } from "./body.js";
 import type { BodyBudget } from "./body-budget.js";
@@ -25,7 +25,7 @@ export interface ModelAliases {
 }
 
 export interface ServerContext {
-  readonly registry: ServableRegistry;
+  readonly servables: Servables;
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
   readonly limits: BodyLimits;
@@ -49,6 +49,8 @@ export interface RequestLocals {
   start: number;
   servable?: string;
   error?: string;
+  /** The caller showed the API key, or none is set (set from the route's declared auth). */
+  trusted: boolean;
 }
 
 export const locals = (res: Response): RequestLocals => res.locals as RequestLocals;

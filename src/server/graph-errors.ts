@@ -2,7 +2,7 @@
  * A failed graph run as an HTTP error, OVMS's way (kept apart from
  * errors.ts so the public entry does not pull in the engine).
  */
-import { GraphRunError, StatusError } from "../engine/graph-run.js";
+import { GraphRunError, StatusError, type StatusCode } from "../engine/run-errors.js";
 import { HttpError, OVMS } from "./errors.js";
 
 /** absl status code names for the statuses a calculator may pick, as OVMS prints them. */
@@ -21,6 +21,26 @@ const STATUS_CODES: Readonly<Record<number, string>> = {
   504: "DEADLINE_EXCEEDED",
 };
 
+/** The HTTP status a calculator's StatusError code asks for (gRPC's HTTP mapping; OVMS's 400 for the rest). */
+const HTTP_STATUS: Readonly<Partial<Record<StatusCode, number>>> = {
+  INVALID_ARGUMENT: 400,
+  OUT_OF_RANGE: 400,
+  FAILED_PRECONDITION: 412,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  ABORTED: 409,
+  RESOURCE_EXHAUSTED: 429,
+  CANCELLED: 499,
+  UNIMPLEMENTED: 501,
+  INTERNAL: 500,
+  UNKNOWN: 500,
+  DATA_LOSS: 500,
+  UNAVAILABLE: 503,
+  DEADLINE_EXCEEDED: 504,
+};
+
 /**
  * An HttpError-like value: the class itself, or one that lost its prototype
  * (another copy of graphserve loaded by a user calculator).
@@ -32,6 +52,13 @@ export function asHttpError(e: unknown): HttpError | undefined {
     return new HttpError(o.status, o.message, { type: o.type, param: o.param, code: o.code, cause: e });
   }
   return undefined;
+}
+
+/** A StatusError, or one that crossed a worker thread (its class lost, its name and code kept). */
+function asStatusError(e: unknown): { code: StatusCode } | undefined {
+  if (e instanceof StatusError) return e;
+  const code = e instanceof Error && e.name === "StatusError" ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" && Object.hasOwn(HTTP_STATUS, code) ? { code: code as StatusCode } : undefined;
 }
 
 /**
@@ -48,13 +75,18 @@ export function asHttpError(e: unknown): HttpError | undefined {
  *   reason; the rest keeps every substring (and the suffix) OVMS clients and
  *   logs match on, including the failing node's name. Only a check for
  *   OVMS's text at the very start or for the whole message differs.
- * - The first failure decides: its HttpError gives status, type, param and
- *   code; a StatusError gives the absl code in the text; anything else is
- *   OVMS's MEDIAPIPE_EXECUTION_ERROR, 400 with INVALID_ARGUMENT (412 with
- *   OVMS's precondition text for FAILED_PRECONDITION).
+ * - The first failure decides. A calculator's StatusError (the engine's way
+ *   to say how a call failed) gives the absl code in the text and the HTTP
+ *   status its code maps to (NOT_FOUND 404, RESOURCE_EXHAUSTED 429,
+ *   UNAVAILABLE 503…); the graph's own (a throttling deadlock) keeps 400. An
+ *   HttpError, the optional override, gives status, type, param and code
+ *   itself. Anything else is OVMS's MEDIAPIPE_EXECUTION_ERROR, 400 with
+ *   INVALID_ARGUMENT (412 with OVMS's precondition text for
+ *   FAILED_PRECONDITION).
  */
 export function graphFailure(e: unknown): HttpError {
-  const first = e instanceof GraphRunError ? e.errors[0]?.cause : e;
+  const failure = e instanceof GraphRunError ? e.errors[0] : undefined;
+  const first = e instanceof GraphRunError ? failure?.cause : e;
   const detail = e instanceof Error ? e.message : String(e);
   const reason = first instanceof Error ? first.message : String(first);
   const http = asHttpError(first);
@@ -68,8 +100,11 @@ export function graphFailure(e: unknown): HttpError {
       cause: e,
     });
   }
-  const code = first instanceof StatusError ? first.code : "INVALID_ARGUMENT";
-  return new HttpError(code === "FAILED_PRECONDITION" ? 412 : 400, `${reason}\n${prefixFor(code)}: ${detail}`, { cause: e });
+  const statusError = asStatusError(first);
+  const code = statusError?.code ?? "INVALID_ARGUMENT";
+  const fromCalculator = statusError !== undefined && failure?.phase !== "Graph";
+  const status = fromCalculator ? (HTTP_STATUS[code] ?? 400) : code === "FAILED_PRECONDITION" ? 412 : 400;
+  return new HttpError(status, `${reason}\n${prefixFor(code)}: ${detail}`, { cause: e });
 }
 
 function prefixFor(code: string): string {

@@ -75,6 +75,8 @@ export interface MetricsOptions {
   readonly enable: boolean;
   /** Only these families (OVMS's `metrics_list`); undefined: OVMS's default set. */
   readonly list?: readonly string[];
+  /** The registry to fill (the one the servables' nodes register into); default a new one. */
+  readonly registry?: Registry;
 }
 
 export class ServerMetrics {
@@ -89,7 +91,7 @@ export class ServerMetrics {
     if (!opts.enable) return;
     const unknown = unknownMetricFamilies(opts.list ?? []);
     if (unknown.length > 0) throw new Error(`unknown metric famil${unknown.length === 1 ? "y" : "ies"} in metrics_list: ${unknown.join(", ")}`);
-    const registry = new Registry();
+    const registry = opts.registry ?? new Registry();
     this.registry = registry;
     collectDefaultMetrics({ register: registry });
     const on = (f: Family) => (opts.list === undefined ? FAMILIES[f] : opts.list.includes(f));

@@ -27,14 +27,13 @@ const NO_STORE = { "Cache-Control": "no-store" } as const;
 
 export function graphsHandler(ctx: ServerContext) {
   const lookup = (name: string): Servable | undefined => {
-    const s = ctx.registry.get(name);
+    const s = ctx.servables.get(name);
     if (s !== undefined) return s;
     const target = ctx.aliases?.resolve(name);
-    return target === undefined ? undefined : ctx.registry.get(target);
+    return target === undefined ? undefined : ctx.servables.get(target);
   };
 
   return function graphs(req: Request, res: Response): void {
-    ctx.checkAuth?.(req.headers.authorization);
     // Express decodes route parameters (and answers 400 to a malformed escape).
     const path = (req.params as Record<string, string>)[0];
     let name = path;

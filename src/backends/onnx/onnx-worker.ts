@@ -5,6 +5,7 @@
  * control buffer's CANCEL slot is set, checked between steps.
  */
 import { Piscina } from "piscina";
+import { awaitEveryThread, CancelFlag } from "../../threads/index.js";
 import { BackendError, GenerationCancelledError, type RgbImage, type StepDecision } from "../types.js";
 import { CTRL, type PingResult, type WorkerInit, type WorkerMessage, type WorkerTask } from "./onnx-protocol.js";
 import { OnnxPipeline } from "./pipeline.js";
@@ -44,15 +45,7 @@ export default async function run(task: WorkerTask): Promise<PingResult | void> 
     }
   }
   if (task.kind === "close") {
-    const barrier = new Int32Array(task.barrier);
-    Atomics.add(barrier, 0, 1);
-    Atomics.notify(barrier, 0);
-    const deadline = Date.now() + CLOSE_BARRIER_TIMEOUT_MS;
-    for (let seen = Atomics.load(barrier, 0); seen < task.workers; seen = Atomics.load(barrier, 0)) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      Atomics.wait(barrier, 0, seen, left);
-    }
+    awaitEveryThread(task.barrier, task.workers, CLOSE_BARRIER_TIMEOUT_MS);
     closed ??= ready.then(
       (p) => p.dispose(),
       () => {}, // never loaded: nothing to release
@@ -61,13 +54,14 @@ export default async function run(task: WorkerTask): Promise<PingResult | void> 
     return;
   }
   const ctrl = new Int32Array(task.control);
+  const cancelled = new CancelFlag(task.control, CTRL.CANCEL);
   const port = task.port;
   const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
   try {
     if (closed) throw new BackendError("the worker's sessions have been released");
     const pipeline = await ready;
     const result = await pipeline.generate(task.request, {
-      isCancelled: () => Atomics.load(ctrl, CTRL.CANCEL) !== 0,
+      isCancelled: () => cancelled.raised,
       onStep: (p): StepDecision => {
         Atomics.store(ctrl, CTRL.STEP, p.step + 1);
         post({ type: "step", ...p });

@@ -16,6 +16,7 @@
  * scheduler/scheduler_config.json has a rewritten `_class_name`; everything
  * else in it is a symlink to the model folder.
  */
+import { AbortableSemaphore } from "../../threads/index.js";
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -90,60 +91,8 @@ export interface OpenVinoLoadOptions extends BackendLoadOptions {
 
 type AnyPipeline = OvText2ImagePipeline | OvImage2ImagePipeline | OvInpaintingPipeline;
 
-interface Waiter {
-  readonly resolve: (instance: AnyPipeline) => void;
-  readonly reject: (err: Error) => void;
-  readonly signal?: AbortSignal;
-  readonly onAbort?: () => void;
-}
-
-/** `parallelism` pipeline instances of one mode behind a FIFO queue. */
-class InstancePool {
-  private readonly free: AnyPipeline[];
-  private readonly waiters: Waiter[] = [];
-
-  constructor(readonly instances: readonly AnyPipeline[]) {
-    this.free = [...instances];
-  }
-
-  get queued(): number {
-    return this.waiters.length;
-  }
-
-  acquire(signal?: AbortSignal): Promise<AnyPipeline> {
-    const instance = this.free.shift();
-    if (instance && this.waiters.length === 0) return Promise.resolve(instance);
-    if (instance) this.free.unshift(instance);
-    return new Promise<AnyPipeline>((resolvePromise, rejectPromise) => {
-      let waiter: Waiter;
-      const onAbort = (): void => {
-        const index = this.waiters.indexOf(waiter);
-        if (index >= 0) this.waiters.splice(index, 1);
-        rejectPromise(new GenerationCancelledError(-1, { cause: signal?.reason }));
-      };
-      waiter = { resolve: resolvePromise, reject: rejectPromise, signal, onAbort };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
-  }
-
-  release(instance: AnyPipeline): void {
-    const next = this.waiters.shift();
-    if (next) {
-      next.signal?.removeEventListener("abort", next.onAbort!);
-      next.resolve(instance);
-    } else {
-      this.free.push(instance);
-    }
-  }
-
-  rejectAll(err: Error): void {
-    for (const waiter of this.waiters.splice(0)) {
-      waiter.signal?.removeEventListener("abort", waiter.onAbort!);
-      waiter.reject(err);
-    }
-  }
-}
+/** `parallelism` pipeline instances of one mode behind a FIFO queue (a waiter that aborts is a cancelled generation). */
+type InstancePool = AbortableSemaphore<AnyPipeline>;
 
 interface ModelInfo {
   readonly family: string;
@@ -428,7 +377,7 @@ export class OpenVinoBackend implements DiffusionBackend {
       const instances: AnyPipeline[] = [];
       try {
         for (let i = 0; i < parallelism; i++) instances.push(await factories[mode]());
-        pools.set(mode, new InstancePool(instances));
+        pools.set(mode, new AbortableSemaphore(instances, { abortError: (reason) => new GenerationCancelledError(-1, { cause: reason }) }));
       } catch (err) {
         const reason = errorText(err);
         failures.set(mode, reason);
@@ -465,7 +414,7 @@ export class OpenVinoBackend implements DiffusionBackend {
 
   /** Requests waiting for a free instance of `mode` (for metrics and tests). */
   queued(mode: GenerationMode): number {
-    return this.pools.get(mode)?.queued ?? 0;
+    return this.pools.get(mode)?.waiting ?? 0;
   }
 
   generate(request: GenerationRequest, options: GenerateOptions = {}): Promise<GenerationResult> {

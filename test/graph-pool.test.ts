@@ -1,13 +1,13 @@
 /**
- * GraphRunner: a graph per request and persistent instances (graph queue),
+ * GraphPool: a graph per request and persistent instances (graph queue),
  * many requests at once, failures and cancellation.
  */
 import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRunError } from "../src/engine/graph-run.js";
-import { GraphRunner, type RunOutputs } from "../src/engine/graph-runner.js";
+import { GraphRunError } from "../src/engine/run-errors.js";
+import { GraphPool, type RunOutputs } from "../src/engine/graph-pool.js";
 import { loadGraphFile } from "../src/graph/load.js";
 import { validateGraph } from "../src/graph/validate.js";
 import { events, flags, testRegistry } from "./helpers/calculators.js";
@@ -29,24 +29,24 @@ const ASYNC_CHAIN = `
   node { calculator: "DoubleCalculator" input_stream: "mid" output_stream: "out" }
 `;
 
-describe("GraphRunner", () => {
+describe("GraphPool", () => {
   for (const [mode, size] of [
     ["a graph per request", 0],
     ["4 persistent instances", 4],
   ] as const) {
-    test(`200 concurrent requests, ${mode}: each gets its own result`, async () => {
-      const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: size });
+    test(`200 concurrent requests, ${mode}: each gets its own result`, async (t) => {
+      const runner = new GraphPool(buildGraph(ASYNC_CHAIN, registry), { graphQueueSize: size });
+      t.after(() => runner.close());
       const inputs = Array.from({ length: 200 }, (_, i) => i * 7);
       const results = await Promise.all(inputs.map((v) => runner.run({ in: v })));
       results.forEach((r, i) => {
         assert.equal(r.out.length, 1);
         assert.equal(r.out[0].value, inputs[i] * 4);
       });
-      await runner.close();
     });
   }
 
-  test("persistent instances stay open across requests, each request at the instance's next timestamp", async () => {
+  test("persistent instances stay open across requests, each request at the instance's next timestamp", async (t) => {
     const g = buildGraph(
       `# OVMS_GRAPH_QUEUE_MAX_SIZE: 2
       input_stream: "in"
@@ -54,7 +54,8 @@ describe("GraphRunner", () => {
       node { calculator: "StatefulCalculator" input_stream: "in" output_stream: "out" }`,
       registry,
     );
-    const runner = new GraphRunner(g, registry);
+    const runner = new GraphPool(g);
+    t.after(() => runner.close());
     assert.equal(runner.queueSize, 2);
     const results = await Promise.all(Array.from({ length: 10 }, (_, v) => runner.run({ in: v })));
     assert.equal(flags.opens, 2, "two instances, each opened once");
@@ -63,54 +64,52 @@ describe("GraphRunner", () => {
     const calls = results.map((r) => (r.out[0].value as { calls: number }).calls);
     assert.equal(calls.filter((c) => c === 1).length, 2);
     results.forEach((r) => assert.equal(r.out[0].timestamp, (r.out[0].value as { calls: number }).calls - 1));
-    await runner.close();
   });
 
-  test("thousands of requests queued on one synchronous instance", async () => {
-    const runner = new GraphRunner(
+  test("thousands of requests queued on one synchronous instance", async (t) => {
+    const runner = new GraphPool(
       buildGraph(
         `input_stream: "in"
         output_stream: "out"
         node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "out" }`,
         registry,
       ),
-      registry,
       { graphQueueSize: 1 },
     );
+    t.after(() => runner.close());
     const results = await Promise.all(Array.from({ length: 20_000 }, (_, i) => runner.run({ in: i })));
     results.forEach((r, i) => assert.deepEqual([r.out[0].value, r.out[0].timestamp], [i, i]));
-    await runner.close();
   });
 
-  test("the example graph graphs/flow-limited-echo runs on its persistent instance", async () => {
+  test("the example graph graphs/flow-limited-echo runs on its persistent instance", async (t) => {
     const file = fileURLToPath(new URL("../../graphs/flow-limited-echo/graph.pbtxt", import.meta.url));
-    const runner = new GraphRunner(validateGraph(await loadGraphFile(file, registry.schema), registry), registry);
+    const runner = new GraphPool(validateGraph(await loadGraphFile(file, registry.schema), registry));
+    t.after(() => runner.close());
     assert.equal(runner.queueSize, 1);
     const results = await Promise.all(["a", "b", "c"].map((v) => runner.run({ in: v })));
     assert.deepEqual(
       results.map((r) => [r.out[0].value, r.out[0].timestamp, r.allowed[0].value]),
       [["a", 0, true], ["b", 1, true], ["c", 2, true]],
     );
-    await runner.close();
   });
 
-  test("persistent instances refuse per-request side packets, as OVMS does", async () => {
-    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: 1 });
+  test("persistent instances refuse per-request side packets, as OVMS does", async (t) => {
+    const runner = new GraphPool(buildGraph(ASYNC_CHAIN, registry), { graphQueueSize: 1 });
+    t.after(() => runner.close());
     await assert.rejects(runner.run({ in: 1 }, { sidePackets: { x: 1 } }), /Per-request side packets are not accepted/);
-    await runner.close();
   });
 
-  test("an instance whose run failed is replaced", async () => {
-    const runner = new GraphRunner(
+  test("an instance whose run failed is replaced", async (t) => {
+    const runner = new GraphPool(
       buildGraph(
         `input_stream: "in"
         output_stream: "out"
         node { name: "picky" calculator: "PickyCalculator" input_stream: "in" output_stream: "out" }`,
         registry,
       ),
-      registry,
       { graphQueueSize: 1 },
     );
+    t.after(() => runner.close());
     assert.equal((await runner.run({ in: "a" })).out[0].value, "a");
     const [bad, good] = await Promise.allSettled([runner.run({ in: "bad" }), runner.run({ in: "b" })]);
     assert.equal(bad.status, "rejected");
@@ -119,13 +118,12 @@ describe("GraphRunner", () => {
     assert.equal(good.status, "fulfilled");
     assert.equal(good.value.out[0].value, "b");
     assert.equal(good.value.out[0].timestamp, 0, "a fresh instance starts at timestamp 0");
-    await runner.close();
   });
 
-  test("persistent instance: a request completed on idle never gets a later request's packets, nor they its late ones", async () => {
+  test("persistent instance: a request completed on idle never gets a later request's packets, nor they its late ones", async (t) => {
     // The gate lets even timestamps through and says nothing about odd ones,
     // so the join cannot settle an odd timestamp until the next even packet.
-    const runner = new GraphRunner(
+    const runner = new GraphPool(
       buildGraph(
         `input_stream: "in"
         output_stream: "out"
@@ -133,9 +131,9 @@ describe("GraphRunner", () => {
         node { calculator: "JoinCalculator" input_stream: "A:in" input_stream: "B:gated" output_stream: "out" }`,
         registry,
       ),
-      registry,
       { graphQueueSize: 1 },
     );
+    t.after(() => runner.close());
     const outs: RunOutputs[] = [];
     for (let i = 0; i < 4; i++) outs.push(await runner.run({ in: `req${i}` }));
     assert.deepEqual(
@@ -147,65 +145,61 @@ describe("GraphRunner", () => {
         [],
       ],
     );
-    await runner.close();
   });
 
-  test("persistent instance: after a node's STOP, queued requests go to a fresh instance", async () => {
-    const runner = new GraphRunner(
+  test("persistent instance: after a node's STOP, queued requests go to a fresh instance", async (t) => {
+    const runner = new GraphPool(
       buildGraph(
         `input_stream: "in"
         output_stream: "out"
         node { calculator: "StopAtTwoCalculator" input_stream: "in" output_stream: "out" }`,
         registry,
       ),
-      registry,
       { graphQueueSize: 1 },
     );
+    t.after(() => runner.close());
     const results = await Promise.allSettled(Array.from({ length: 7 }, (_, i) => runner.run({ in: i })));
     assert.deepEqual(
       results.map((r) => (r.status === "fulfilled" ? r.value.out.map((p) => [p.timestamp, p.value]) : String(r.reason))),
       [[[0, 0]], [[1, 1]], [[2, 2]], [[0, 3]], [[1, 4]], [[2, 5]], [[0, 6]]],
     );
-    await runner.close();
   });
 
   for (const size of [0, 1]) {
-    test(`an output stream named __proto__ is an ordinary key of the result (graph queue ${size})`, async () => {
-      const runner = new GraphRunner(
+    test(`an output stream named __proto__ is an ordinary key of the result (graph queue ${size})`, async (t) => {
+      const runner = new GraphPool(
         buildGraph(
           `input_stream: "in"
           output_stream: "__proto__"
           node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "__proto__" }`,
           registry,
         ),
-        registry,
         { graphQueueSize: size },
       );
+      t.after(() => runner.close());
       const out = await runner.run({ in: 42 });
       assert.deepEqual(Object.keys(out), ["__proto__"]);
       assert.ok(Object.hasOwn(out, "__proto__"));
       assert.deepEqual(out["__proto__"].map((p) => p.value), [42]);
       assert.equal(JSON.stringify(out), '{"__proto__":[{"value":42,"timestamp":0}]}');
-      await runner.close();
     });
   }
 
   test("inputs must match the graph's input streams", async () => {
-    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry);
+    const runner = new GraphPool(buildGraph(ASYNC_CHAIN, registry));
     await assert.rejects(runner.run({}), { message: 'Input stream "in" was not provided.' });
     await assert.rejects(runner.run({ in: 1, extra: 2 }), { message: 'The graph has no input stream "extra".' });
   });
 
   for (const size of [0, 1]) {
     test(`a request's signal cancels it (graph queue ${size})`, async () => {
-      const runner = new GraphRunner(
+      const runner = new GraphPool(
         buildGraph(
           `input_stream: "in"
           output_stream: "out"
           node { name: "wait" calculator: "AbortWaitCalculator" input_stream: "in" output_stream: "out" }`,
           registry,
         ),
-        registry,
         { graphQueueSize: size },
       );
       const first = new AbortController();
@@ -224,7 +218,7 @@ describe("GraphRunner", () => {
   }
 
   test("close() waits for accepted requests, then refuses new ones", async () => {
-    const runner = new GraphRunner(buildGraph(ASYNC_CHAIN, registry), registry, { graphQueueSize: 1 });
+    const runner = new GraphPool(buildGraph(ASYNC_CHAIN, registry), { graphQueueSize: 1 });
     const pending = [runner.run({ in: 1 }), runner.run({ in: 2 })];
     const closed = runner.close();
     await assert.rejects(runner.run({ in: 3 }), /closed/);

@@ -1,16 +1,18 @@
 /**
- * The scheduler: data flow, timestamps and bounds, side packets, the
+ * The graph run loop: data flow, timestamps and bounds, side packets, the
  * calculator lifecycle and errors. Graphs come from pbtxt text.
  */
 import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRun, GraphRunError } from "../src/engine/graph-run.js";
-import { GraphRunner } from "../src/engine/graph-runner.js";
+import { GraphRun } from "../src/engine/graph-run.js";
+import { GraphRunError } from "../src/engine/run-errors.js";
+import { GraphPool } from "../src/engine/graph-pool.js";
 import type { Packet } from "../src/index.js";
 import { PacketQueue } from "../src/engine/packet-queue.js";
+import { createInputHandler } from "../src/engine/stream-handlers/index.js";
 import { PortIndex } from "../src/engine/port-index.js";
-import { events, ReverseDelayCalculator, SyncProbeCalculator, testRegistry } from "./helpers/calculators.js";
+import { events, held, ReverseDelayCalculator, SyncProbeCalculator, testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
 
 let registry: CalculatorRegistry;
@@ -25,7 +27,7 @@ const graph = (text: string) => buildGraph(text, registry);
 
 /** Starts a run observing `outputs`; returns the run and the observed packets by stream. */
 async function started(text: string, outputs: string[], sidePackets: Record<string, unknown> = {}) {
-  const run = new GraphRun(graph(text), registry);
+  const run = new GraphRun(graph(text));
   const got: Record<string, Packet[]> = {};
   for (const o of outputs) {
     got[o] = [];
@@ -52,7 +54,7 @@ async function failsWith(promise: Promise<unknown>, message: string): Promise<Gr
 
 describe("data flow", () => {
   test("fan-out: one input stream read by two nodes", async () => {
-    const runner = new GraphRunner(
+    const runner = new GraphPool(
       graph(`
         input_stream: "in"
         output_stream: "same"
@@ -60,7 +62,6 @@ describe("data flow", () => {
         node { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "same" }
         node { calculator: "DoubleCalculator" input_stream: "in" output_stream: "twice" }
       `),
-      registry,
     );
     const out = await runner.run({ in: 21 });
     assert.deepEqual(values(out.same), [21]);
@@ -87,7 +88,7 @@ describe("data flow", () => {
   });
 
   test("PassThroughCalculator mirrors several tagged and untagged streams", async () => {
-    const runner = new GraphRunner(
+    const runner = new GraphPool(
       graph(`
         input_stream: "x"
         input_stream: "y"
@@ -101,7 +102,6 @@ describe("data flow", () => {
           output_stream: "x2" output_stream: "IMAGE:y2" output_stream: "IMAGE:1:z2"
         }
       `),
-      registry,
     );
     const out = await runner.run({ x: "X", y: "Y", z: "Z" });
     assert.deepEqual([values(out.x2), values(out.y2), values(out.z2)], [["X"], ["Y"], ["Z"]]);
@@ -207,6 +207,82 @@ describe("data flow", () => {
     await run.waitUntilDone();
   });
 
+  describe("FixedSizeInputStreamHandler", () => {
+    const fixed = (options: string) => `
+      input_stream: "in"
+      output_stream: "out"
+      node {
+        calculator: "HeldCalculator" input_stream: "in" output_stream: "out"
+        input_stream_handler {
+          input_stream_handler: "FixedSizeInputStreamHandler"
+          ${options}
+        }
+      }
+    `;
+    /** Feeds 0..last while the first call is held, then lets everything through; returns what came out. */
+    async function feedWhileBusy(text: string, last: number): Promise<{ out: number[]; queued: number[] }> {
+      held.length = 0;
+      const { run, got } = await started(text, ["out"]);
+      for (let ts = 0; ts <= last; ts++) run.addPacket("in", ts, ts);
+      const queued = run.nodes[0].queues[0].size;
+      run.closeAllInputStreams();
+      while (held.length > 0) {
+        held.shift()!.release();
+        await new Promise((r) => setImmediate(r));
+      }
+      await run.waitUntilDone();
+      return { out: stamps(got.out), queued: [queued] };
+    }
+
+    test("defaults (trigger 2, target 1): a busy node gets only the newest packet next", async () => {
+      const { out, queued } = await feedWhileBusy(fixed(""), 5);
+      assert.deepEqual(out, [0, 5]);
+      assert.deepEqual(queued, [1], "surplus is dropped as packets arrive, not when the node is next ready");
+    });
+
+    test("trigger_queue_size 4, target_queue_size 2: up to 3 wait, then the 2 newest are kept", async () => {
+      const opts = "options { [mediapipe.FixedSizeInputStreamHandlerOptions.ext] { trigger_queue_size: 4 target_queue_size: 2 } }";
+      assert.deepEqual(await feedWhileBusy(fixed(opts), 3), { out: [0, 1, 2, 3], queued: [3] });
+      assert.deepEqual(await feedWhileBusy(fixed(opts), 4), { out: [0, 3, 4], queued: [2] });
+    });
+
+    test("fixed_min_size: cuts only once every input reached the trigger; otherwise any queue over its size cuts all", () => {
+      const queues = (a: number[], b: number[]) =>
+        [a, b].map((ts) => {
+          const q = new PacketQueue(100);
+          for (const t of ts) q.push({ value: t, timestamp: t });
+          return q;
+        });
+      const contents = (qs: PacketQueue[]) => qs.map((q) => Array.from({ length: q.size }, (_, i) => q.at(i).timestamp));
+      const bounds = Float64Array.from([3, 2]);
+      const streams = Int32Array.from([0, 1]);
+      const spec = (fixedMinSize: boolean) => ({ kind: "fixed_size", triggerQueueSize: 2, targetQueueSize: 1, fixedMinSize });
+
+      const minSize = createInputHandler(spec(true), 2).forRun!();
+      const qs = queues([0, 1, 2], [1]);
+      minSize.packetAdded!(qs, bounds, streams);
+      assert.deepEqual(contents(qs), [[0, 1, 2], [1]], "B is below the trigger: nothing is cut");
+      qs[1].push({ value: 2, timestamp: 2 });
+      bounds[1] = 3;
+      minSize.packetAdded!(qs, bounds, streams);
+      assert.deepEqual(contents(qs), [[2], [2]], "both reached it: each keeps its newest");
+      assert.equal(minSize.readiness(qs, bounds, streams), 2);
+
+      const any = createInputHandler(spec(false), 2).forRun!();
+      const qa = queues([0, 1, 2], [1]);
+      bounds[1] = 2;
+      any.packetAdded!(qa, bounds, streams);
+      assert.deepEqual(contents(qa), [[2], []], "A over the trigger moves the kept timestamp for every input");
+    });
+
+    test("bad options are load errors", () => {
+      assert.throws(
+        () => graph(fixed("options { [mediapipe.FixedSizeInputStreamHandlerOptions.ext] { target_queue_size: 0 } }")),
+        /FixedSizeInputStreamHandler of node "HeldCalculator": target_queue_size must be at least 1, got 0\./,
+      );
+    });
+  });
+
   test("max_in_flight > 1: calls overlap, outputs are released in timestamp order", async () => {
     ReverseDelayCalculator.finishOrder = [];
     ReverseDelayCalculator.maxConcurrent = 0;
@@ -251,7 +327,7 @@ describe("data flow", () => {
       node { calculator: "DoubleCalculator" input_stream: "mid" output_stream: "out" }
     `);
     const runs = Array.from({ length: 50 }, (_, i) => {
-      const run = new GraphRun(g, registry);
+      const run = new GraphRun(g);
       const got: number[] = [];
       run.observe("out", (p) => got.push(p.value as number));
       run.start();
@@ -367,15 +443,15 @@ describe("side packets", () => {
   `;
 
   test("a node opens once the side packet another node outputs exists", async () => {
-    const runner = new GraphRunner(graph(SIDE), registry);
+    const runner = new GraphPool(graph(SIDE));
     const out = await runner.run({ in: 2 }, { sidePackets: { base: 3 } });
     assert.deepEqual(values(out.out), [60]);
   });
 
   test("a missing side packet fails start with MediaPipe's message", async () => {
     const g = graph(SIDE);
-    assert.throws(() => new GraphRun(g, registry).start({}), { message: 'Side packet "base" is required but was not provided.' });
-    await assert.rejects(new GraphRunner(g, registry).run({ in: 1 }), { message: 'Side packet "base" is required but was not provided.' });
+    assert.throws(() => new GraphRun(g).start({}), { message: 'Side packet "base" is required but was not provided.' });
+    await assert.rejects(new GraphPool(g).run({ in: 1 }), { message: 'Side packet "base" is required but was not provided.' });
   });
 
   test("PassThroughCalculator passes side packets; output side packets are readable from the run", async () => {
@@ -409,7 +485,7 @@ describe("lifecycle and errors", () => {
   });
 
   test("an error in Open: MediaPipe's message; nodes that opened are closed, the failed one is not", async () => {
-    const run = new GraphRun(graph(chain("FailOpenCalculator")), registry);
+    const run = new GraphRun(graph(chain("FailOpenCalculator")));
     run.start();
     const e = await failsWith(run.waitUntilDone(), 'CalculatorGraph::Run() failed: \nCalculator::Open() for node "bad" failed: cannot open');
     assert.equal(e.errors[0].phase, "Open");
@@ -475,8 +551,8 @@ describe("lifecycle and errors", () => {
     });
   }
 
-  test("GraphRunner rejects with the run's error", async () => {
-    const runner = new GraphRunner(graph(chain("FailProcessCalculator")), registry);
+  test("GraphPool rejects with the run's error", async () => {
+    const runner = new GraphPool(graph(chain("FailProcessCalculator")));
     await failsWith(runner.run({ in: 1 }), 'CalculatorGraph::Run() failed: \nCalculator::Process() for node "bad" failed: boom at 0');
   });
 });

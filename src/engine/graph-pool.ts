@@ -21,21 +21,20 @@
  */
 import { debuglog } from "node:util";
 import type { Packet } from "./calculator.js";
-import { GraphPlan, type EngineRegistry } from "./graph-plan.js";
+import type { GraphPlan } from "./graph-plan.js";
+import { GraphRuntime, type GraphRuntimeOptions } from "./graph-runtime.js";
 import { GraphRun } from "./graph-run.js";
-import type { NodeStatsCollector } from "./node-stats.js";
 import { Timestamp } from "./timestamp.js";
 import type { ValidatedGraph } from "../graph/validated.js";
 
 const debug = debuglog("graphserve");
 
-export interface GraphRunnerOptions {
+export interface GraphPoolOptions extends GraphRuntimeOptions {
   /** Side packets for every run (per-request runs may add to them). */
   readonly sidePackets?: Record<string, unknown>;
   /** Overrides the graph's queue size: 0 runs a graph per request. */
   readonly graphQueueSize?: number;
-  /** Per-node statistics of every run this runner starts (runs are counted by whoever makes the requests). */
-  readonly stats?: NodeStatsCollector;
+  // stats, executors (GraphRuntimeOptions): for a pool given a bare graph, which then owns its runtime.
 }
 
 export interface RunRequestOptions {
@@ -69,14 +68,14 @@ class Instance {
   }
 }
 
-export class GraphRunner {
+export class GraphPool {
   readonly graph: ValidatedGraph;
   /** Persistent instances kept (0: a graph per request). */
   readonly queueSize: number;
-  private readonly registry: EngineRegistry | undefined;
   private readonly plan: GraphPlan;
   private readonly sidePackets: Record<string, unknown>;
-  private readonly stats: NodeStatsCollector | undefined;
+  readonly runtime: GraphRuntime;
+  private readonly ownsRuntime: boolean;
   private readonly inputIndex: [name: string, stream: number][];
   private readonly outputNames: string[];
   private readonly outputIndex: Int32Array;
@@ -90,13 +89,17 @@ export class GraphRunner {
   private closing: Promise<void> | undefined;
   private drained: (() => void) | undefined;
 
-  /** `registry` is accepted for compatibility; the validated graph carries what the engine needs. */
-  constructor(graph: ValidatedGraph, registry?: EngineRegistry, opts: GraphRunnerOptions = {}) {
+  /**
+   * Serves requests with runs of `source`'s runtime; given a bare graph, the
+   * pool makes a runtime of its own (disposed by close()).
+   */
+  constructor(source: GraphRuntime | ValidatedGraph, opts: GraphPoolOptions = {}) {
+    this.ownsRuntime = !(source instanceof GraphRuntime);
+    this.runtime = source instanceof GraphRuntime ? source : new GraphRuntime(source, opts);
+    const graph = this.runtime.graph;
     this.graph = graph;
-    this.registry = registry;
-    this.plan = GraphPlan.of(graph);
+    this.plan = this.runtime.plan;
     this.sidePackets = opts.sidePackets ?? {};
-    this.stats = opts.stats;
     this.queueSize = Math.max(0, opts.graphQueueSize ?? graph.graphQueueSize ?? 0);
     this.inputIndex = graph.inputStreams.map((p) => [p.name, this.plan.streamIndex.get(p.name)!]);
     this.outputNames = graph.outputStreams.map((p) => p.name);
@@ -120,7 +123,7 @@ export class GraphRunner {
     if (this.queueSize === 0) return this.runOnce(inputs, opts?.sidePackets, signal);
     if (opts?.sidePackets !== undefined) {
       return Promise.reject(
-        new Error("Per-request side packets are not accepted when the graph keeps persistent instances (OVMS_GRAPH_QUEUE_MAX_SIZE); set them on the GraphRunner."),
+        new Error("Per-request side packets are not accepted when the graph keeps persistent instances (OVMS_GRAPH_QUEUE_MAX_SIZE); set them on the GraphPool."),
       );
     }
     return new Promise<RunOutputs>((resolve, reject) => {
@@ -136,9 +139,9 @@ export class GraphRunner {
   }
 
   /**
-   * Waits for accepted requests, then closes every instance and ends the
-   * graph's worker pools (shared by every run of this graph: a later run
-   * starts new ones). New requests are refused.
+   * Waits for accepted requests, then closes every instance, and disposes
+   * the runtime when the pool made it (a runtime it was given stays its
+   * owner's). New requests are refused.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -150,7 +153,7 @@ export class GraphRunner {
       for (const run of this.retiring) runs.push(run.waitUntilDone().catch(() => undefined));
       this.free.length = 0;
       await Promise.all(runs);
-      await this.plan.dispose();
+      if (this.ownsRuntime) await this.runtime.dispose();
     })();
     return this.closing;
   }
@@ -158,7 +161,7 @@ export class GraphRunner {
   // ------------------------------------------------------- a run per request
 
   private runOnce(inputs: Record<string, unknown>, extra: Record<string, unknown> | undefined, signal: AbortSignal | undefined): Promise<RunOutputs> {
-    const run = new GraphRun(this.graph, this.registry, { stats: this.stats });
+    const run = new GraphRun(this.runtime);
     const sink: Packet[][] = [];
     const outputs: RunOutputs = Object.create(null) as RunOutputs;
     for (let i = 0; i < this.outputIndex.length; i++) {
@@ -242,7 +245,7 @@ export class GraphRunner {
   }
 
   private startInstance(): Instance {
-    const run = new GraphRun(this.graph, this.registry, { stats: this.stats });
+    const run = new GraphRun(this.runtime);
     const inst = new Instance(run);
     const check = (): void => this.checkComplete(inst);
     for (let i = 0; i < this.outputIndex.length; i++) {

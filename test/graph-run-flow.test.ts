@@ -1,11 +1,12 @@
 /**
- * The scheduler: back edges with FlowLimiterCalculator, sources and STOP,
+ * The graph run loop: back edges with FlowLimiterCalculator, sources and STOP,
  * queue throttling and its deadlock handling, cancellation.
  */
 import { before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { CalculatorRegistry } from "../src/engine/registry.js";
-import { GraphRun, GraphRunError, StatusError } from "../src/engine/graph-run.js";
+import { GraphRun } from "../src/engine/graph-run.js";
+import { GraphRunError, StatusError } from "../src/engine/run-errors.js";
 import type { Packet } from "../src/index.js";
 import { AsyncSourceCalculator, events, flags, held, SlowSinkCalculator, testRegistry } from "./helpers/calculators.js";
 import { buildGraph } from "./helpers/graph.js";
@@ -20,7 +21,7 @@ beforeEach(() => {
 });
 
 async function started(text: string, outputs: string[], sidePackets: Record<string, unknown> = {}) {
-  const run = new GraphRun(buildGraph(text, registry), registry);
+  const run = new GraphRun(buildGraph(text, registry));
   const got: Record<string, Packet[]> = {};
   for (const o of outputs) {
     got[o] = [];
@@ -294,7 +295,7 @@ describe("cancel", () => {
   });
 
   test("cancel before start", async () => {
-    const run = new GraphRun(buildGraph('input_stream: "in"\nnode { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "o" }', registry), registry);
+    const run = new GraphRun(buildGraph('input_stream: "in"\nnode { calculator: "PassThroughCalculator" input_stream: "in" output_stream: "o" }', registry));
     run.cancel(new Error("never mind"));
     await assert.rejects(run.waitUntilDone(), { message: "never mind" });
   });
