@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-CACHE = HERE / ".cache"
+import os
+CACHE = Path(os.environ.get("DEMO_MODEL_CACHE", HERE / ".cache"))  # another folder for side experiments
 sys.path.insert(0, str(HERE.parent / "reference"))
 from pipelines import _added, bytes_to_unicode  # noqa: E402  (the reference tool's CLIP byte table)
 

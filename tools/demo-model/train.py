@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,38 @@ import shapes  # noqa: E402
 from model import CACHE, build_text_encoder, build_tokenizer, build_unet, build_vae, keep_1x1, noise_schedule  # noqa: E402
 
 CKPT = CACHE / "checkpoints"
+PEAK_LR = 5e-4
 CFG_DROP = 0.1  # share of captions replaced by "" so classifier-free guidance works
+# Squares are drawn more often: the checker asks most of them (a square must fill ≥ 0.89 of its box, so
+# rounded corners fail it, while a circle passes anywhere in 0.64–0.89); within a shape every training
+# combination is equally likely, and the held-out ones are never drawn.
+SHAPE_WEIGHTS = {"circle": 0.275, "square": 0.45, "triangle": 0.275}
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int = 0, floor: float = 0.02) -> float:
+    """Linear warm-up, then cosine decay to floor·peak at `total`: the late small steps sharpen edges and
+    corners that a constant rate keeps jittering. A function of the step alone, so a resumed run follows it."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * p)))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def pick_combos(combos: list[tuple[str, str, str]], n: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    by_shape = {s: [c for c in combos if c[0] == s] for s in shapes.SHAPES}
+    names = list(SHAPE_WEIGHTS)
+    drawn = rng.choice(len(names), size=n, p=[SHAPE_WEIGHTS[s] for s in names])
+    return [by_shape[names[k]][rng.integers(len(by_shape[names[k]]))] for k in drawn]
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT: the loops end at the next step with a checkpoint, and the run is recorded."""
+    requested = False
 
 
 def log(msg: str) -> None:
@@ -50,11 +82,13 @@ def train_vae(steps: int, batch: int, save_every: int, deadline: float) -> None:
         if st.get("done"):
             return
     rng = np.random.default_rng(1000 + step)
-    combos = shapes.all_combos()  # the autoencoder may see every combination: it knows nothing of captions
+    # Training combinations only, like the UNet: the autoencoder knows nothing of captions, but no picture of
+    # a held-out combination is seen by any part of the model.
+    combos = shapes.train_combos()
     vae.train()
-    while step < steps and time.time() < deadline:
-        idx = rng.integers(len(combos), size=batch)
-        x = torch.from_numpy(shapes.draw([combos[i] for i in idx], rng))
+    while step < steps and time.time() < deadline and not Stop.requested:
+        set_lr(opt, cosine_lr(step, steps, 1e-3, floor=0.01))
+        x = torch.from_numpy(shapes.draw(pick_combos(combos, batch, rng), rng))
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
         kl = post.kl().mean()
@@ -73,7 +107,7 @@ def train_vae(steps: int, batch: int, save_every: int, deadline: float) -> None:
 
 def latent_scale(vae, rng: np.random.Generator) -> float:
     """1 / std of the latents, as Stable Diffusion's scaling_factor: unit-variance latents for the UNet."""
-    combos = shapes.all_combos()
+    combos = shapes.train_combos()
     with torch.no_grad():
         x = torch.from_numpy(shapes.draw([combos[i] for i in rng.integers(len(combos), size=512)], rng))
         z = vae.encode(x).latent_dist.mean
@@ -86,8 +120,10 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
     vae.eval().requires_grad_(False)
     tok = build_tokenizer()
     text, unet = build_text_encoder(), build_unet()
+    # Channels-last convolutions: the same maths, about twice as fast on this CPU (0.86 → 0.41 s a UNet step at batch 32).
+    unet = unet.to(memory_format=torch.channels_last)
     params = list(text.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=PEAK_LR, weight_decay=0.0)
     path = CKPT / "unet.pt"
     step = 0
     scale = latent_scale(vae, np.random.default_rng(5))
@@ -110,8 +146,9 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
     def checkpoint() -> None:
         save(path, dict(text=text.state_dict(), unet=unet.state_dict(), opt=opt.state_dict(), ema=ema, step=step, scale=scale,
                         loss=float(np.mean(losses[-200:])) if losses else loss_so_far))
-    while step < steps and time.time() < deadline:
-        picked = [combos[i] for i in rng.integers(len(combos), size=batch)]
+    while step < steps and time.time() < deadline and not Stop.requested:
+        set_lr(opt, cosine_lr(step, steps, PEAK_LR, warmup=100))
+        picked = pick_combos(combos, batch, rng)
         x = torch.from_numpy(shapes.draw(picked, rng))
         caps = ["" if rng.random() < CFG_DROP else shapes.caption(*c) for c in picked]
         ids = tok(caps, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
@@ -120,7 +157,7 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
         noise = torch.randn(z.shape, generator=gen)
         t = torch.randint(0, 1000, (batch,), generator=gen)
         a = ac[t].view(-1, 1, 1, 1)
-        zt = a.sqrt() * z + (1 - a).sqrt() * noise
+        zt = (a.sqrt() * z + (1 - a).sqrt() * noise).contiguous(memory_format=torch.channels_last)
         v = a.sqrt() * noise - (1 - a).sqrt() * z  # v-prediction target
         enc = text(ids)[0]
         pred = unet(zt, t, encoder_hidden_states=enc).sample
@@ -147,13 +184,15 @@ def train_unet(steps: int, batch: int, save_every: int, deadline: float) -> None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vae-steps", type=int, default=600)
-    ap.add_argument("--unet-steps", type=int, default=4000)
+    ap.add_argument("--vae-steps", type=int, default=2000)
+    ap.add_argument("--unet-steps", type=int, default=4500)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--minutes", type=float, default=80, help="stop (with a checkpoint) after this long; run again to go on")
     ap.add_argument("--threads", type=int, default=1, help="more threads only help on an idle machine (shared cores make 2 threads 20× slower)")
     args = ap.parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: setattr(Stop, "requested", True))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     CKPT.mkdir(parents=True, exist_ok=True)
