@@ -9,13 +9,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import type * as ort from "onnxruntime-node";
 import { unpackLatents } from "../src/backends/onnx/families/packing.js";
 import { LatentRgbFit, fitLatentRgbMap, latentRgbPreview, previewMode, publishedLatentRgbMap, type LatentRgbMap } from "../src/backends/onnx/latent-preview.js";
 import { OnnxBackend } from "../src/backends/onnx/onnx-backend.js";
 import { MIN_FITTED_PREVIEW_PSNR, OnnxPipeline } from "../src/backends/onnx/pipeline.js";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { BackendError, type GenerationRequest, type RgbImage } from "../src/backends/types.js";
+import { countRuns } from "./helpers/session-runs.js";
 import { CONFORMANCE_ROOT } from "./helpers/conformance.js";
 
 const temps: string[] = [];
@@ -37,17 +37,6 @@ async function load(dir: string, previews?: "approx" | "vae"): Promise<OnnxPipel
   return p;
 }
 
-/** Counts runs of the pipeline's VAE decoder session. */
-function countDecoderRuns(p: OnnxPipeline): { readonly runs: number } {
-  const counter = { runs: 0 };
-  const s = p.sessions.vaeDecoder as ort.InferenceSession & { run: ort.InferenceSession["run"] };
-  const run = s.run.bind(s);
-  s.run = ((...args: Parameters<ort.InferenceSession["run"]>) => {
-    counter.runs++;
-    return run(...args);
-  }) as ort.InferenceSession["run"];
-  return counter;
-}
 
 /** Rewrites a folder's VAE configs as the published VAE's (same block count, so the same scale factor): the published map applies. */
 function asPublishedVae(dir: string): void {
@@ -153,7 +142,7 @@ describe("pipeline previews", () => {
     const approx = await load(dir);
     assert.equal(approx.previews.mode, "approx");
     assert.ok(approx.previews.mode === "approx" && approx.previews.map.source === "fitted" && approx.previews.validationPsnr! >= MIN_FITTED_PREVIEW_PSNR);
-    const decodes = countDecoderRuns(approx);
+    const decodes = countRuns([approx.sessions.vaeDecoder]);
     const req: GenerationRequest = { mode: "text2image", prompt: "a cat", width: 96, height: 64, numImagesPerPrompt: 2, numInferenceSteps: 4, guidanceScale: 3, rngSeed: 5 };
     const latents: Float32Array[] = [];
     const r = await withPreviews(approx, req, latents);
@@ -173,7 +162,7 @@ describe("pipeline previews", () => {
     await makeTinyModel(dir, { family: "sd", vaeEncoderOutput: "latent_parameters" });
     const vae = await load(dir, "vae");
     assert.deepEqual(vae.previews, { mode: "vae", reason: "asked" });
-    const decodes = countDecoderRuns(vae);
+    const decodes = countRuns([vae.sessions.vaeDecoder]);
     const req: GenerationRequest = { mode: "text2image", prompt: "a cat", width: 96, height: 64, numImagesPerPrompt: 2, numInferenceSteps: 4, guidanceScale: 3, rngSeed: 5 };
     const r = await withPreviews(vae, req);
     assert.equal(r.previews.length, r.steps);
@@ -190,7 +179,7 @@ describe("pipeline previews", () => {
     const p = await load(dir);
     assert.equal(p.previews.mode, "vae");
     assert.ok(p.previews.mode === "vae" && p.previews.reason === "fit" && p.previews.validationPsnr! < MIN_FITTED_PREVIEW_PSNR, JSON.stringify(p.previews));
-    const decodes = countDecoderRuns(p);
+    const decodes = countRuns([p.sessions.vaeDecoder]);
     const r = await withPreviews(p, { mode: "text2image", prompt: "a cat", numInferenceSteps: 2, rngSeed: 1 });
     assert.equal(decodes.runs, r.steps + 1);
   });
@@ -202,7 +191,7 @@ describe("pipeline previews", () => {
     asPublishedVae(dir);
     const p = await load(dir);
     assert.ok(p.previews.mode === "approx" && p.previews.map.source === "sdxl" && p.previews.fitMs === undefined);
-    const decodes = countDecoderRuns(p);
+    const decodes = countRuns([p.sessions.vaeDecoder]);
     const req: GenerationRequest = { mode: "text2image", prompt: "a cat", numInferenceSteps: 3, rngSeed: 2, guidanceScale: 2 };
     const r = await withPreviews(p, req);
     assert.equal(decodes.runs, 1);
@@ -217,7 +206,7 @@ describe("pipeline previews", () => {
     asPublishedVae(dir);
     const p = await load(dir);
     assert.ok(p.previews.mode === "approx" && p.previews.map.source === "flux");
-    const decodes = countDecoderRuns(p);
+    const decodes = countRuns([p.sessions.vaeDecoder]);
     const latents: Float32Array[] = [];
     const r = await withPreviews(p, { mode: "text2image", prompt: "three cats", width: 96, height: 64, numImagesPerPrompt: 2, numInferenceSteps: 2, rngSeed: 4, maxSequenceLength: 16 }, latents);
     assert.equal(decodes.runs, 1);

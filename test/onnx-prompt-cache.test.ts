@@ -8,7 +8,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type * as ort from "onnxruntime-node";
 import { OnnxBackend } from "../src/backends/onnx/onnx-backend.js";
 import { OnnxPipeline } from "../src/backends/onnx/pipeline.js";
 import { DEFAULT_PROMPT_CACHE, PromptCache, promptCacheKey, promptCacheLimits, tileConditioning } from "../src/backends/onnx/prompt-cache.js";
@@ -16,6 +15,7 @@ import type { Conditioning } from "../src/backends/onnx/families/types.js";
 import { makeTinyModel } from "../src/backends/onnx/tiny/make-tiny-model.js";
 import { BackendError, type GenerationRequest } from "../src/backends/types.js";
 import { CONFORMANCE_ROOT } from "./helpers/conformance.js";
+import { countRuns } from "./helpers/session-runs.js";
 
 let root: string;
 const pipelines: OnnxPipeline[] = [];
@@ -33,20 +33,6 @@ async function load(dir: string, opts: { promptCacheEntries?: number; promptCach
   return p;
 }
 
-/** Counts every run of the pipeline's text encoder sessions (wrapping the sessions, not the pipeline's own bookkeeping). */
-function countEncoderRuns(p: OnnxPipeline): { readonly runs: number } {
-  const counter = { runs: 0 };
-  for (const te of p.sessions.textEncoders) {
-    if (!te) continue;
-    const s = te.session as ort.InferenceSession & { run: ort.InferenceSession["run"] };
-    const run = s.run.bind(s);
-    s.run = ((...args: Parameters<ort.InferenceSession["run"]>) => {
-      counter.runs++;
-      return run(...args);
-    }) as ort.InferenceSession["run"];
-  }
-  return counter;
-}
 
 function cond(rows: number, seq: number, dim: number, fill: number, pooledDim?: number): Conditioning {
   const hidden = new Float32Array(rows * seq * dim).map((_, i) => fill + i);
@@ -140,8 +126,8 @@ describe("the pipeline's prompt cache", () => {
     await makeTinyModel(dir, { family: "sd" });
     const cached = await load(dir);
     const plain = await load(dir, { promptCacheEntries: 0 });
-    const runs = countEncoderRuns(cached);
-    const plainRuns = countEncoderRuns(plain);
+    const runs = countRuns(cached.sessions.textEncoders.map((e) => e?.session));
+    const plainRuns = countRuns(plain.sessions.textEncoders.map((e) => e?.session));
     const base: GenerationRequest = { mode: "text2image", prompt: "a red dog", numInferenceSteps: 2, guidanceScale: 3, rngSeed: 1 };
     const sequence: [GenerationRequest, number][] = [
       [base, 1],
@@ -172,7 +158,7 @@ describe("the pipeline's prompt cache", () => {
     await makeTinyModel(dir, { family: "sdxl" });
     const cached = await load(dir);
     const plain = await load(dir, { promptCacheMiB: 0 });
-    const runs = countEncoderRuns(cached);
+    const runs = countRuns(cached.sessions.textEncoders.map((e) => e?.session));
     const base: GenerationRequest = { mode: "text2image", prompt: "a photo of a cat", numInferenceSteps: 2, rngSeed: 4, guidanceScale: 3 };
     for (const [req, want] of [[base, 2], [{ ...base, negativePrompt: "" }, 2], [base, 0], [{ ...base, negativePrompt: "" }, 0], [{ ...base, prompt2: "a red horse" }, 2]] as const) {
       const before = runs.runs;
@@ -185,7 +171,7 @@ describe("the pipeline's prompt cache", () => {
   it("FLUX: the T5 length is part of the key; a repeated request runs neither CLIP nor T5", async () => {
     const cached = await load(join(CONFORMANCE_ROOT, "flux-schnell/optimum-onnx-fp32"));
     const plain = await load(join(CONFORMANCE_ROOT, "flux-schnell/optimum-onnx-fp32"), { promptCacheEntries: 0 });
-    const runs = countEncoderRuns(cached);
+    const runs = countRuns(cached.sessions.textEncoders.map((e) => e?.session));
     const base: GenerationRequest = { mode: "text2image", prompt: "three cats", width: 64, height: 64, numInferenceSteps: 2, rngSeed: 3, maxSequenceLength: 16 };
     for (const [req, want] of [[base, 2], [base, 0], [{ ...base, maxSequenceLength: 32 }, 2], [{ ...base, numImagesPerPrompt: 2 }, 0], [{ ...base, prompt2: "a dog" }, 2]] as const) {
       const before = runs.runs;
@@ -205,7 +191,7 @@ describe("the pipeline's prompt cache", () => {
     assert.ok(entry > 0);
     // Room for one entry and a half: the second prompt pushes the first out.
     const small = await load(dir, { promptCacheMiB: (1.5 * entry) / 1024 ** 2 });
-    const runs = countEncoderRuns(small);
+    const runs = countRuns(small.sessions.textEncoders.map((e) => e?.session));
     const encoders = small.sessions.textEncoders.filter(Boolean).length;
     for (const [req, want] of [[base, encoders], [base, 0], [{ ...base, prompt: "a dog" }, encoders], [base, encoders]] as const) {
       const before = runs.runs;
