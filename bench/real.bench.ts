@@ -4,7 +4,7 @@
  * through graphserve and its peers, side by side, on this machine.
  *
  *   npm run bench:real -- [--models sd-turbo,sd15,sdxl-turbo] [--peers graphserve,graphserve-stages,ort,diffusers,ov-fp32,ov-fp32-default,ov-int8,sdcpp]
- *                         [--threads 2] [--warmup 1] [--reps 3] [--concurrency 4] [--make] [--report-only]
+ *                         [--threads 2] [--warmup 1] [--reps 3] [--concurrency 4] [--make] [--report-only] [--out DIR]
  *
  * The same request for every peer: the model's prompt at 512×512 with its steps
  * and guidance (SD-Turbo and SDXL-Turbo 1 step, no CFG; SD 1.5 20 steps at 7.5),
@@ -33,15 +33,18 @@ import { createServer } from "node:net";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { Agent, request } from "undici";
 import { memoryMb } from "./process-stats.js";
 
 const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 const TOOL = join(ROOT, "tools", "reference");
 const PYTHON = process.env.GRAPHSERVE_REAL_PYTHON ?? join(TOOL, ".venv", "bin", "python");
 const CACHE = process.env.GRAPHSERVE_REAL_CACHE ?? join(TOOL, ".cache", "real");
-const RESULTS = join(ROOT, "docs", "bench-real.json");
-const REPORT = join(ROOT, "docs", "bench-real.md");
-const PLOT = join(ROOT, "docs", "bench-real.png");
+/** Where results, table and plot go: docs/ unless --out names another folder (e.g. for a trial run). */
+let OUT = join(ROOT, "docs");
+const RESULTS = () => join(OUT, "bench-real.json");
+const REPORT = () => join(OUT, "bench-real.md");
+const PLOT = () => join(OUT, "bench-real.png");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 
 const PROMPT = "a photo of an astronaut riding a horse on mars";
@@ -104,6 +107,8 @@ interface Entry {
   readonly precision?: string;
   /** graphserve over HTTP: `concurrency` clients at once, `images` in `seconds`. */
   readonly concurrent?: { readonly concurrency: number; readonly images: number; readonly seconds: number; readonly latencies: readonly number[] };
+  /** Why the concurrent round has no figure (the one-at-a-time runs are kept). */
+  readonly concurrent_error?: string;
   readonly measured_at: string;
   /** /proc/loadavg's 1-minute figure before and after, and the uptime line before: other work on the machine. */
   readonly load_before: number;
@@ -172,16 +177,20 @@ node: {
   return path;
 }
 
+/** No client-side time limits: with 4 clients on one worker the last answer starts after minutes (fetch gives up at 300 s). */
+const NO_TIMEOUTS = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+
 async function postImage(url: string, model: ModelName): Promise<number> {
   const m = MODELS[model];
   const t0 = performance.now();
-  const res = await fetch(`${url}/v3/images/generations`, {
+  const res = await request(`${url}/v3/images/generations`, {
     method: "POST",
+    dispatcher: NO_TIMEOUTS,
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model, prompt: PROMPT, size: "512x512", num_inference_steps: m.steps, guidance_scale: m.guidance, rng_seed: SEED }),
   });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`graphserve answered ${res.status}: ${body.slice(0, 300)}`);
+  const body = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`graphserve answered ${res.statusCode}: ${body.slice(0, 300)}`);
   const json = JSON.parse(body) as { data?: { b64_json?: string }[] };
   if (!json.data?.[0]?.b64_json) throw new Error(`graphserve answered without an image: ${body.slice(0, 300)}`);
   return (performance.now() - t0) / 1000;
@@ -217,15 +226,20 @@ async function benchHttp(model: ModelName, threads: number, warmup: number, reps
       if (i >= warmup) runs.push({ seconds });
     }
     let concurrent: Entry["concurrent"];
+    let error: string | undefined;
     if (concurrency > 1) {
       const c0 = performance.now();
-      const latencies = await Promise.all(Array.from({ length: concurrency }, () => postImage(url, model)));
-      const seconds = (performance.now() - c0) / 1000;
-      concurrent = { concurrency, images: concurrency, seconds, latencies };
-      console.error(`graphserve ${model} ${concurrency} concurrent: ${concurrency} images in ${seconds.toFixed(2)} s`);
+      try {
+        const latencies = await Promise.all(Array.from({ length: concurrency }, () => postImage(url, model)));
+        const seconds = (performance.now() - c0) / 1000;
+        concurrent = { concurrency, images: concurrency, seconds, latencies };
+        console.error(`graphserve ${model} ${concurrency} concurrent: ${concurrency} images in ${seconds.toFixed(2)} s`);
+      } catch (e) {
+        error = `${concurrency} concurrent clients: ${(e as Error).message}`; // the one-at-a-time runs stand
+      }
     }
     const peak_rss_mb = memoryMb(child.pid!, "VmHWM");
-    return { model, peer: "graphserve", threads, warmup, runs, load_s, peak_rss_mb, rss_loaded_mb, engine: "onnxruntime-node", concurrent };
+    return { model, peer: "graphserve", threads, warmup, runs, load_s, peak_rss_mb, rss_loaded_mb, engine: "onnxruntime-node", concurrent, ...(error ? { concurrent_error: error } : {}) };
   } finally {
     child.kill("SIGTERM");
     await new Promise((r) => (exited !== undefined ? r(undefined) : child.once("exit", r)));
@@ -331,6 +345,8 @@ function report(results: Results): string {
         `| ${PEER_LABELS[r.peer]} | ${fmt(r.sPerImage)} | ${fmt(ratio)} | ${fmt(r.textMs, 0)} | ${fmt(r.stepMs, 0)} | ${fmt(r.vaeMs, 0)} | ${fmt(e.load_s, 1)} | ${fmt(e.peak_rss_mb / 1024)} | ${e.threads} | ${engine} | ${fmt(e.load_before)} → ${fmt(e.load_after)} | ${e.measured_at.slice(0, 16)} |`,
       );
     }
+    const gsFailed = entries.find((e) => e.peer === "graphserve" && e.concurrent_error);
+    if (gsFailed) lines.push("", `graphserve throughput: no figure (${gsFailed.concurrent_error}).`);
     const gs = entries.find((e) => e.peer === "graphserve" && e.concurrent);
     if (gs?.concurrent) {
       const c = gs.concurrent;
@@ -354,17 +370,17 @@ function machine(): Results["machine"] {
 }
 
 function loadResults(): Results {
-  if (!existsSync(RESULTS)) return { machine: machine(), entries: {} };
-  return JSON.parse(readFileSync(RESULTS, "utf8")) as Results;
+  if (!existsSync(RESULTS())) return { machine: machine(), entries: {} };
+  return JSON.parse(readFileSync(RESULTS(), "utf8")) as Results;
 }
 
 function writeReport(results: Results): void {
-  writeFileSync(RESULTS, JSON.stringify(results, null, 1) + "\n");
-  writeFileSync(REPORT, `# bench:real results\n\nMade by \`npm run bench:real\` (bench/real.bench.ts); data in docs/bench-real.json, plot docs/bench-real.png.\n\n${report(results)}`);
-  const plot = spawnSync(PYTHON, [join(TOOL, "real_plot.py"), RESULTS, PLOT], { stdio: "inherit" });
+  writeFileSync(RESULTS(), JSON.stringify(results, null, 1) + "\n");
+  writeFileSync(REPORT(), `# bench:real results\n\nMade by \`npm run bench:real\` (bench/real.bench.ts); data in docs/bench-real.json, plot docs/bench-real.png.\n\n${report(results)}`);
+  const plot = spawnSync(PYTHON, [join(TOOL, "real_plot.py"), RESULTS(), PLOT()], { stdio: "inherit" });
   if (plot.status !== 0) console.error(`plot not made (real_plot.py exited with ${plot.status})`);
   console.log(report(results));
-  console.log(`wrote ${relative(ROOT, RESULTS)}, ${relative(ROOT, REPORT)}, ${relative(ROOT, PLOT)}`);
+  console.log(`wrote ${relative(ROOT, RESULTS())}, ${relative(ROOT, REPORT())}, ${relative(ROOT, PLOT())}`);
 }
 
 function listOf<T extends string>(value: string, all: readonly T[], what: string): T[] {
@@ -390,9 +406,11 @@ async function main(): Promise<void> {
       concurrency: { type: "string", default: "4" },
       make: { type: "boolean", default: false },
       "report-only": { type: "boolean", default: false },
+      out: { type: "string" },
       stages: { type: "string" },
     },
   });
+  if (values.out !== undefined) OUT = values.out;
   const threads = positive(values.threads, "threads", 1);
   const warmup = positive(values.warmup, "warmup", 0);
   const reps = positive(values.reps, "reps", 1);
@@ -433,7 +451,7 @@ async function main(): Promise<void> {
         entry = { model, peer, threads, warmup, runs: [], load_s: NaN, peak_rss_mb: NaN, error: (e as Error).message };
       }
       results.entries[`${model}/${peer}`] = { ...entry, measured_at: new Date().toISOString(), load_before, load_after: loadavg(), uptime: up };
-      writeFileSync(RESULTS, JSON.stringify(results, null, 1) + "\n"); // after every peer: an interrupted run keeps what it measured
+      writeFileSync(RESULTS(), JSON.stringify(results, null, 1) + "\n"); // after every peer: an interrupted run keeps what it measured
     }
   }
   writeReport(results);

@@ -142,7 +142,7 @@ def load_openvino(model: str, threads: int, stages: Stages, ir: str, precision: 
     props: dict[str, object] = {"INFERENCE_NUM_THREADS": threads}
     if precision:
         props["INFERENCE_PRECISION_HINT"] = precision
-    default_precision = str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    default_precision = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
     pipe = ov_genai.Text2ImagePipeline(str(CACHE / model / ir), "CPU", **props)
 
     def run():
@@ -152,7 +152,7 @@ def load_openvino(model: str, threads: int, stages: Stages, ir: str, precision: 
         m = pipe.get_performance_metrics()
         text = sum(m.get_text_encoder_infer_duration().values())
         vae = m.get_vae_decoder_infer_duration()
-        denoise = float(sum(m.raw_metrics.unet_inference_durations))
+        denoise = float(sum(m.raw_metrics.unet_inference_durations)) / 1000  # raw durations are in µs, the getters in ms
         if "GRAPHSERVE_REAL_DEBUG" in os.environ:
             print(f"genai metrics: generate {m.get_generate_duration()} inference {m.get_inference_duration()} text {m.get_text_encoder_infer_duration()} "
                   f"unet raw {list(m.raw_metrics.unet_inference_durations)} iterations raw {list(m.raw_metrics.iteration_durations)} vae {vae}", file=sys.stderr)
