@@ -366,7 +366,13 @@ function report(results: Results): string {
 
 function machine(): Results["machine"] {
   const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? NaN);
-  return { cpu: cpus()[0]?.model ?? "unknown", cores: availableParallelism(), memory_gb: Math.round(memKb / 2 ** 20) };
+  // Under a hypervisor the model name can be bare ("AMD EPYC"): the family and the vector extensions say more.
+  const info = readFileSync("/proc/cpuinfo", "utf8");
+  const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, "m").exec(info)?.[1]?.trim();
+  const flags = new Set((field("flags") ?? "").split(/\s+/));
+  const isa = ["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"].filter((f) => flags.has(f));
+  const cpu = `${cpus()[0]?.model ?? "unknown"} (family ${field("cpu family") ?? "?"} model ${field("model") ?? "?"}; ${isa.join(", ")})`;
+  return { cpu, cores: availableParallelism(), memory_gb: Math.round(memKb / 2 ** 20) };
 }
 
 function loadResults(): Results {
