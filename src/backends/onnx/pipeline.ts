@@ -218,6 +218,8 @@ export interface CheckedRequest {
   readonly strength: number;
   /** T5 length (families with a T5 encoder; 0 otherwise). */
   readonly maxSequenceLength: number;
+  /** The request's schedule, set up (the check had to build it to know it is valid; generate() runs it). */
+  readonly scheduler: Scheduler;
 }
 
 /** The request's effective settings, or the BackendError generate() would fail with, without running anything. */
@@ -261,17 +263,13 @@ export function checkGenerationRequest(rules: RequestRules, req: GenerationReque
   if (!(strength > 0 && strength <= 1)) throw new BackendError(`strength must be in (0, 1], got ${strength}`);
   family.checkRequest(req, info, guidance);
   // The schedule itself can refuse (too many steps for the training schedule, a strength that leaves no step).
-  setSchedule(familyScheduler(family, rules.schedulerConfig), family, info, steps, strength, height / m, width / m);
-  return { width, height, n, steps, guidance, strength, maxSequenceLength: req.maxSequenceLength ?? defaults.maxSequenceLength ?? 0 };
-}
-
-/** setTimesteps with the family's options; its refusals as BackendErrors. */
-function setSchedule(scheduler: Scheduler, family: DiffusionFamily, info: ModelFolderInfo, steps: number, strength: number, lh: number, lw: number): void {
+  const scheduler = familyScheduler(family, rules.schedulerConfig);
   try {
-    scheduler.setTimesteps(steps, { strength, ...family.scheduleOptions(steps, lh, lw, info) });
+    scheduler.setTimesteps(steps, { strength, ...family.scheduleOptions(steps, height / m, width / m, info) });
   } catch (e) {
     throw new BackendError((e as Error).message, { cause: e });
   }
+  return { width, height, n, steps, guidance, strength, maxSequenceLength: req.maxSequenceLength ?? defaults.maxSequenceLength ?? 0, scheduler };
 }
 
 /** The latents a run starts from, and what inpainting keeps for every step. */
@@ -681,7 +679,7 @@ export class OnnxPipeline {
     const t0 = performance.now();
     Object.assign(this.stats, { runMs: 0, denoiserRunMs: [], textEncoderRuns: 0, vaeDecoderRuns: 0, previewMs: [] });
     const checked = this.checkInputs(req);
-    const { width, height, n, steps, guidance, strength } = checked;
+    const { width, height, n, guidance, scheduler } = checked;
     const s = this.sessions;
     // LCM-style UNets take the guidance as an embedding (`timestep_cond`) instead of a CFG batch.
     const timeCond = s.denoiser.inputNames.includes("timestep_cond");
@@ -692,9 +690,6 @@ export class OnnxPipeline {
     }
     noise ??= createNoiseGenerator(this.noiseKind, req.rngSeed ?? Math.floor(Math.random() * 2 ** 32));
 
-    const scheduler = familyScheduler(this.family, this.schedulerConfig);
-    const m = this.info.vaeScaleFactor;
-    setSchedule(scheduler, this.family, this.info, steps, strength, height / m, width / m);
     if (hooks.isCancelled?.()) throw new GenerationCancelledError(-1);
 
     const tText = performance.now();

@@ -15,8 +15,13 @@ export const FAMILIES: Readonly<Record<OnnxFamily, new () => DiffusionFamily>> =
   flux: FluxFamily,
 };
 
+/** The family modules hold no state: one instance each serves every pipeline and request check. */
+const INSTANCES = new Map<OnnxFamily, DiffusionFamily>();
+
 export function familyModule(name: OnnxFamily): DiffusionFamily {
-  return new FAMILIES[name]();
+  let family = INSTANCES.get(name);
+  if (!family) INSTANCES.set(name, (family = new FAMILIES[name]()));
+  return family;
 }
 
 export type { Conditioning, DiffusionFamily, OnnxFamily, TextEncoderSessions } from "./types.js";
